@@ -1,0 +1,153 @@
+"""The index: the patient/study/series/instance tree and what Orthanc attaches to its resources.
+
+One table holds the four levels, as Orthanc's ``Resources`` table does: generic-by-level code stays
+generic, children are one indexed lookup on ``parent``, and an instance's ancestors are a short chain.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from django.db import models
+
+
+class LevelCode(models.IntegerChoices):
+    PATIENT = 0, "Patient"
+    STUDY = 1, "Study"
+    SERIES = 2, "Series"
+    INSTANCE = 3, "Instance"
+
+
+class MetadataType(enum.IntEnum):
+    """Orthanc's metadata numbers; names are what the REST API shows. 1024-65535 are user metadata."""
+
+    IndexInSeries = 1
+    ReceptionDate = 2
+    RemoteAET = 3
+    ExpectedNumberOfInstances = 4
+    ModifiedFrom = 5
+    AnonymizedFrom = 6
+    LastUpdate = 7
+    Origin = 8
+    TransferSyntax = 9
+    SopClassUid = 10
+    RemoteIP = 11
+    CalledAET = 12
+    HttpUsername = 13
+    PixelDataOffset = 14
+    MainDicomTagsSignature = 15
+    MainDicomSequences = 16
+    PixelDataVR = 17
+
+
+class ChangeType(enum.IntEnum):
+    """Orthanc's change types, as numbered in its database."""
+
+    CompletedSeries = 1
+    Deleted = 2
+    NewChildInstance = 3
+    NewInstance = 4
+    NewPatient = 5
+    NewSeries = 6
+    NewStudy = 7
+    AnonymizedStudy = 8
+    AnonymizedSeries = 9
+    ModifiedStudy = 10
+    ModifiedSeries = 11
+    AnonymizedPatient = 12
+    ModifiedPatient = 13
+    StablePatient = 14
+    StableStudy = 15
+    StableSeries = 16
+    UpdatedAttachment = 17
+    UpdatedMetadata = 18
+
+
+class ContentType(enum.IntEnum):
+    """Orthanc's attachment types; 1024-65535 are user-defined (UserContentType)."""
+
+    Dicom = 1
+    DicomAsJson = 2
+    DicomUntilPixelData = 3
+
+
+class Resource(models.Model):
+    level = models.PositiveSmallIntegerField(choices=LevelCode.choices)
+    public_id = models.CharField(max_length=44, unique=True)
+    parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE, related_name="children")
+    # Main DICOM tags by keyword; a study also holds its patient's tags, as in Orthanc.
+    main_tags = models.JSONField(default=dict)
+    is_protected = models.BooleanField(default=False)
+    is_stable = models.BooleanField(default=False)
+    last_update = models.DateTimeField()
+    index_in_series = models.IntegerField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["level", "id"], name="resource_level_id"),
+            models.Index(fields=["is_stable", "last_update"], name="resource_unstable"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{LevelCode(self.level).label} {self.public_id}"
+
+
+class Metadata(models.Model):
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="metadata")
+    type = models.IntegerField()
+    value = models.TextField()
+    revision = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["resource", "type"], name="metadata_unique")]
+
+
+class Attachment(models.Model):
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="attachments")
+    content_type = models.IntegerField()
+    uuid = models.CharField(max_length=36, unique=True)
+    compressed_size = models.BigIntegerField()
+    uncompressed_size = models.BigIntegerField()
+    compression = models.SmallIntegerField(default=1)  # 1 none, 2 zlib with size prefix (Orthanc's numbers)
+    compressed_md5 = models.CharField(max_length=32, default="")
+    uncompressed_md5 = models.CharField(max_length=32, default="")
+    revision = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["resource", "content_type"], name="attachment_unique")]
+
+
+class Label(models.Model):
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["resource", "name"], name="label_unique")]
+        indexes = [models.Index(fields=["name", "resource"], name="label_name")]
+
+
+class Change(models.Model):
+    """The change log of /changes; keeps the public ID because the resource may be gone."""
+
+    seq = models.BigAutoField(primary_key=True)
+    change_type = models.SmallIntegerField()
+    level = models.PositiveSmallIntegerField(choices=LevelCode.choices)
+    public_id = models.CharField(max_length=44)
+    date = models.CharField(max_length=15)  # YYYYMMDDTHHMMSS, as Orthanc stores it
+
+    class Meta:
+        indexes = [models.Index(fields=["change_type", "seq"], name="change_type_seq")]
+
+
+class ExportedResource(models.Model):
+    """The log of /exports (resources sent to modalities and peers)."""
+
+    seq = models.BigAutoField(primary_key=True)
+    level = models.PositiveSmallIntegerField(choices=LevelCode.choices)
+    public_id = models.CharField(max_length=44)
+    remote_modality = models.CharField(max_length=256)
+    patient_id = models.CharField(max_length=256, default="")
+    study_instance_uid = models.CharField(max_length=256, default="")
+    series_instance_uid = models.CharField(max_length=256, default="")
+    sop_instance_uid = models.CharField(max_length=256, default="")
+    date = models.CharField(max_length=15)

@@ -1,0 +1,169 @@
+"""Reads of the index. Each function decides its query shape: one query per list, never one per row."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from archive.errors import UnknownResource
+from archive.levels import Level
+from archive.models import Attachment, ContentType, Label, Metadata, MetadataType, Resource
+from archive.storage import dicom_storage, uncompress
+
+LEVELS = list(Level)
+
+
+def level_of(resource: Resource) -> Level:
+    return LEVELS[resource.level]
+
+
+def resource_get(*, level: Level, public_id: str) -> Resource:
+    """The resource of that level and ID, or UnknownResource."""
+    try:
+        return Resource.objects.select_related("parent").get(public_id=public_id, level=level.depth)
+    except Resource.DoesNotExist:
+        raise UnknownResource() from None
+
+
+def resource_list(*, level: Level, since: int = 0, limit: int = 0) -> list[Resource]:
+    """Resources of a level in insertion order; ``since`` skips, ``limit`` 0 means all (Orthanc 1.12.5)."""
+    qs = Resource.objects.filter(level=level.depth).select_related("parent").order_by("id")
+    if limit:
+        return list(qs[since:since + limit])
+    return list(qs[since:]) if since else list(qs)
+
+
+def resource_children(*, resource: Resource) -> list[Resource]:
+    return list(Resource.objects.filter(parent_id=resource.id).select_related("parent").order_by("id"))
+
+
+def resource_descendants(*, resource: Resource, level: Level) -> list[Resource]:
+    """Descendants of ``resource`` at ``level`` (deeper than the resource), in insertion order."""
+    qs = Resource.objects.filter(id=resource.id)
+    for _ in range(resource.level, level.depth):
+        qs = Resource.objects.filter(parent__in=qs.values("id"))
+    return list(qs.select_related("parent").order_by("id"))
+
+
+def resource_ancestor(*, resource: Resource, level: Level) -> Resource:
+    """The ancestor of ``resource`` at ``level`` (the resource itself at its own level)."""
+    current = resource
+    while current.level > level.depth:
+        current = Resource.objects.select_related("parent").get(id=current.parent_id)
+    if current.level != level.depth:
+        raise UnknownResource()
+    return current
+
+
+def instance_first(*, resource: Resource) -> Resource:
+    """One instance below (or at) a resource: the first stored, as Orthanc picks for module/shared tags."""
+    if resource.level == Level.INSTANCE.depth:
+        return resource
+    qs = Resource.objects.filter(id=resource.id)
+    for _ in range(resource.level, Level.INSTANCE.depth):
+        qs = Resource.objects.filter(parent__in=qs.values("id"))
+    instance = qs.order_by("id").first()
+    if instance is None:
+        raise UnknownResource()
+    return instance
+
+
+def instance_dicom(*, instance: Resource) -> bytes:
+    """The DICOM file of an instance, uncompressed."""
+    att = Attachment.objects.filter(resource_id=instance.id, content_type=ContentType.Dicom).first()
+    if att is None:
+        raise UnknownResource()
+    data = dicom_storage().read(att.uuid)
+    return uncompress(data) if att.compression == 2 else data
+
+
+@dataclass
+class Details:
+    """What a list of resources needs besides the rows, fetched in a handful of queries."""
+
+    children: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    labels: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    files: dict[int, tuple[int, str]] = field(default_factory=dict)
+    expected: dict[int, int] = field(default_factory=dict)
+    indexes: dict[int, list[int | None]] = field(default_factory=lambda: defaultdict(list))
+    patient_tags: dict[int, dict] = field(default_factory=dict)
+
+
+def resource_details(resources: Iterable[Resource]) -> Details:
+    """Children, labels, files and series status data for many resources at once."""
+    resources = list(resources)
+    ids = [r.id for r in resources]
+    details = Details()
+    if not ids:
+        return details
+    by_level: dict[int, list[int]] = defaultdict(list)
+    for r in resources:
+        by_level[r.level].append(r.id)
+    parents_ids = [i for lvl, lst in by_level.items() if lvl < 3 for i in lst]
+    for chunk in _chunks(parents_ids):
+        for parent_id, public_id, index in (Resource.objects.filter(parent_id__in=chunk).order_by("id")
+                                            .values_list("parent_id", "public_id", "index_in_series")):
+            details.children[parent_id].append(public_id)
+            details.indexes[parent_id].append(index)
+    for chunk in _chunks(ids):
+        for rid, name in Label.objects.filter(resource_id__in=chunk).order_by("name").values_list(
+                "resource_id", "name"):
+            details.labels[rid].append(name)
+    for chunk in _chunks(by_level.get(3, [])):
+        for rid, size, uuid in Attachment.objects.filter(
+                resource_id__in=chunk, content_type=ContentType.Dicom).values_list(
+                "resource_id", "uncompressed_size", "uuid"):
+            details.files[rid] = (size, uuid)
+    for chunk in _chunks(by_level.get(2, [])):
+        for rid, value in Metadata.objects.filter(
+                resource_id__in=chunk, type=MetadataType.ExpectedNumberOfInstances).values_list(
+                "resource_id", "value"):
+            try:
+                details.expected[rid] = int(value)
+            except ValueError:
+                pass
+    return details
+
+
+def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
+    # SQLite limits the number of bound parameters of one statement.
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+def series_status_from(indexes: list[int | None], expected: int | None) -> str:
+    """Orthanc's series Status from the IndexInSeries of its instances."""
+    if expected is None:
+        return "Unknown"
+    seen: set[int] = set()
+    for index in indexes:
+        if index is None or not 1 <= index <= expected or index in seen:
+            return "Inconsistent"
+        seen.add(index)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
+def metadata_of(*, resource: Resource) -> dict[int, tuple[str, int]]:
+    """Metadata of a resource by type number: (value, revision); LastUpdate included as Orthanc shows it."""
+    from archive.timeutil import iso
+
+    rows = {t: (v, rev) for t, v, rev in Metadata.objects.filter(resource_id=resource.id)
+            .values_list("type", "value", "revision")}
+    if resource.level < 3:
+        rows[MetadataType.LastUpdate] = (iso(resource.last_update), 0)
+    return dict(sorted(rows.items()))
+
+
+def lookup_by_dicom_id(*, value: str) -> list[Resource]:
+    """Resources whose DICOM identifier (PatientID, Study/Series/SOP Instance UID) equals ``value``."""
+    from archive.identifiers import hash_to_public_id
+
+    found = []
+    patient = Resource.objects.filter(level=0, public_id=hash_to_public_id(value)).first()
+    if patient is not None:
+        found.append(patient)
+    keys = {1: "StudyInstanceUID", 2: "SeriesInstanceUID", 3: "SOPInstanceUID"}
+    for level, key in keys.items():
+        found.extend(Resource.objects.filter(level=level, **{f"main_tags__{key}": value}).select_related("parent"))
+    return found

@@ -1,0 +1,151 @@
+"""Writes other than ingest: delete, stability, series completion, protection.
+
+Each public function states its contract in its first docstring line. The change log (``Change``) is written
+only by these functions and by ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.db.models import Count, QuerySet
+
+from archive.errors import UnknownResource
+from archive.levels import Level
+from archive.models import Attachment, Change, ChangeType, Label, Metadata, MetadataType, Resource
+from archive.storage import dicom_storage
+from archive.timeutil import iso, utcnow
+
+logger = logging.getLogger(__name__)
+
+_STABLE_CHANGE = {0: ChangeType.StablePatient, 1: ChangeType.StableStudy, 2: ChangeType.StableSeries}
+
+
+def _descendant_querysets(root_id: int, depth: int) -> list[QuerySet]:
+    """Querysets of the root and of each level below it, as subqueries (no id lists in memory)."""
+    levels = [Resource.objects.filter(id=root_id)]
+    for _ in range(depth, 3):
+        levels.append(Resource.objects.filter(parent__in=levels[-1].values("id")))
+    return levels
+
+
+def resource_delete_in_transaction(*, level: Level, public_id: str) -> list[str]:
+    """Delete a resource, its descendants and the ancestors it leaves empty; returns the file UUIDs to
+    remove once the caller's transaction has committed. Must run inside a transaction."""
+    removed, _remaining = _delete(level=level, public_id=public_id)
+    return removed
+
+
+def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None]:
+    try:
+        resource = Resource.objects.select_for_update().get(public_id=public_id, level=level.depth)
+    except Resource.DoesNotExist:
+        raise UnknownResource() from None
+    groups = _descendant_querysets(resource.id, level.depth)
+    removed: list[str] = []
+    for qs in reversed(groups):  # bottom-up so no row points to a deleted parent
+        ids = qs.values("id")
+        removed.extend(Attachment.objects.filter(resource__in=ids).values_list("uuid", flat=True))
+        for model in (Attachment, Metadata, Label):
+            model.objects.filter(resource__in=ids)._raw_delete(model.objects.db)
+        qs._raw_delete(Resource.objects.db)
+
+    # Climb: an ancestor left without children goes too; the first one that remains is the answer.
+    now = utcnow()
+    parent_id = resource.parent_id
+    remaining = None
+    while parent_id is not None:
+        parent = Resource.objects.get(id=parent_id)
+        if Resource.objects.filter(parent_id=parent_id).exists():
+            remaining = parent
+            break
+        removed.extend(Attachment.objects.filter(resource_id=parent_id).values_list("uuid", flat=True))
+        for model in (Attachment, Metadata, Label):
+            model.objects.filter(resource_id=parent_id)._raw_delete(model.objects.db)
+        Resource.objects.filter(id=parent_id)._raw_delete(Resource.objects.db)
+        parent_id = parent.parent_id
+    if remaining is not None:
+        # Orthanc 1.12: deleting a resource updates the LastUpdate of its remaining ancestors.
+        ids = [remaining.id]
+        up = remaining.parent_id
+        while up is not None:
+            ids.append(up)
+            up = Resource.objects.filter(id=up).values_list("parent_id", flat=True).first()
+        Resource.objects.filter(id__in=ids).update(last_update=now)
+    return removed, remaining
+
+
+def resource_delete(*, level: Level, public_id: str) -> dict | None:
+    """Delete a resource and its files; returns Orthanc's RemainingAncestor (or None)."""
+    with transaction.atomic():
+        removed, remaining = _delete(level=level, public_id=public_id)
+    storage = dicom_storage()
+    for uuid in removed:
+        storage.remove(uuid)
+    if remaining is None:
+        return None
+    lvl = list(Level)[remaining.level]
+    return {"ID": remaining.public_id, "Path": f"/{lvl.plural}/{remaining.public_id}", "Type": lvl.value}
+
+
+def series_status(*, series: Resource, expected: int | None) -> str:
+    """Orthanc's series Status: Unknown, Complete, Missing or Inconsistent, from IndexInSeries."""
+    if expected is None:
+        return "Unknown"
+    indexes = list(Resource.objects.filter(parent_id=series.id).values_list("index_in_series", flat=True))
+    seen: set[int] = set()
+    for index in indexes:
+        if index is None or not 1 <= index <= expected or index in seen:
+            return "Inconsistent"
+        seen.add(index)
+    return "Complete" if len(seen) == expected else "Missing"
+
+
+def series_check_completed(*, series_id: int, now_iso: str) -> None:
+    """Log CompletedSeries when a series with an expected size has just become complete."""
+    expected = (Metadata.objects.filter(resource_id=series_id, type=MetadataType.ExpectedNumberOfInstances)
+                .values_list("value", flat=True).first())
+    if expected is None:
+        return
+    series = Resource.objects.get(id=series_id)
+    if series_status(series=series, expected=int(expected)) == "Complete":
+        already = Change.objects.filter(change_type=ChangeType.CompletedSeries, public_id=series.public_id).exists()
+        if not already:
+            Change.objects.create(change_type=ChangeType.CompletedSeries, level=2, public_id=series.public_id,
+                                  date=now_iso)
+
+
+def resources_stabilize(*, stable_age: int, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Mark resources unchanged for StableAge seconds as stable and log Stable* changes; returns how many."""
+    now = now or utcnow()
+    limit = now - dt.timedelta(seconds=stable_age)
+    with transaction.atomic():
+        due = list(Resource.objects.select_for_update(skip_locked=True)
+                   .filter(is_stable=False, last_update__lte=limit)
+                   .order_by("last_update", "id").values_list("id", "level", "public_id")[:batch])
+        if not due:
+            return 0
+        Resource.objects.filter(id__in=[d[0] for d in due]).update(is_stable=True)
+        date = iso(now)
+        # Deepest first, as Orthanc reports the series before its study and patient.
+        due.sort(key=lambda d: -d[1])
+        Change.objects.bulk_create(
+            Change(change_type=_STABLE_CHANGE[lvl], level=lvl, public_id=pid, date=date)
+            for _id, lvl, pid in due if lvl in _STABLE_CHANGE
+        )
+    return len(due)
+
+
+def patient_protection_set(*, public_id: str, protected: bool) -> None:
+    """Protect a patient from recycling (or release it); idempotent."""
+    updated = Resource.objects.filter(public_id=public_id, level=0).update(is_protected=protected)
+    if not updated:
+        raise UnknownResource()
+
+
+def children_counts(ids: list[int]) -> dict[int, int]:
+    """How many children each resource has, in one query."""
+    rows = Resource.objects.filter(parent_id__in=ids).values("parent_id").annotate(n=Count("id"))
+    return {r["parent_id"]: r["n"] for r in rows}

@@ -1,0 +1,59 @@
+"""The Orthanc options the archive honours, read once from ``settings.ORTHANC``."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from django.conf import settings
+from pydicom.tag import BaseTag
+
+from archive.levels import Level
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    overwrite_instances: bool
+    storage_compression: bool
+    store_md5: bool
+    maximum_storage_size: int      # MB, 0 = no limit
+    maximum_patient_count: int     # 0 = no limit
+    maximum_storage_mode: str      # Recycle | Reject
+    default_encoding: str
+    stable_age: int
+    check_revisions: bool
+    extra_tags: dict[str, tuple[BaseTag, ...]]
+
+    def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
+        return self.extra_tags.get(level.value, ())
+
+
+def _parse_extra(cfg: dict) -> dict[str, tuple[BaseTag, ...]]:
+    from archive.dicom.tags import parse_tag
+
+    out = {}
+    for level, names in (cfg.get("ExtraMainDicomTags") or {}).items():
+        out[level] = tuple(parse_tag(str(name)) for name in names)
+    return out
+
+
+@functools.cache
+def archive_settings() -> ArchiveSettings:
+    cfg = settings.ORTHANC
+    return ArchiveSettings(
+        overwrite_instances=bool(cfg.get("OverwriteInstances", False)),
+        storage_compression=bool(cfg.get("StorageCompression", False)),
+        store_md5=bool(cfg.get("StoreMD5ForAttachments", True)),
+        maximum_storage_size=int(cfg.get("MaximumStorageSize", 0) or 0),
+        maximum_patient_count=int(cfg.get("MaximumPatientCount", 0) or 0),
+        maximum_storage_mode=str(cfg.get("MaximumStorageMode", "Recycle")),
+        default_encoding=str(cfg.get("DefaultEncoding", "Latin1")),
+        stable_age=int(cfg.get("StableAge", 60)),
+        check_revisions=bool(cfg.get("CheckRevisions", False)),
+        extra_tags=_parse_extra(cfg),
+    )
+
+
+def reset_archive_settings() -> None:
+    """Forget the cached options (tests change settings.ORTHANC)."""
+    archive_settings.cache_clear()

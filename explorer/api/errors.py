@@ -1,0 +1,80 @@
+"""Exceptions to Orthanc's HTTP answers: the JSON error body and the bare 401/403/405 responses."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions as drf_exceptions
+
+from archive.errors import ArchiveError, OrthancError
+from explorer.api.rendering import json_response
+
+logger = logging.getLogger(__name__)
+
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict",
+            415: "Unsupported Media Type", 416: "Requested Range Not Satisfiable", 500: "Internal Server Error",
+            501: "Not Implemented", 503: "Service Unavailable", 507: "Insufficient Storage"}
+
+
+def error_body(request: HttpRequest, error: OrthancError, details: str | None = None) -> dict:
+    body = {
+        "HttpError": _REASONS.get(error.http_status, "Internal Server Error"),
+        "HttpStatus": error.http_status,
+        "Message": error.description,
+        "Method": request.method,
+        "OrthancError": error.description,
+        "OrthancStatus": error.code,
+        "Uri": request.path,
+    }
+    if details:
+        body["Details"] = details
+    return body
+
+
+def error_response(request: HttpRequest, error: OrthancError, details: str | None = None) -> HttpResponse:
+    if not settings.ORTHANC.get("HttpDescribeErrors", True):
+        return HttpResponse(b"", status=error.http_status)
+    return json_response(error_body(request, error, details), status=error.http_status)
+
+
+def archive_error_response(request: HttpRequest, exc: ArchiveError) -> HttpResponse:
+    details = exc.details if exc.details and exc.details != exc.orthanc_error.description else None
+    return error_response(request, exc.orthanc_error, details)
+
+
+def method_not_allowed(allowed: list[str]) -> HttpResponse:
+    response = HttpResponse(b"", status=405)
+    response["Allow"] = ",".join(m for m in allowed if m not in ("OPTIONS", "HEAD"))
+    return response
+
+
+def drf_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
+    request = context["request"]._request if "request" in context else None
+    if isinstance(exc, ArchiveError):
+        return archive_error_response(request, exc)
+    if isinstance(exc, drf_exceptions.MethodNotAllowed):
+        view = context.get("view")
+        allowed = [m.upper() for m in view.http_method_names if hasattr(view, m)] if view else []
+        return method_not_allowed(allowed)
+    if isinstance(exc, drf_exceptions.ParseError):
+        return error_response(request, OrthancError.BAD_JSON, str(exc.detail))
+    if isinstance(exc, drf_exceptions.UnsupportedMediaType):
+        return error_response(request, OrthancError.UNSUPPORTED_MEDIA_TYPE)
+    if isinstance(exc, drf_exceptions.NotFound):
+        return error_response(request, OrthancError.UNKNOWN_RESOURCE)
+    if isinstance(exc, drf_exceptions.APIException):
+        return error_response(request, OrthancError.BAD_REQUEST, str(exc.detail))
+    logger.exception("internal error on %s %s", request.method if request else "?", request.path if request else "?")
+    return error_response(request, OrthancError.INTERNAL_ERROR, str(exc) or exc.__class__.__name__)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler404: Orthanc answers an unknown URI with its 'Unknown resource' body."""
+    return error_response(request, OrthancError.UNKNOWN_RESOURCE)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_response(request, OrthancError.INTERNAL_ERROR)

@@ -1,0 +1,79 @@
+"""Access control as Orthanc does it (RemoteAccessAllowed, HTTP Basic users) and one error formatter."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import logging
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from archive.errors import ArchiveError
+from explorer.api.errors import archive_error_response
+
+logger = logging.getLogger(__name__)
+
+REALM = "Orthanc Secure Area"
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+class OrthancAccessMiddleware:
+    """RemoteAccessAllowed=false admits loopback clients only (403); AuthenticationEnabled asks for a
+    RegisteredUsers login (401 with WWW-Authenticate). The user name goes to ``request.orthanc_user``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        cfg = settings.ORTHANC
+        self.remote_allowed = bool(cfg.get("RemoteAccessAllowed", False))
+        self.auth_enabled = bool(cfg.get("AuthenticationEnabled", False))
+        self.users = dict(cfg.get("RegisteredUsers") or {})
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.orthanc_user = ""
+        if not self.remote_allowed and not _is_loopback(request.META.get("REMOTE_ADDR", "")):
+            return HttpResponse(b"", status=403)
+        credentials = _basic_credentials(request)
+        if credentials is not None and credentials[0] in self.users:
+            if hmac.compare_digest(self.users[credentials[0]].encode(), credentials[1].encode()):
+                request.orthanc_user = credentials[0]
+        if self.auth_enabled and not request.orthanc_user:
+            response = HttpResponse(b"", status=401)
+            response["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+            return response
+        return self.get_response(request)
+
+
+class OrthancErrorMiddleware:
+    """Domain errors raised by plain Django views become Orthanc's JSON error body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, ArchiveError):
+            return archive_error_response(request, exception)
+        return None

@@ -1,0 +1,30 @@
+"""JSON as Orthanc writes it: UTF-8, not ASCII-escaped, ``application/json``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpResponse
+from rest_framework.renderers import BaseRenderer
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
+
+
+def json_response(data: Any, *, status: int = 200) -> HttpResponse:
+    return HttpResponse(dumps(data), status=status, content_type="application/json")
+
+
+def text_response(text: str | bytes, *, status: int = 200, content_type: str = "text/plain") -> HttpResponse:
+    return HttpResponse(text, status=status, content_type=content_type)
+
+
+class OrthancJSONRenderer(BaseRenderer):
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None) -> bytes:
+        return b"" if data is None else dumps(data)

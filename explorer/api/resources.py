@@ -1,0 +1,228 @@
+"""The resource tree: lists, resources, children and parents, tags, files, statistics, delete."""
+
+from __future__ import annotations
+
+import pydicom
+from django.http import HttpResponse
+from django.urls import path
+from pydicom.filebase import DicomBytesIO
+
+from archive import selectors, services
+from archive.dicom import json as dicom_json
+from archive.errors import UnknownResource
+from archive.levels import Level
+from archive.models import Attachment
+from archive.requested_tags import requested_values
+from archive.statistics import resource_statistics
+from explorer.api.base import OrthancView
+from explorer.api.params import flag, non_negative_int, requested_tags, tag_format
+from explorer.api.rendering import json_response
+from explorer.api.representations import resource_json
+
+
+def _describe(resources, request, *, expand: bool):
+    if not expand:
+        return [r.public_id for r in resources]
+    fmt = tag_format(request, default="simplify")
+    tags = requested_tags(request)
+    details = selectors.resource_details(resources)
+    return [resource_json(r, details, fmt=fmt,
+                          requested=requested_values(r, tags) if tags is not None else None)
+            for r in resources]
+
+
+def _one(resource, request):
+    return _describe([resource], request, expand=True)[0]
+
+
+class ResourceListApi(OrthancView):
+    def get(self, request):
+        since = non_negative_int(request, "since")
+        limit = non_negative_int(request, "limit")
+        resources = selectors.resource_list(level=self.level, since=since, limit=limit)
+        return json_response(_describe(resources, request, expand=flag(request, "expand")))
+
+
+class ResourceApi(OrthancView):
+    def get(self, request, public_id: str):
+        return json_response(_one(selectors.resource_get(level=self.level, public_id=public_id), request))
+
+    def delete(self, request, public_id: str):
+        remaining = services.resource_delete(level=self.level, public_id=public_id)
+        return json_response({"RemainingAncestor": remaining})
+
+
+class ChildrenApi(OrthancView):
+    """/patients/{id}/studies, /studies/{id}/instances ...: expanded unless expand=false (1.12.2)."""
+
+    child: Level
+
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        children = selectors.resource_descendants(resource=resource, level=self.child)
+        expand = request.GET.get("expand", "true").lower() not in ("false", "0")
+        return json_response(_describe(children, request, expand=expand))
+
+
+class ParentApi(OrthancView):
+    """/instances/{id}/patient, /series/{id}/study ..."""
+
+    ancestor: Level
+
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        return json_response(_one(selectors.resource_ancestor(resource=resource, level=self.ancestor), request))
+
+
+def _instance_dataset(instance, *, whole: bool = False) -> pydicom.Dataset:
+    data = selectors.instance_dicom(instance=instance)
+    return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=not whole, force=True)
+
+
+class InstanceTagsApi(OrthancView):
+    fmt_default = "full"
+
+    def get(self, request, public_id: str):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        ds = _instance_dataset(instance, whole=flag(request, "whole"))
+        return json_response(dicom_json.dataset_to_json(ds, fmt=tag_format(request, self.fmt_default)))
+
+
+class SimplifiedTagsApi(InstanceTagsApi):
+    fmt_default = "simplify"
+
+    def get(self, request, public_id: str):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        ds = _instance_dataset(instance, whole=flag(request, "whole"))
+        return json_response(dicom_json.dataset_to_json(ds, fmt="simplify"))
+
+
+class InstanceHeaderApi(OrthancView):
+    def get(self, request, public_id: str):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        ds = _instance_dataset(instance)
+        return json_response(dicom_json.header_to_json(ds.file_meta, tag_format(request, "full")))
+
+
+class InstanceFileApi(OrthancView):
+    def get(self, request, public_id: str):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        response = HttpResponse(selectors.instance_dicom(instance=instance), content_type="application/dicom")
+        filename = request.GET.get("filename")
+        if filename:
+            safe = "".join(c for c in filename if c.isalnum() or c in "._- ")
+            response["Content-Disposition"] = f'filename="{safe}"'
+        return response
+
+
+class InstanceFramesApi(OrthancView):
+    def get(self, request, public_id: str):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        ds = _instance_dataset(instance)
+        try:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            frames = 1
+        return json_response(list(range(max(frames, 1))))
+
+
+class InstanceContentApi(OrthancView):
+    def get(self, request, public_id: str, subpath: str = ""):
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        ds = _instance_dataset(instance)
+        parts = [p for p in subpath.split("/") if p]
+        try:
+            result = dicom_json.content_navigate(ds, parts)
+        except (KeyError, IndexError, ValueError):
+            raise UnknownResource() from None
+        if isinstance(result, list):
+            return json_response(result)
+        return HttpResponse(result, content_type="application/octet-stream")
+
+
+class ModuleApi(OrthancView):
+    module_level: Level | None = None
+
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        ds = _instance_dataset(selectors.instance_first(resource=resource))
+        level = self.module_level or self.level
+        return json_response(dicom_json.module_json(ds, level, tag_format(request, "full")))
+
+
+class SharedTagsApi(OrthancView):
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
+        datasets = (_instance_dataset(i) for i in instances)
+        full = dicom_json.shared_tags(datasets)
+        return json_response(_convert(full, tag_format(request, "full")))
+
+
+def _convert(full: dict, fmt: str) -> dict:
+    if fmt == "short":
+        return dicom_json.full_to_short(full)
+    if fmt == "simplify":
+        return dicom_json.full_to_simplified(full)
+    return full
+
+
+class InstancesTagsApi(OrthancView):
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        fmt = tag_format(request, "full")
+        instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
+        return json_response({i.public_id: dicom_json.dataset_to_json(_instance_dataset(i), fmt=fmt)
+                              for i in instances})
+
+
+class StatisticsApi(OrthancView):
+    def get(self, request, public_id: str):
+        resource = selectors.resource_get(level=self.level, public_id=public_id)
+        return json_response(resource_statistics(resource=resource))
+
+
+class OrderedSlicesApi(OrthancView):
+    def get(self, request, public_id: str):
+        from archive.dicom.slices import ordered_slices
+
+        series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
+        instances = selectors.resource_descendants(resource=series, level=Level.INSTANCE)
+        datasets = [(i.public_id, _instance_dataset(i)) for i in instances]
+        return json_response(ordered_slices(datasets))
+
+
+urlpatterns = []
+for _level in Level:
+    p = _level.plural
+    urlpatterns += [
+        path(f"{p}", ResourceListApi.as_view(level=_level)),
+        path(f"{p}/<str:public_id>", ResourceApi.as_view(level=_level)),
+        path(f"{p}/<str:public_id>/statistics", StatisticsApi.as_view(level=_level)),
+        path(f"{p}/<str:public_id>/module", ModuleApi.as_view(level=_level)),
+    ]
+    for _child in Level:
+        if _child.depth > _level.depth:
+            urlpatterns.append(path(f"{p}/<str:public_id>/{_child.plural}",
+                                    ChildrenApi.as_view(level=_level, child=_child)))
+    for _ancestor in Level:
+        if _ancestor.depth < _level.depth:
+            urlpatterns.append(path(f"{p}/<str:public_id>/{_ancestor.value.lower()}",
+                                    ParentApi.as_view(level=_level, ancestor=_ancestor)))
+    if _level is not Level.INSTANCE:
+        urlpatterns += [
+            path(f"{p}/<str:public_id>/shared-tags", SharedTagsApi.as_view(level=_level)),
+            path(f"{p}/<str:public_id>/instances-tags", InstancesTagsApi.as_view(level=_level)),
+        ]
+
+urlpatterns += [
+    path("studies/<str:public_id>/module-patient", ModuleApi.as_view(level=Level.STUDY, module_level=Level.PATIENT)),
+    path("series/<str:public_id>/ordered-slices", OrderedSlicesApi.as_view(level=Level.SERIES)),
+    path("instances/<str:public_id>/tags", InstanceTagsApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/simplified-tags", SimplifiedTagsApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/header", InstanceHeaderApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/file", InstanceFileApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames", InstanceFramesApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/content", InstanceContentApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/content/<path:subpath>", InstanceContentApi.as_view(level=Level.INSTANCE)),
+]

@@ -1,0 +1,74 @@
+"""POST /instances: raw DICOM, multipart/form-data with several files, or a ZIP of files."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from django.urls import path
+
+from archive.errors import BadFileFormat
+from archive.ingest import Origin, StoreResult, instance_store
+from archive.levels import Level
+from explorer.api.base import remote_ip
+from explorer.api.resources import ResourceListApi
+from explorer.api.rendering import json_response
+
+# A ZIP entry that inflates beyond this many times its compressed size is treated as a bomb.
+MAX_ZIP_RATIO = 200
+MAX_ZIP_ENTRY = 4 * 1024 * 1024 * 1024
+
+
+def upload_answer(result: StoreResult) -> dict:
+    ids = result.ids
+    return {"ID": ids.instance, "ParentPatient": ids.patient, "ParentSeries": ids.series,
+            "ParentStudy": ids.study, "Path": f"/instances/{ids.instance}", "Status": result.status.value}
+
+
+def _zip_entries(data: bytes):
+    """Yield (name, bytes) of the files of a ZIP, refusing bombs; directories are skipped."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            if info.file_size > MAX_ZIP_ENTRY or (
+                    info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO):
+                raise BadFileFormat(f"ZIP entry looks like a compression bomb: {info.filename!r}")
+            with archive.open(info) as f:
+                content = f.read(MAX_ZIP_ENTRY + 1)
+            if len(content) != info.file_size:
+                raise BadFileFormat(f"Corrupted ZIP entry: {info.filename!r}")
+            yield info.filename, content
+
+
+class InstancesApi(ResourceListApi):
+    """GET lists the instances (as for every level); POST uploads."""
+
+    def post(self, request):
+        origin = Origin.rest(remote_ip=remote_ip(request), username=getattr(request, "orthanc_user", ""))
+        ctype = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if ctype == "multipart/form-data":
+            files = [f.read() for f in request._request.FILES.values()]
+            answers = [upload_answer(instance_store(data=data, origin=origin)) for data in files]
+            return json_response(answers[0] if len(answers) == 1 else answers)
+        body = request._request.body
+        if body[:4] == b"PK\x03\x04":
+            return json_response(_zip_upload(body, origin))
+        return json_response(upload_answer(instance_store(data=body, origin=origin)))
+
+
+def _zip_upload(body: bytes, origin: Origin) -> list[dict]:
+    try:
+        entries = list(_zip_entries(body))
+    except zipfile.BadZipFile as exc:
+        raise BadFileFormat(f"Cannot read the ZIP archive: {exc}") from exc
+    answers = []
+    for _name, content in entries:
+        try:
+            answers.append(upload_answer(instance_store(data=content, origin=origin)))
+        except BadFileFormat:
+            continue  # Orthanc skips the entries of a ZIP that are not DICOM files
+    return answers
+
+
+urlpatterns = [path("instances", InstancesApi.as_view(level=Level.INSTANCE))]

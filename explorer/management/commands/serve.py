@@ -1,0 +1,73 @@
+"""``manage.py serve [--config orthanc.json]``: everything the configuration asks for, started and stopped
+together: the HTTP server (gunicorn, several workers), the housekeeper (stable resources, storage
+recovery), and later the DICOM SCP and the job workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from archive.housekeeping import housekeeper_tick, storage_recover
+
+
+class Command(BaseCommand):
+    help = "Start the Orthanc-compatible server (HTTP, housekeeping) on the given configuration"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--config", help="Orthanc configuration file or folder")
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("HTTP_WORKERS", "0")) or None)
+        parser.add_argument("--no-migrate", action="store_true")
+
+    def handle(self, *args, **options):
+        cfg = settings.ORTHANC
+        if not options["no_migrate"]:
+            call_command("migrate", interactive=False, verbosity=0)
+        published, discarded = storage_recover()
+        if published or discarded:
+            self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
+
+        children: list[subprocess.Popen] = []
+        if cfg.get("HttpServerEnabled", True):
+            workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
+            cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
+                   "--bind", f"0.0.0.0:{cfg['HttpPort']}", "--workers", str(workers),
+                   "--worker-class", "gthread", "--threads", "4", "--keep-alive", "30",
+                   "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),
+                   "--log-level", "warning", "--access-logfile", "-" if os.environ.get("ACCESS_LOG") else "/dev/null"]
+            children.append(subprocess.Popen(cmd, env=os.environ.copy()))
+            self.stdout.write(f"HTTP server listening on port {cfg['HttpPort']} ({workers} workers)")
+
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                for child in children:
+                    if child.poll() is not None:
+                        self.stderr.write(f"a server process exited with status {child.returncode}; stopping")
+                        stopping = True
+                if not stopping:
+                    housekeeper_tick()
+                    time.sleep(1)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            deadline = time.time() + 10
+            for child in children:
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    child.kill()

@@ -1,0 +1,1 @@
+"""Jobs engine models (issue 6 fills this in)."""
