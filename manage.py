@@ -9,20 +9,30 @@ import os
 import sys
 
 
-def _take_config_option(argv: list[str]) -> None:
-    for i, arg in enumerate(argv):
+def _take_config_option(argv: list[str]) -> list[str]:
+    """Remove ``--config FILE`` from the arguments (any command accepts it) and export it."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
         if arg == "--config" and i + 1 < len(argv):
             os.environ["ORTHANC_CONFIG"] = os.path.abspath(argv[i + 1])
-        elif arg.startswith("--config="):
+            i += 2
+            continue
+        if arg.startswith("--config="):
             os.environ["ORTHANC_CONFIG"] = os.path.abspath(arg.split("=", 1)[1])
+        else:
+            out.append(arg)
+        i += 1
+    return out
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "explorer.settings")
-    _take_config_option(sys.argv)
+    argv = _take_config_option(sys.argv)
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    execute_from_command_line(argv)
 
 
 if __name__ == "__main__":

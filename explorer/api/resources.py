@@ -11,7 +11,6 @@ from archive import selectors, services
 from archive.dicom import json as dicom_json
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.models import Attachment
 from archive.requested_tags import requested_values
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView

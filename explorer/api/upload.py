@@ -11,8 +11,8 @@ from archive.errors import BadFileFormat
 from archive.ingest import Origin, StoreResult, instance_store
 from archive.levels import Level
 from explorer.api.base import remote_ip
-from explorer.api.resources import ResourceListApi
 from explorer.api.rendering import json_response
+from explorer.api.resources import ResourceListApi
 
 # A ZIP entry that inflates beyond this many times its compressed size is treated as a bomb.
 MAX_ZIP_RATIO = 200

@@ -18,10 +18,10 @@ from archive.housekeeping import housekeeper_tick, storage_recover
 
 
 class Command(BaseCommand):
-    help = "Start the Orthanc-compatible server (HTTP, housekeeping) on the given configuration"
+    help = ("Start the Orthanc-compatible server (HTTP, housekeeping). --config FILE (read by manage.py "
+            "for every command) names the Orthanc configuration file or folder.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--config", help="Orthanc configuration file or folder")
         parser.add_argument("--workers", type=int, default=int(os.environ.get("HTTP_WORKERS", "0")) or None)
         parser.add_argument("--no-migrate", action="store_true")
 

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import pytest
+
+from archive import ingest
+from archive.errors import BadFileFormat, FullStorage
+from archive.ingest import Origin, StoreStatus, instance_store
+from archive.models import Attachment, Change, ChangeType, Metadata, MetadataType, Resource
+from archive.storage import dicom_storage
+from tests.dicom_factory import make_dicom
+
+pytestmark = pytest.mark.django_db
+REST = Origin.rest(remote_ip="127.0.0.1", username="alice")
+
+
+def test_store_creates_the_four_levels_with_orthanc_ids():
+    result = instance_store(data=make_dicom(PatientID="5Yp0E", StudyInstanceUID="1.2", SeriesInstanceUID="1.2.3",
+                                           SOPInstanceUID="1.2.3.4"), origin=REST)
+    assert result.status is StoreStatus.SUCCESS
+    assert sorted(Resource.objects.values_list("level", flat=True)) == [0, 1, 2, 3]
+    assert Resource.objects.get(level=3).public_id == result.ids.instance
+    assert Resource.objects.get(level=0).main_tags["PatientID"] == "5Yp0E"
+
+
+def test_second_store_is_already_stored_and_leaves_no_file(storage_dir):
+    data = make_dicom()
+    instance_store(data=data, origin=REST)
+    again = instance_store(data=data, origin=REST)
+    assert again.status is StoreStatus.ALREADY_STORED
+    assert Attachment.objects.count() == 1
+    assert dicom_storage().all_uuids() == set(Attachment.objects.values_list("uuid", flat=True))
+    assert dicom_storage().staged() == []
+
+
+def test_overwrite_replaces_the_file(orthanc_config):
+    orthanc_config(OverwriteInstances=True)
+    data = make_dicom(SOPInstanceUID="1.2.3.9")
+    instance_store(data=data, origin=REST)
+    first = Attachment.objects.get().uuid
+    assert instance_store(data=data, origin=REST).status is StoreStatus.SUCCESS
+    assert Attachment.objects.get().uuid != first
+    assert dicom_storage().all_uuids() == {Attachment.objects.get().uuid}
+
+
+def test_instance_metadata_as_orthanc_records_it():
+    result = instance_store(data=make_dicom(InstanceNumber="7"), origin=REST)
+    instance = Resource.objects.get(public_id=result.ids.instance)
+    md = {MetadataType(t).name: v for t, v in Metadata.objects.filter(resource=instance).values_list("type", "value")}
+    assert md["IndexInSeries"] == "7"
+    assert md["Origin"] == "RestApi"
+    assert md["RemoteIP"] == "127.0.0.1"
+    assert md["HttpUsername"] == "alice"
+    assert md["TransferSyntax"] == "1.2.840.10008.1.2.1"
+    assert md["SopClassUid"] == "1.2.840.10008.5.1.4.1.1.2"
+    assert int(md["PixelDataOffset"]) > 0
+    assert "MainDicomTagsSignature" in md
+    assert len(md["ReceptionDate"]) == 15
+
+
+def test_changes_are_logged_instance_first():
+    instance_store(data=make_dicom(), origin=REST)
+    assert list(Change.objects.order_by("seq").values_list("change_type", flat=True)) == [
+        ChangeType.NewInstance, ChangeType.NewSeries, ChangeType.NewStudy, ChangeType.NewPatient]
+
+
+def test_not_dicom_is_refused_with_orthanc_message():
+    with pytest.raises(BadFileFormat) as err:
+        instance_store(data=b"not a dicom file", origin=REST)
+    assert err.value.details == "Cannot parse an invalid DICOM file (size: 16 bytes)"
+    assert Resource.objects.count() == 0
+
+
+def test_truncated_file_is_refused_and_nothing_is_stored(storage_dir):
+    data = make_dicom()
+    with pytest.raises(BadFileFormat):
+        instance_store(data=data[:-20], origin=REST)
+    assert Resource.objects.count() == 0
+    assert dicom_storage().all_uuids() == set()
+    assert dicom_storage().staged() == []
+
+
+def test_missing_sop_instance_uid_is_refused():
+    with pytest.raises(BadFileFormat):
+        instance_store(data=make_dicom(SOPInstanceUID=None), origin=REST)
+    assert Resource.objects.count() == 0
+
+
+def test_failed_indexing_leaves_no_file(monkeypatch, storage_dir):
+    def explode(*args, **kwargs):
+        raise RuntimeError("index failure")
+
+    monkeypatch.setattr(ingest, "_index_instance", explode)
+    with pytest.raises(RuntimeError):
+        instance_store(data=make_dicom(), origin=REST)
+    assert Resource.objects.count() == 0
+    assert dicom_storage().all_uuids() == set()
+    assert dicom_storage().staged() == []
+
+
+def test_patient_count_limit_recycles_the_oldest_unprotected(orthanc_config):
+    orthanc_config(MaximumPatientCount=2)
+    first = instance_store(data=make_dicom(PatientID="A", StudyInstanceUID="1.1"), origin=REST)
+    second = instance_store(data=make_dicom(PatientID="B", StudyInstanceUID="1.2"), origin=REST)
+    Resource.objects.filter(public_id=first.ids.patient).update(is_protected=True)
+    instance_store(data=make_dicom(PatientID="C", StudyInstanceUID="1.3"), origin=REST)
+    patients = set(Resource.objects.filter(level=0).values_list("public_id", flat=True))
+    assert first.ids.patient in patients
+    assert second.ids.patient not in patients
+    assert len(patients) == 2
+
+
+def test_reject_mode_refuses_when_full(orthanc_config):
+    orthanc_config(MaximumPatientCount=1, MaximumStorageMode="Reject")
+    instance_store(data=make_dicom(PatientID="A"), origin=REST)
+    with pytest.raises(FullStorage):
+        instance_store(data=make_dicom(PatientID="B", StudyInstanceUID="9.9"), origin=REST)
+    assert Resource.objects.filter(level=0).count() == 1
+
+
+def test_compressed_storage_round_trips(orthanc_config):
+    from archive.selectors import instance_dicom
+
+    orthanc_config(StorageCompression=True)
+    data = make_dicom()
+    result = instance_store(data=data, origin=REST)
+    att = Attachment.objects.get()
+    assert att.compression == 2 and att.uncompressed_size == len(data)
+    assert instance_dicom(instance=Resource.objects.get(public_id=result.ids.instance)) == data

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from archive.models import Resource
+from archive.storage import dicom_storage
+from tests.dicom_factory import make_dicom
+
+pytestmark = pytest.mark.django_db
+
+
+def post_dicom(client, data: bytes, ctype: str = "application/dicom"):
+    return client.generic("POST", "/instances", data, content_type=ctype)
+
+
+def test_upload_answers_like_orthanc(client):
+    response = post_dicom(client, make_dicom(PatientID="5Yp0E"))
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"ID", "ParentPatient", "ParentStudy", "ParentSeries", "Path", "Status"}
+    assert body["Status"] == "Success"
+    assert body["Path"] == f"/instances/{body['ID']}"
+
+
+def test_upload_without_sop_instance_uid_is_bad_file_format(client):
+    response = post_dicom(client, make_dicom(SOPInstanceUID=None))
+    assert response.status_code == 400
+    assert response.json()["OrthancStatus"] == 15
+
+
+def test_upload_twice_says_already_stored(client):
+    data = make_dicom()
+    post_dicom(client, data)
+    assert post_dicom(client, data).json()["Status"] == "AlreadyStored"
+
+
+def test_non_dicom_body_gets_orthanc_error_body(client):
+    response = post_dicom(client, b"not a dicom file")
+    assert response.status_code == 400
+    assert response.json() == {
+        "Details": "Cannot parse an invalid DICOM file (size: 16 bytes)", "HttpError": "Bad Request",
+        "HttpStatus": 400, "Message": "Bad file format", "Method": "POST", "OrthancError": "Bad file format",
+        "OrthancStatus": 15, "Uri": "/instances"}
+
+
+def test_multipart_upload_of_several_files(client):
+    files = {"a": io.BytesIO(make_dicom(SOPInstanceUID="1.1")), "b": io.BytesIO(make_dicom(SOPInstanceUID="1.2"))}
+    for name, f in files.items():
+        f.name = name + ".dcm"
+    response = client.post("/instances", files)
+    assert response.status_code == 200
+    assert [a["Status"] for a in response.json()] == ["Success", "Success"]
+
+
+def test_zip_upload_answers_per_dicom_entry_and_skips_others(client):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("one.dcm", make_dicom(SOPInstanceUID="2.1"))
+        z.writestr("dir/two.dcm", make_dicom(SOPInstanceUID="2.2"))
+        z.writestr("readme.txt", "hello")
+    response = post_dicom(client, buffer.getvalue(), "application/zip")
+    assert response.status_code == 200
+    assert [a["Status"] for a in response.json()] == ["Success", "Success"]
+
+
+def test_zip_with_path_traversal_names_stores_nothing_outside(client, storage_dir, tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("../../evil.dcm", make_dicom(SOPInstanceUID="3.1"))
+    response = post_dicom(client, buffer.getvalue(), "application/zip")
+    assert response.status_code == 200
+    assert not (tmp_path / "evil.dcm").exists() and not (storage_dir.parent / "evil.dcm").exists()
+    # the entry is stored by content (under its UUID), never by its name
+    assert len(dicom_storage().all_uuids()) == 1
+
+
+def test_zip_bomb_is_refused_and_nothing_stored(client):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb.dcm", b"\0" * (50 * 1024 * 1024))
+    response = post_dicom(client, buffer.getvalue(), "application/zip")
+    assert response.status_code == 400
+    assert response.json()["OrthancStatus"] == 15
+    assert Resource.objects.count() == 0
+
+
+def test_truncated_upload_stores_nothing(client, storage_dir):
+    response = post_dicom(client, make_dicom()[:-30])
+    assert response.status_code == 400
+    assert Resource.objects.count() == 0
+    assert dicom_storage().all_uuids() == set()
+
+
+def test_unknown_route_and_resource_and_method(client):
+    assert client.get("/nope").status_code == 404
+    assert client.get("/nope").json()["OrthancStatus"] == 17
+    assert client.get("/instances/nope/tags").status_code == 404
+    response = client.put("/instances")
+    assert response.status_code == 405
+    assert "POST" in response["Allow"] and "GET" in response["Allow"]
