@@ -80,7 +80,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "dicom": {
         "BACKEND": "archive.storage.DicomFileStorage",
-        "OPTIONS": {"location": ORTHANC["StorageDirectory"]},
+        "OPTIONS": {"location": ORTHANC["StorageDirectory"], "sync": bool(ORTHANC.get("SyncStorageArea", True))},
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -88,6 +88,8 @@ STORAGES = {
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / ".staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = True  # serve static/ directly: no collectstatic step for the embedded default
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -44,9 +44,11 @@ def dicom_parse(data: bytes) -> ParsedDicom:
             ds = pydicom.dcmread(stream, stop_before_pixels=True)
         except InvalidDicomError:
             # No preamble: DCMTK still reads a raw dataset, as long as it parses.
+            if not _looks_like_raw_dataset(data):
+                raise _invalid(data) from None
             stream.seek(0)
             ds = pydicom.dcmread(stream, stop_before_pixels=True, force=True)
-            if len(ds) == 0:
+            if len(ds) == 0 or "SOPInstanceUID" not in ds:
                 raise _invalid(data) from None
         offset = stream.tell()
         # Materialise every element now, so a file truncated in its header fails here, not later.
@@ -65,6 +67,14 @@ def dicom_parse(data: bytes) -> ParsedDicom:
 
     pixel_offset, pixel_vr = _check_pixel_data(data, offset, ds)
     return ParsedDicom(dataset=ds, transfer_syntax=ts, pixel_data_offset=pixel_offset, pixel_data_vr=pixel_vr)
+
+
+def _looks_like_raw_dataset(data: bytes) -> bool:
+    """A dataset without preamble starts with a tag of group 0002 or 0008 (as DCMTK's guess requires)."""
+    if len(data) < 8:
+        return False
+    group = struct.unpack("<H", data[:2])[0]
+    return group in (0x0002, 0x0008)
 
 
 def _check_pixel_data(data: bytes, offset: int, ds: Dataset) -> tuple[int | None, str | None]:

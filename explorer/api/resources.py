@@ -54,7 +54,7 @@ class ResourceApi(OrthancView):
 class ChildrenApi(OrthancView):
     """/patients/{id}/studies, /studies/{id}/instances ...: expanded unless expand=false (1.12.2)."""
 
-    child: Level
+    child: Level = Level.INSTANCE
 
     def get(self, request, public_id: str):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
@@ -66,7 +66,7 @@ class ChildrenApi(OrthancView):
 class ParentApi(OrthancView):
     """/instances/{id}/patient, /series/{id}/study ..."""
 
-    ancestor: Level
+    ancestor: Level = Level.PATIENT
 
     def get(self, request, public_id: str):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
