@@ -81,6 +81,8 @@ class Resource(models.Model):
     is_stable = models.BooleanField(default=False)
     last_update = models.DateTimeField()
     index_in_series = models.IntegerField(null=True)
+    # Series only: Orthanc's ExpectedNumberOfInstances, kept here too so ingest needs no metadata lookup.
+    expected_instances = models.IntegerField(null=True)
 
     class Meta:
         indexes = [

@@ -115,14 +115,9 @@ def resource_details(resources: Iterable[Resource]) -> Details:
                 resource_id__in=chunk, content_type=ContentType.Dicom).values_list(
                 "resource_id", "uncompressed_size", "uuid"):
             details.files[rid] = (size, uuid)
-    for chunk in _chunks(by_level.get(2, [])):
-        for rid, value in Metadata.objects.filter(
-                resource_id__in=chunk, type=MetadataType.ExpectedNumberOfInstances).values_list(
-                "resource_id", "value"):
-            try:
-                details.expected[rid] = int(value)
-            except ValueError:
-                pass
+    for r in resources:
+        if r.level == 2 and r.expected_instances is not None:
+            details.expected[r.id] = r.expected_instances
     return details
 
 

@@ -14,7 +14,7 @@ from django.db.models import Count, QuerySet
 
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.models import Attachment, Change, ChangeType, Label, Metadata, MetadataType, Resource
+from archive.models import Attachment, Change, ChangeType, Label, Metadata, Resource
 from archive.storage import dicom_storage
 from archive.timeutil import iso, utcnow
 
@@ -90,31 +90,16 @@ def resource_delete(*, level: Level, public_id: str) -> dict | None:
     return {"ID": remaining.public_id, "Path": f"/{lvl.plural}/{remaining.public_id}", "Type": lvl.value}
 
 
-def series_status(*, series: Resource, expected: int | None) -> str:
-    """Orthanc's series Status: Unknown, Complete, Missing or Inconsistent, from IndexInSeries."""
-    if expected is None:
-        return "Unknown"
-    indexes = list(Resource.objects.filter(parent_id=series.id).values_list("index_in_series", flat=True))
-    seen: set[int] = set()
-    for index in indexes:
-        if index is None or not 1 <= index <= expected or index in seen:
-            return "Inconsistent"
-        seen.add(index)
-    return "Complete" if len(seen) == expected else "Missing"
+def series_check_completed(*, series_id: int, expected: int, now_iso: str) -> None:
+    """Log CompletedSeries when a series with an expected size has just become complete (once)."""
+    from archive.selectors import series_status_from
 
-
-def series_check_completed(*, series_id: int, now_iso: str) -> None:
-    """Log CompletedSeries when a series with an expected size has just become complete."""
-    expected = (Metadata.objects.filter(resource_id=series_id, type=MetadataType.ExpectedNumberOfInstances)
-                .values_list("value", flat=True).first())
-    if expected is None:
+    indexes = list(Resource.objects.filter(parent_id=series_id).values_list("index_in_series", flat=True))
+    if len(indexes) != expected or series_status_from(indexes, expected) != "Complete":
         return
-    series = Resource.objects.get(id=series_id)
-    if series_status(series=series, expected=int(expected)) == "Complete":
-        already = Change.objects.filter(change_type=ChangeType.CompletedSeries, public_id=series.public_id).exists()
-        if not already:
-            Change.objects.create(change_type=ChangeType.CompletedSeries, level=2, public_id=series.public_id,
-                                  date=now_iso)
+    public_id = Resource.objects.filter(id=series_id).values_list("public_id", flat=True).first()
+    if not Change.objects.filter(change_type=ChangeType.CompletedSeries, public_id=public_id).exists():
+        Change.objects.create(change_type=ChangeType.CompletedSeries, level=2, public_id=public_id, date=now_iso)
 
 
 def resources_stabilize(*, stable_age: int, now: dt.datetime | None = None, batch: int = 500) -> int:

@@ -51,9 +51,7 @@ def dicom_parse(data: bytes) -> ParsedDicom:
             if len(ds) == 0 or "SOPInstanceUID" not in ds:
                 raise _invalid(data) from None
         offset = stream.tell()
-        # Materialise every element now, so a file truncated in its header fails here, not later.
-        for _elem in ds.iterall():
-            pass
+        _check_complete(ds, len(data), data)
     except BadFileFormat:
         raise
     except Exception as exc:  # pydicom raises many kinds on corrupt input
@@ -66,7 +64,29 @@ def dicom_parse(data: bytes) -> ParsedDicom:
         ts = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR else pydicom.uid.ExplicitVRLittleEndian
 
     pixel_offset, pixel_vr = _check_pixel_data(data, offset, ds)
+    if pixel_offset is None:
+        _check_no_partial_tail(ds, data)
     return ParsedDicom(dataset=ds, transfer_syntax=ts, pixel_data_offset=pixel_offset, pixel_data_vr=pixel_vr)
+
+
+def _check_complete(ds: Dataset, size: int, data: bytes) -> None:
+    """pydicom keeps a value cut short by the end of the file; DCMTK refuses the file. Compare each
+    element's declared end with the size, without decoding any value (cheap: raw elements only)."""
+    for elem in ds._dict.values():
+        tell = getattr(elem, "value_tell", None)
+        length = getattr(elem, "length", 0)
+        if tell is not None and length != 0xFFFFFFFF and tell + length > size:
+            raise _invalid(data)
+
+
+def _check_no_partial_tail(ds: Dataset, data: bytes) -> None:
+    """A file cut inside the header of its last element: pydicom drops those bytes silently."""
+    if not ds._dict:
+        return
+    last = ds._dict[max(ds._dict)]
+    tell, length = getattr(last, "value_tell", None), getattr(last, "length", 0xFFFFFFFF)
+    if tell is not None and length != 0xFFFFFFFF and 0 < len(data) - (tell + length) < 12:
+        raise _invalid(data)
 
 
 def _looks_like_raw_dataset(data: bytes) -> bool:

@@ -1,0 +1,73 @@
+"""The statements of the ingest hot path, in SQL that SQLite (3.35+) and PostgreSQL both run.
+
+Django's ORM spends ~250 us compiling each statement on these machines, against ~12 us for the statement
+itself; an upload runs about eight of them, so they are written once here, with Django's cursor (same
+connection, same transaction) and Django's own value adapters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+
+from django.db import connection
+
+from archive.levels import Level
+
+
+class IndexWriter:
+    def __init__(self):
+        self.cursor = connection.cursor()
+        self._dt = connection.ops.adapt_datetimefield_value
+
+    def exists(self, public_id: str) -> bool:
+        self.cursor.execute("SELECT 1 FROM archive_resource WHERE public_id = %s", [public_id])
+        return self.cursor.fetchone() is not None
+
+    def find(self, public_ids: Sequence[str]) -> dict[str, tuple[int, int | None]]:
+        """public_id -> (id, expected_instances) for those that exist."""
+        self.cursor.execute(
+            "SELECT public_id, id, expected_instances FROM archive_resource WHERE public_id IN (%s, %s, %s, %s)",
+            list(public_ids))
+        return {row[0]: (row[1], row[2]) for row in self.cursor.fetchall()}
+
+    def insert_resource(self, *, level: Level, public_id: str, parent_id: int | None, tags: dict,
+                        now: dt.datetime, index: int | None = None, stable: bool = False,
+                        expected: int | None = None) -> int:
+        self.cursor.execute(
+            "INSERT INTO archive_resource (level, public_id, parent_id, main_tags, is_protected, is_stable,"
+            " last_update, index_in_series, expected_instances) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING id",
+            [level.depth, public_id, parent_id, json.dumps(tags, ensure_ascii=False), False, stable,
+             self._dt(now), index, expected])
+        return self.cursor.fetchone()[0]
+
+    def insert_attachment(self, *, resource_id: int, content_type: int, uuid: str, compressed_size: int,
+                          uncompressed_size: int, compressed: bool, compressed_md5: str,
+                          uncompressed_md5: str) -> None:
+        self.cursor.execute(
+            "INSERT INTO archive_attachment (resource_id, content_type, uuid, compressed_size, uncompressed_size,"
+            " compression, compressed_md5, uncompressed_md5, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0)",
+            [resource_id, int(content_type), uuid, compressed_size, uncompressed_size, 2 if compressed else 1,
+             compressed_md5, uncompressed_md5])
+
+    def insert_metadata(self, rows: Iterable[tuple[int, int, str]]) -> None:
+        rows = list(rows)
+        if rows:
+            values = ", ".join(["(%s, %s, %s, 0)"] * len(rows))
+            self.cursor.execute(f"INSERT INTO archive_metadata (resource_id, type, value, revision) VALUES {values}",
+                                [x for row in rows for x in (row[0], int(row[1]), row[2])])
+
+    def insert_changes(self, rows: Iterable[tuple[int, int, str]], *, date: str) -> None:
+        rows = list(rows)
+        if rows:
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+            self.cursor.execute(f"INSERT INTO archive_change (change_type, level, public_id, date) VALUES {values}",
+                                [x for row in rows for x in (int(row[0]), row[1], row[2], date)])
+
+    def touch(self, ids: Sequence[int], *, now: dt.datetime) -> None:
+        """A new child arrived: the ancestors' LastUpdate moves and they are no longer stable."""
+        marks = ", ".join(["%s"] * len(ids))
+        self.cursor.execute(f"UPDATE archive_resource SET last_update = %s, is_stable = %s WHERE id IN ({marks})",
+                            [self._dt(now), False, *ids])
