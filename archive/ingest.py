@@ -99,22 +99,25 @@ def _index_in_series(ds) -> int | None:
 
 
 def _expected_instances(tags: dict[str, str]) -> int | None:
-    """Orthanc's guess of a series' size from its main tags (ComputeExpectedNumberOfInstances)."""
+    """Orthanc's guess of a series' size (ComputeExpectedNumberOfInstances): ImagesInAcquisition times
+    NumberOfTemporalPositions, else NumberOfSlices, else CardiacNumberOfImages; the first rule whose tags
+    are present decides, and a non-positive result means unknown."""
     def number(keyword: str) -> int | None:
         try:
-            value = int(str(tags.get(keyword, "")).strip())
-        except ValueError:
+            return int(str(tags[keyword]).strip())
+        except (KeyError, ValueError):
             return None
-        return value if value > 0 else None
 
-    slices, time_slices = number("NumberOfSlices"), number("NumberOfTimeSlices")
-    if slices and time_slices:
-        return slices * time_slices
-    for keyword in ("NumberOfSlices", "ImagesInAcquisition", "CardiacNumberOfImages"):
-        value = number(keyword)
-        if value:
-            return value
-    return None
+    if "ImagesInAcquisition" in tags and "NumberOfTemporalPositions" in tags:
+        images, positions = number("ImagesInAcquisition"), number("NumberOfTemporalPositions")
+        value = images * positions if images is not None and positions is not None else None
+    elif "NumberOfSlices" in tags:
+        value = number("NumberOfSlices")
+    elif "CardiacNumberOfImages" in tags:
+        value = number("CardiacNumberOfImages")
+    else:
+        value = None
+    return value if value is not None and value > 0 else None
 
 
 def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None) -> StoreResult:

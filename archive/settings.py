@@ -23,6 +23,7 @@ class ArchiveSettings:
     stable_age: int
     check_revisions: bool
     extra_tags: dict[str, tuple[BaseTag, ...]]
+    dictionary_names: dict[str, str]     # "gggg,eeee" -> name, from the Dictionary option
 
     def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
         return self.extra_tags.get(level.value, ())
@@ -34,6 +35,15 @@ def _parse_extra(cfg: dict) -> dict[str, tuple[BaseTag, ...]]:
     out = {}
     for level, names in (cfg.get("ExtraMainDicomTags") or {}).items():
         out[level] = tuple(parse_tag(str(name)) for name in names)
+    return out
+
+
+def _dictionary_names(cfg: dict) -> dict[str, str]:
+    """Orthanc's "Dictionary": {"0009,1001": ["DS", "Name", min, max, "PrivateCreator"]}."""
+    out = {}
+    for key, entry in (cfg.get("Dictionary") or {}).items():
+        if isinstance(entry, list) and len(entry) >= 2:
+            out[key.lower()] = str(entry[1])
     return out
 
 
@@ -51,6 +61,7 @@ def archive_settings() -> ArchiveSettings:
         stable_age=int(cfg.get("StableAge", 60)),
         check_revisions=bool(cfg.get("CheckRevisions", False)),
         extra_tags=_parse_extra(cfg),
+        dictionary_names=_dictionary_names(cfg),
     )
 
 

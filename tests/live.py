@@ -78,7 +78,7 @@ def _start(tmp: Path, config: dict, database_url: str) -> LiveServer:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-3000:]}")
         try:
-            if requests.get(base + "/system", timeout=1, auth=auth).status_code == 200:
+            if requests.get(base + "/patients", timeout=1, auth=auth).status_code == 200:
                 return LiveServer(base, process, tmp, config, database_url)
         except requests.RequestException:
             pass

@@ -12,6 +12,7 @@ from archive.dicom import json as dicom_json
 from archive.errors import UnknownResource
 from archive.levels import Level
 from archive.requested_tags import requested_values
+from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
 from explorer.api.params import flag, non_negative_int, requested_tags, tag_format
@@ -73,9 +74,16 @@ class ParentApi(OrthancView):
         return json_response(_one(selectors.resource_ancestor(resource=resource, level=self.ancestor), request))
 
 
-def _instance_dataset(instance, *, whole: bool = False) -> pydicom.Dataset:
+def _instance_dataset(instance, *, header_only: bool = False) -> pydicom.Dataset:
+    """The stored file, parsed; large values (pixel data, big private blobs) stay unread until asked for."""
     data = selectors.instance_dicom(instance=instance)
-    return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=not whole, force=True)
+    return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=header_only, defer_size=4096, force=True)
+
+
+def _tags_json(ds: pydicom.Dataset, fmt: str, *, whole: bool = False) -> dict:
+    cfg = archive_settings()
+    return dicom_json.dataset_to_json(ds, fmt=fmt, whole=whole, default_encoding=cfg.default_encoding,
+                                      dictionary=cfg.dictionary_names)
 
 
 class InstanceTagsApi(OrthancView):
@@ -83,8 +91,8 @@ class InstanceTagsApi(OrthancView):
 
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance, whole=flag(request, "whole"))
-        return json_response(dicom_json.dataset_to_json(ds, fmt=tag_format(request, self.fmt_default)))
+        ds = _instance_dataset(instance)
+        return json_response(_tags_json(ds, tag_format(request, self.fmt_default), whole=flag(request, "whole")))
 
 
 class SimplifiedTagsApi(InstanceTagsApi):
@@ -92,14 +100,14 @@ class SimplifiedTagsApi(InstanceTagsApi):
 
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance, whole=flag(request, "whole"))
-        return json_response(dicom_json.dataset_to_json(ds, fmt="simplify"))
+        ds = _instance_dataset(instance)
+        return json_response(_tags_json(ds, "simplify", whole=flag(request, "whole")))
 
 
 class InstanceHeaderApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance)
+        ds = _instance_dataset(instance, header_only=True)
         return json_response(dicom_json.header_to_json(ds.file_meta, tag_format(request, "full")))
 
 
@@ -117,7 +125,7 @@ class InstanceFileApi(OrthancView):
 class InstanceFramesApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance)
+        ds = _instance_dataset(instance, header_only=True)
         try:
             frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (TypeError, ValueError):
@@ -144,7 +152,7 @@ class ModuleApi(OrthancView):
 
     def get(self, request, public_id: str):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
-        ds = _instance_dataset(selectors.instance_first(resource=resource))
+        ds = _instance_dataset(selectors.instance_first(resource=resource), header_only=True)
         level = self.module_level or self.level
         return json_response(dicom_json.module_json(ds, level, tag_format(request, "full")))
 
@@ -153,17 +161,9 @@ class SharedTagsApi(OrthancView):
     def get(self, request, public_id: str):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
         instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
-        datasets = (_instance_dataset(i) for i in instances)
-        full = dicom_json.shared_tags(datasets)
-        return json_response(_convert(full, tag_format(request, "full")))
-
-
-def _convert(full: dict, fmt: str) -> dict:
-    if fmt == "short":
-        return dicom_json.full_to_short(full)
-    if fmt == "simplify":
-        return dicom_json.full_to_simplified(full)
-    return full
+        datasets = (_instance_dataset(i, header_only=True) for i in instances)
+        full = dicom_json.shared_tags(datasets, default_encoding=archive_settings().default_encoding)
+        return json_response(dicom_json.convert_full(full, tag_format(request, "full")))
 
 
 class InstancesTagsApi(OrthancView):
@@ -171,8 +171,7 @@ class InstancesTagsApi(OrthancView):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
         fmt = tag_format(request, "full")
         instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
-        return json_response({i.public_id: dicom_json.dataset_to_json(_instance_dataset(i), fmt=fmt)
-                              for i in instances})
+        return json_response({i.public_id: _tags_json(_instance_dataset(i), fmt) for i in instances})
 
 
 class StatisticsApi(OrthancView):
@@ -187,7 +186,7 @@ class OrderedSlicesApi(OrthancView):
 
         series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
         instances = selectors.resource_descendants(resource=series, level=Level.INSTANCE)
-        datasets = [(i.public_id, _instance_dataset(i)) for i in instances]
+        datasets = [(i.public_id, _instance_dataset(i, header_only=True)) for i in instances]
         return json_response(ordered_slices(datasets))
 
 

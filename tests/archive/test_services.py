@@ -76,5 +76,5 @@ def test_a_new_instance_makes_its_ancestors_unstable_again():
 
 def test_completed_series_is_logged_once_when_all_expected_instances_arrived():
     for i in (1, 2):
-        store(SOPInstanceUID=f"9.{i}", InstanceNumber=str(i), ImagesInAcquisition="2")
+        store(SOPInstanceUID=f"9.{i}", InstanceNumber=str(i), ImagesInAcquisition="2", NumberOfTemporalPositions="1")
     assert Change.objects.filter(change_type=ChangeType.CompletedSeries).count() == 1
