@@ -39,11 +39,23 @@ def resource_children(*, resource: Resource) -> list[Resource]:
 
 
 def resource_descendants(*, resource: Resource, level: Level) -> list[Resource]:
-    """Descendants of ``resource`` at ``level`` (deeper than the resource), in insertion order."""
+    """Descendants of ``resource`` at ``level``, in Orthanc's order.
+
+    Orthanc walks down level by level and, for each parent in turn, puts its children (in insertion
+    order) in front of those gathered so far; clients see that order, so it is kept. One query per level."""
+    order = [resource.id]
     qs = Resource.objects.filter(id=resource.id)
     for _ in range(resource.level, level.depth):
         qs = Resource.objects.filter(parent__in=qs.values("id"))
-    return list(qs.select_related("parent").order_by("id"))
+        children: dict[int, list[int]] = defaultdict(list)
+        for rid, parent_id in qs.order_by("id").values_list("id", "parent_id"):
+            children[parent_id].append(rid)
+        gathered: list[int] = []
+        for parent_id in order:
+            gathered = children.get(parent_id, []) + gathered
+        order = gathered
+    rows = {r.id: r for r in qs.select_related("parent")}
+    return [rows[rid] for rid in order]
 
 
 def resource_ancestor(*, resource: Resource, level: Level) -> Resource:
