@@ -153,3 +153,11 @@ class ExportedResource(models.Model):
     series_instance_uid = models.CharField(max_length=256, default="")
     sop_instance_uid = models.CharField(max_length=256, default="")
     date = models.CharField(max_length=15)
+
+
+class GlobalProperty(models.Model):
+    """Server-wide values shared by every process (runtime options such as the log level), as Orthanc's
+    GlobalProperties table."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.TextField()

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from explorer.api import resources, upload
+from explorer.api import attachments, changes, labels, metadata, resources, system, tools, upload
 
 urlpatterns = []
 urlpatterns += upload.urlpatterns        # before resources: "instances" takes POST too
 urlpatterns += resources.urlpatterns
+urlpatterns += system.urlpatterns
+urlpatterns += changes.urlpatterns
+urlpatterns += tools.urlpatterns
+urlpatterns += metadata.urlpatterns
+urlpatterns += attachments.urlpatterns
+urlpatterns += labels.urlpatterns
