@@ -90,7 +90,8 @@ def _leaf(ds: Dataset, elem: DataElement, encodings: list[str]) -> tuple[str, An
         if value is None or value == b"":
             text = ""
         elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-            text = "\\".join(_number(v, vr) for v in value)
+            # Orthanc reads only the first value of an AT element; numbers are joined (1.12.5)
+            text = _number(value[0], vr) if vr == "AT" and len(value) else "\\".join(_number(v, vr) for v in value)
         elif isinstance(value, bytes):
             return "Null", None
         else:
@@ -151,6 +152,27 @@ def _name(tag: BaseTag, dictionary: dict[str, str], creator: str | None = None) 
     return keyword_for_tag(tag) or "Unknown Tag & Data"
 
 
+def read_for_json(data: bytes, *, header_only: bool = False) -> Dataset:
+    """Parse a stored file for the JSON routes; big values stay unread until asked for.
+
+    DCMTK takes the file meta group to end where its group length says; elements a writer put inside that
+    length (seen: a (0008,0000) group length) belong to the header for Orthanc, not to the dataset."""
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+
+    ds = pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=header_only, defer_size=4096, force=True)
+    meta = getattr(ds, "file_meta", None)
+    moved: set[BaseTag] = set()
+    if meta is not None and "FileMetaInformationGroupLength" in meta and data[128:132] == b"DICM":
+        meta_end = 144 + int(meta.FileMetaInformationGroupLength)
+        for tag, raw in list(ds._dict.items()):
+            tell = getattr(raw, "value_tell", None)
+            if tell is not None and tell < meta_end:
+                moved.add(Tag(tag))
+    ds._orthanc_in_header = moved  # type: ignore[attr-defined]
+    return ds
+
+
 def dataset_to_full(ds: Dataset, *, whole: bool = True, default_encoding: str = "Latin1",
                     dictionary: dict[str, str] | None = None, _encodings_cache: list[str] | None = None,
                     _top: bool = True) -> dict:
@@ -160,7 +182,7 @@ def dataset_to_full(ds: Dataset, *, whole: bool = True, default_encoding: str = 
     out: dict[str, Any] = {}
     for tag in sorted(ds._dict):
         tag = Tag(tag)
-        if tag.group == 0x0002 and _top:
+        if _top and (tag.group == 0x0002 or tag in getattr(ds, "_orthanc_in_header", ())):
             continue
         if not whole and tag > PIXEL_DATA:
             break
@@ -223,14 +245,16 @@ def dataset_to_json(ds: Dataset, *, fmt: str = "full", whole: bool = True, defau
                                         dictionary=dictionary), fmt)
 
 
-def header_to_json(file_meta: Dataset, fmt: str = "full") -> dict:
-    """``/instances/{id}/header``: the file meta information (group 0002)."""
+def header_to_json(ds: Dataset, fmt: str = "full") -> dict:
+    """``/instances/{id}/header``: the file meta information (group 0002, see ``read_for_json``)."""
     encodings = ["iso8859"]
     out = {}
-    for tag in sorted(file_meta._dict):
-        tag = Tag(tag)
-        elem = file_meta[tag]
-        kind, value = _leaf(file_meta, elem, encodings)
+    file_meta = ds.file_meta
+    sources = [(Tag(t), file_meta) for t in file_meta._dict]
+    sources += [(t, ds) for t in getattr(ds, "_orthanc_in_header", ())]
+    for tag, source in sorted(sources):
+        elem = source[tag]
+        kind, value = _leaf(source, elem, encodings)
         if kind == "Null":
             continue  # Orthanc leaves the binary FileMetaInformationVersion out of the header
         out[tag_key(tag)] = {"Name": _name(tag, {}), "Type": kind, "Value": value}
@@ -313,8 +337,7 @@ def content_navigate(ds: Dataset, parts: list[str]) -> list[str] | bytes:
                     raise ContentNotFound(part)
                 raw = _raw_bytes(current, tag)
                 if raw is not None:
-                    # DCMTK hands out text values without their padding; binary values as they are
-                    return raw.rstrip(b" \x00") if elem.VR in _TEXT_VRS else raw
+                    return raw  # the value as stored, padding included (as Orthanc answers it)
                 value = elem.value
                 if isinstance(value, bytes):
                     return value
@@ -325,6 +348,7 @@ def content_navigate(ds: Dataset, parts: list[str]) -> list[str] | bytes:
             except (ValueError, IndexError):
                 raise ContentNotFound(part) from None
     if isinstance(current, Dataset):
+        hidden = getattr(ds, "_orthanc_in_header", set()) if current is ds else set()
         return [f"{Tag(t).group:04x}-{Tag(t).element:04x}" for t in sorted(current._dict)
-                if Tag(t).group != 0x0002]
+                if Tag(t).group != 0x0002 and Tag(t) not in hidden]
     return [str(i) for i in range(len(current))]

@@ -46,6 +46,7 @@ def ordered_slices(items: Sequence[tuple[str, Dataset]]) -> dict:
         geometry.append((public_id, ds, position, orientation))
 
     ordered: list[tuple[str, Dataset]]
+    kind = "Sequence"
     normals = {tuple(round(c, 4) for c in _normal(o)) for _, _, p, o in geometry if o is not None}
     if (len(items) > 1 and all(p is not None and o is not None for _, _, p, o in geometry)
             and len(normals) == 1):
@@ -55,6 +56,7 @@ def ordered_slices(items: Sequence[tuple[str, Dataset]]) -> dict:
         if len(set(round(d, 6) for d in distances)) == len(distances):
             keyed.sort(key=lambda k: k[0])
             ordered = [(pid, ds) for _, pid, ds in keyed]
+            kind = "Volume"
         else:
             ordered = _by_index(items)
     else:
@@ -66,7 +68,7 @@ def ordered_slices(items: Sequence[tuple[str, Dataset]]) -> dict:
         dicom.append(f"/instances/{public_id}/file")
         slices.extend(f"/instances/{public_id}/frames/{i}" for i in range(frames))
         short.append([public_id, 0, frames])
-    return {"Dicom": dicom, "Slices": slices, "SlicesShort": short, "Type": "Sequence"}
+    return {"Dicom": dicom, "Slices": slices, "SlicesShort": short, "Type": kind}
 
 
 def _by_index(items: Sequence[tuple[str, Dataset]]) -> list[tuple[str, Dataset]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pydicom
 from django.http import HttpResponse
 from django.urls import path
-from pydicom.filebase import DicomBytesIO
 
 from archive import selectors, services
 from archive.dicom import json as dicom_json
@@ -76,8 +75,7 @@ class ParentApi(OrthancView):
 
 def _instance_dataset(instance, *, header_only: bool = False) -> pydicom.Dataset:
     """The stored file, parsed; large values (pixel data, big private blobs) stay unread until asked for."""
-    data = selectors.instance_dicom(instance=instance)
-    return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=header_only, defer_size=4096, force=True)
+    return dicom_json.read_for_json(selectors.instance_dicom(instance=instance), header_only=header_only)
 
 
 def _tags_json(ds: pydicom.Dataset, fmt: str, *, whole: bool = False) -> dict:
@@ -108,7 +106,7 @@ class InstanceHeaderApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
         ds = _instance_dataset(instance, header_only=True)
-        return json_response(dicom_json.header_to_json(ds.file_meta, tag_format(request, "full")))
+        return json_response(dicom_json.header_to_json(ds, tag_format(request, "full")))
 
 
 class InstanceFileApi(OrthancView):
