@@ -329,13 +329,13 @@ def content_navigate(ds: Dataset, parts: list[str]) -> list[str] | bytes:
                 raise ContentNotFound(part) from None
             if tag not in current:
                 raise ContentNotFound(part)
+            raw = _raw_bytes(current, tag)  # before current[tag] converts the raw element
             elem = current[tag]
             if elem.VR == "SQ":
                 current = elem.value
             else:
                 if i != len(parts) - 1:
                     raise ContentNotFound(part)
-                raw = _raw_bytes(current, tag)
                 if raw is not None:
                     return raw  # the value as stored, padding included (as Orthanc answers it)
                 value = elem.value
