@@ -38,6 +38,19 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
     return user, password
 
 
+class OrthancPathMiddleware:
+    """Orthanc ignores empty path components ("/instances/" is "/instances"); clients rely on it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if "//" in path or (len(path) > 1 and path.endswith("/")):
+            request.path_info = "/" + "/".join(part for part in path.split("/") if part)
+        return self.get_response(request)
+
+
 class OrthancAccessMiddleware:
     """RemoteAccessAllowed=false admits loopback clients only (403); AuthenticationEnabled asks for a
     RegisteredUsers login (401 with WWW-Authenticate). The user name goes to ``request.orthanc_user``."""
