@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from archive.dicom.tags import parse_tag
 from django.http import HttpRequest
 
+from archive.dicom.tags import parse_tag
 from archive.errors import ParameterOutOfRange
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from archive.dicom.tags import MAIN_DICOM_TAGS
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.tag import Tag
 
+from archive.dicom.tags import MAIN_DICOM_TAGS
 from archive.levels import Level
 from archive.models import Resource
 from archive.selectors import Details, series_status_from
