@@ -20,7 +20,7 @@ from django.db.models import Sum
 from archive import services
 from archive.dicom.parse import ParsedDicom, dicom_parse
 from archive.dicom.tags import main_dicom_tags, main_dicom_tags_signature
-from archive.errors import BadFileFormat, FullStorage
+from archive.errors import BadFileFormat, FullStorage, InexistentTag
 from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
 from archive.levels import Level
@@ -79,11 +79,14 @@ def _identifiers(ds) -> tuple[str, str, str, str]:
         value = ds.get(keyword)
         return "" if value is None else str(value).strip(" \x00")
 
+    # As Orthanc: an absent identifying tag is "Inexistent tag" (404), an empty one a bad file (400).
+    for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
+        if name not in ds:
+            raise InexistentTag()
     patient_id = text("PatientID")
     study, series, sop = text("StudyInstanceUID"), text("SeriesInstanceUID"), text("SOPInstanceUID")
-    for name, value in (("StudyInstanceUID", study), ("SeriesInstanceUID", series), ("SOPInstanceUID", sop)):
-        if not value:
-            raise BadFileFormat(f"Missing tag {name} in the DICOM file")
+    if not (study and series and sop):
+        raise BadFileFormat("missing StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID")
     return patient_id, study, series, sop
 
 

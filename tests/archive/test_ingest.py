@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from archive import ingest
-from archive.errors import BadFileFormat, FullStorage
+from archive.errors import BadFileFormat, FullStorage, InexistentTag
 from archive.ingest import Origin, StoreStatus, instance_store
 from archive.models import Attachment, Change, ChangeType, Metadata, MetadataType, Resource
 from archive.storage import dicom_storage
@@ -79,9 +79,15 @@ def test_truncated_file_is_refused_and_nothing_is_stored(storage_dir):
     assert dicom_storage().staged() == []
 
 
-def test_missing_sop_instance_uid_is_refused():
-    with pytest.raises(BadFileFormat):
+def test_absent_sop_instance_uid_is_inexistent_tag_as_in_orthanc():
+    with pytest.raises(InexistentTag):
         instance_store(data=make_dicom(SOPInstanceUID=None), origin=REST)
+    assert Resource.objects.count() == 0
+
+
+def test_empty_study_instance_uid_is_bad_file_format_as_in_orthanc():
+    with pytest.raises(BadFileFormat, match="missing StudyInstanceUID"):
+        instance_store(data=make_dicom(StudyInstanceUID=""), origin=REST)
     assert Resource.objects.count() == 0
 
 

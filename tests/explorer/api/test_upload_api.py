@@ -25,10 +25,10 @@ def test_upload_answers_like_orthanc(client):
     assert body["Path"] == f"/instances/{body['ID']}"
 
 
-def test_upload_without_sop_instance_uid_is_bad_file_format(client):
+def test_upload_without_sop_instance_uid_is_inexistent_tag(client):
     response = post_dicom(client, make_dicom(SOPInstanceUID=None))
-    assert response.status_code == 400
-    assert response.json()["OrthancStatus"] == 15
+    assert response.status_code == 404
+    assert response.json()["OrthancStatus"] == 21
 
 
 def test_upload_twice_says_already_stored(client):
