@@ -1,37 +1,117 @@
-"""Metadata of resources: system metadata written by the archive, user metadata (1024-65535) by clients,
-with revisions for optimistic concurrency (ETag / If-Match) as Orthanc 1.9.2+."""
+"""Metadata of resources, as Orthanc 1.12.11 keeps them.
+
+System metadata (numbers below 1024, ``MetadataType``) are written by the archive; clients write user
+metadata (1024-65535, named by the ``UserMetadata`` option or given as numbers). Each value has a revision
+for optimistic concurrency (Orthanc 1.9.2; stored by the SQLite index since 1.12.8): the ETag of a value is
+``"<revision>-<MD5 of the value>"`` and ``If-Match`` must repeat both parts.
+
+Orthanc's order of checks is kept, because clients see which error comes first: the metadata name, then
+whether it may be written, then the ``If-Match`` header, then the resource, then the revision. Writes find
+the resource by its identifier whatever the level in the URI, as Orthanc's ``SetMetadata``/``DeleteMetadata``
+do; reads check the level.
+"""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import transaction
+import hashlib
+import re
+from dataclasses import dataclass
 
-from archive.errors import ParameterOutOfRange, RevisionMismatch, UnknownResource
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from archive.errors import (
+    ForbiddenAccess,
+    InexistentItem,
+    ParameterOutOfRange,
+    RevisionMismatch,
+    UnknownResource,
+)
+from archive.levels import Level
 from archive.models import Change, ChangeType, Metadata, MetadataType, Resource
-from archive.selectors import metadata_of
+from archive.selectors import metadata_of, resource_get
 from archive.settings import archive_settings
 from archive.timeutil import iso, utcnow
 
 USER_FIRST, USER_LAST = 1024, 65535
+_INT = re.compile(r"[+-]?[0-9]+")
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = 2**63 - 1
+MISSING_IF_MATCH = 'HTTP header "If-Match" is missing, as "CheckRevisions" is "true"'
+
+
+class SystemMetadataReadOnly(ForbiddenAccess):
+    """Only user metadata (1024-65535) can be written over REST. Orthanc answers a bare 403, without the
+    JSON error body, so ``bare`` tells the REST adapter to send the status alone."""
+
+    bare = True
+
+
+@dataclass(frozen=True)
+class MetadataValue:
+    value: str
+    revision: int
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.revision, self.value.encode("utf-8"))
+
+    def matches(self, if_none_match: str | None) -> bool:
+        """Whether If-None-Match names this very revision and value (Orthanc then answers 304)."""
+        if if_none_match is None:
+            return False
+        return etag_parse(if_none_match, header="If-None-Match") == (self.revision, _md5(self.value))
+
+
+def etag_of(revision: int, content: bytes | None = None, *, md5: str | None = None) -> str:
+    """Orthanc's ETag of a revisioned value: ``"<revision>-<md5>"`` (quotes included)."""
+    digest = md5 if md5 is not None else hashlib.md5(content or b"").hexdigest()
+    return f'"{revision}-{digest}"'
+
+
+def etag_parse(value: str, *, header: str) -> tuple[int, str]:
+    """An If-Match/If-None-Match value -> (revision, md5), as Orthanc's GetRevisionHeader reads it.
+
+    Spaces and surrounding quotes are dropped; the revision is what precedes the first ``-``. Anything
+    else is ParameterOutOfRange, with Orthanc's message (which names the header as the caller spells it).
+    """
+    text = value.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1]
+    dash = text.find("-")
+    if dash >= 0:
+        revision = text[:dash]
+        if re.fullmatch(r"\+?[0-9]+", revision) and int(revision) <= _INT64:
+            return int(revision), text[dash + 1:]
+    raise ParameterOutOfRange(f'The "{header}" HTTP header should contain the ETag (revision followed by '
+                              f"MD5 hash), but found: {text}")
 
 
 def _user_metadata() -> dict[str, int]:
-    return {str(k): int(v) for k, v in (settings.ORTHANC.get("UserMetadata") or {}).items()}
+    out = {}
+    for name, number in (settings.ORTHANC.get("UserMetadata") or {}).items():
+        try:
+            out[str(name)] = int(number)
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 def metadata_number(name: str) -> int:
-    """A metadata name (system, UserMetadata, or a number) -> its number; ParameterOutOfRange otherwise."""
+    """A metadata name -> its number, as Orthanc's StringToMetadata: an integer is taken as is (even one
+    no dictionary knows), else a system or ``UserMetadata`` name; anything else is InexistentItem (404)."""
+    if _INT.fullmatch(name) and _INT32[0] <= int(name) <= _INT32[1]:
+        return int(name)
     if name in MetadataType.__members__:
         return int(MetadataType[name])
     user = _user_metadata()
     if name in user:
         return user[name]
-    if name.isdigit() and 0 < int(name) <= USER_LAST:
-        return int(name)
-    raise ParameterOutOfRange(f"Unknown metadata: {name}")
+    raise InexistentItem()
 
 
 def metadata_name(number: int) -> str:
+    """A metadata number -> the name Orthanc shows (system, then UserMetadata, else the number)."""
     try:
         return MetadataType(number).name
     except ValueError:
@@ -42,32 +122,26 @@ def metadata_name(number: int) -> str:
     return str(number)
 
 
-def metadata_list(*, resource: Resource, numeric: bool = False) -> dict[str, str]:
-    """The metadata of a resource, name (or number) -> value, in Orthanc's order (by number)."""
-    return {(str(n) if numeric else metadata_name(n)): value for n, (value, _rev) in metadata_of(resource=resource).items()}
+def metadata_is_user(number: int) -> bool:
+    return USER_FIRST <= number <= USER_LAST
 
 
-def metadata_get(*, resource: Resource, name: str) -> tuple[str, int]:
-    """(value, revision) of one metadata, or UnknownResource."""
-    number = metadata_number(name)
-    found = metadata_of(resource=resource).get(number)
-    if found is None:
-        raise UnknownResource(f"No metadata {name} on this resource")
-    return found
+def _resource_any_level(public_id: str) -> Resource:
+    """The resource with that identifier at any level (Orthanc's writes do not check the URI's level)."""
+    resource = Resource.objects.filter(public_id=public_id).first()
+    if resource is None:
+        raise UnknownResource()
+    return resource
 
 
-def parse_revision(header: str | None) -> int | None:
-    if header is None or header == "":
-        return None
-    try:
-        return int(header.strip().strip('"'))
-    except ValueError:
-        raise ParameterOutOfRange(f"Bad revision: {header}") from None
-
-
-def _check_user(number: int, name: str) -> None:
-    if not USER_FIRST <= number <= USER_LAST:
-        raise ParameterOutOfRange(f"Only user-defined metadata can be modified: {name}")
+def _expected_revision(if_match: str | None) -> tuple[int, str] | None:
+    """The (revision, md5) a write must find, or None when it may overwrite blindly."""
+    if if_match is not None:
+        return etag_parse(if_match, header="if-match")
+    if archive_settings().check_revisions:
+        # Orthanc: a dummy expectation that only an absent value satisfies (the first write needs none).
+        return (-1, "")
+    return None
 
 
 def _log(resource: Resource) -> None:
@@ -75,35 +149,89 @@ def _log(resource: Resource) -> None:
                           public_id=resource.public_id, date=iso(utcnow()))
 
 
-def metadata_set(*, resource: Resource, name: str, value: str, if_match: int | None) -> int:
-    """Set a user metadata; returns its new revision. With CheckRevisions, a change needs the current
-    revision in If-Match (409 otherwise)."""
+def metadata_list(*, level: Level, public_id: str, numeric: bool = False,
+                  expand: bool = False) -> list[str] | list[int] | dict[str, str]:
+    """The metadata of a resource in Orthanc's answer shape: names (numbers with ``numeric``) in number
+    order, or with ``expand`` an object name -> value whose keys come sorted, as Orthanc's JSON writer
+    sorts them. UnknownResource if the resource is not at that level."""
+    resource = resource_get(level=level, public_id=public_id)
+    found = metadata_of(resource=resource)
+    if expand:
+        pairs = {(str(n) if numeric else metadata_name(n)): value for n, (value, _rev) in found.items()}
+        return dict(sorted(pairs.items(), key=lambda kv: kv[0].encode("utf-8")))
+    if numeric:
+        return list(found)
+    return [metadata_name(n) for n in found]
+
+
+def metadata_get(*, level: Level, public_id: str, name: str) -> MetadataValue | None:
+    """One metadata value with its revision, or None when the resource does not carry it (Orthanc then
+    answers a bare 404). InexistentItem for an unknown name, UnknownResource for a resource not at that
+    level."""
     number = metadata_number(name)
-    _check_user(number, name)
+    resource = resource_get(level=level, public_id=public_id)
+    found = metadata_of(resource=resource).get(number)
+    if found is None:
+        return None
+    return MetadataValue(value=found[0], revision=found[1])
+
+
+def metadata_set(*, public_id: str, name: str, value: str, if_match: str | None) -> MetadataValue:
+    """Set a user metadata and log UpdatedMetadata; returns the stored value and its new revision.
+
+    A first write starts at revision 0 and ignores If-Match; a later one adds 1, and with If-Match (or
+    CheckRevisions) must find the revision and MD5 it names, else RevisionMismatch (409)."""
+    number = metadata_number(name)
+    if not metadata_is_user(number):
+        raise SystemMetadataReadOnly()
+    expected = _expected_revision(if_match)
     with transaction.atomic():
-        row = Metadata.objects.select_for_update().filter(resource=resource, type=number).first()
-        if row is None:
-            Metadata.objects.create(resource=resource, type=number, value=value, revision=0)
-            revision = 0
-        else:
-            if archive_settings().check_revisions and (if_match is None or if_match != row.revision):
+        resource = _resource_any_level(public_id)
+        row, created = _lock_or_create(resource, number, value)
+        if not created:
+            if expected is not None and expected != (row.revision, _md5(row.value)):
                 raise RevisionMismatch()
             row.value, row.revision = value, row.revision + 1
             row.save(update_fields=["value", "revision"])
-            revision = row.revision
         _log(resource)
-    return revision
+    return MetadataValue(value=row.value, revision=row.revision)
 
 
-def metadata_delete(*, resource: Resource, name: str, if_match: int | None) -> None:
-    """Delete a user metadata (404 if absent; with CheckRevisions, If-Match is mandatory)."""
+def _lock_or_create(resource: Resource, number: int, value: str) -> tuple[Metadata, bool]:
+    """The row locked for update, or a new one at revision 0. Two first writes may race: the loser of the
+    unique constraint then updates the winner's row, as if it had come second."""
+    row = Metadata.objects.select_for_update().filter(resource=resource, type=number).first()
+    if row is not None:
+        return row, False
+    try:
+        with transaction.atomic():
+            return Metadata.objects.create(resource=resource, type=number, value=value, revision=0), True
+    except IntegrityError:
+        return Metadata.objects.select_for_update().get(resource=resource, type=number), False
+
+
+def metadata_delete(*, public_id: str, name: str, if_match: str | None) -> None:
+    """Delete a user metadata and log UpdatedMetadata. UnknownResource when it is absent; with
+    CheckRevisions, If-Match is mandatory (RevisionMismatch with Orthanc's message otherwise)."""
     number = metadata_number(name)
-    _check_user(number, name)
+    if not metadata_is_user(number):
+        raise SystemMetadataReadOnly()
+    if if_match is not None:
+        expected = etag_parse(if_match, header="if-match")
+    elif archive_settings().check_revisions:
+        raise RevisionMismatch(MISSING_IF_MATCH)
+    else:
+        expected = None
     with transaction.atomic():
+        resource = _resource_any_level(public_id)
         row = Metadata.objects.select_for_update().filter(resource=resource, type=number).first()
         if row is None:
-            raise UnknownResource(f"No metadata {name} on this resource")
-        if archive_settings().check_revisions and (if_match is None or if_match != row.revision):
+            raise UnknownResource()
+        if expected is not None and expected != (row.revision, _md5(row.value)):
             raise RevisionMismatch()
         row.delete()
         _log(resource)
+
+
+def _md5(value: str) -> str:
+    return hashlib.md5(value.encode("utf-8")).hexdigest()

@@ -1,134 +1,133 @@
-"""Attachment routes, at every level."""
+"""Attachment routes at every level, as Orthanc's RegisterResources lays them out.
+
+Every GET below ``.../attachments/{name}`` carries the attachment's ETag and answers 304 to a matching
+If-None-Match. Orthanc answers some outcomes bare (no JSON body): an MD5 that is not stored (404), a failed
+or impossible MD5 check (400), a write to a system attachment (403).
+"""
 
 from __future__ import annotations
-
-import re
 
 from django.http import HttpResponse
 from django.urls import path
 
-from archive import attachments, selectors
-from archive.errors import BadRange
+from archive import attachments
 from archive.levels import Level
-from archive.metadata import parse_revision
+from archive.metadata import etag_of
 from explorer.api.base import OrthancView
-from explorer.api.params import flag
+from explorer.api.metadata import BareErrors, bare, with_etag
 from explorer.api.rendering import json_response, text_response
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+PARTS = ("data", "compressed-data", "info", "size", "compressed-size", "md5", "compressed-md5", "is-compressed")
+ACTIONS = ("verify-md5", "compress", "uncompress")
 
 
-def _etag(response: HttpResponse, revision: int) -> HttpResponse:
-    response["ETag"] = f'"{revision}"'
+def _disposition(response: HttpResponse, filename: str) -> HttpResponse:
+    response["Content-Disposition"] = 'filename="{}"'.format(filename.replace('"', ""))
     return response
 
 
-def _attachment(view, public_id: str, name: str):
-    resource = selectors.resource_get(level=view.level, public_id=public_id)
-    return resource, attachments.attachment_get(resource=resource, name=name)
+def answer_attachment(request, att) -> HttpResponse:
+    """Send an attachment's content as Orthanc does (its MIME type, ``filename="<uuid>.dcm"`` unless the
+    ``filename`` argument of 1.12.7 names another, ``Range`` of 1.12.5 answered 206)."""
+    byte_range = _requested_range(request)
+    mime = attachments.mime_type(att.content_type)
+    if byte_range is not None:
+        return _partial(*attachments.attachment_range(att, byte_range, uncompressed=True), mime)
+    response = HttpResponse(attachments.attachment_data(att), content_type=mime)
+    return _disposition(response, request.GET.get("filename") or attachments.download_name(att))
 
 
-def _not_modified(request, att) -> bool:
-    return parse_revision(request.META.get("HTTP_IF_NONE_MATCH")) == att.revision
+def _requested_range(request) -> attachments.ByteRange | None:
+    # Orthanc documents the request header as "Content-Range" and its NEWS as "Range": both are read.
+    header = request.headers.get("Range") or request.headers.get("Content-Range")
+    return None if header is None else attachments.ByteRange.parse(header.strip())
 
 
-def _ranged(request, data: bytes, content_type: str) -> HttpResponse:
-    """Serve bytes, honouring a single HTTP Range (Orthanc 1.12.5)."""
-    header = request.META.get("HTTP_RANGE") or request.META.get("HTTP_CONTENT_RANGE")
-    if not header:
-        return HttpResponse(data, content_type=content_type)
-    m = _RANGE.match(header.strip())
-    if not m or (not m.group(1) and not m.group(2)):
-        raise BadRange(f"Unsupported range: {header}")
-    size = len(data)
-    if m.group(1):
-        start = int(m.group(1))
-        end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-    else:
-        start, end = max(size - int(m.group(2)), 0), size - 1
-    if start >= size or start > end:
-        raise BadRange(f"Range outside of the attachment: {header}")
-    response = HttpResponse(data[start:end + 1], status=206, content_type=content_type)
-    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+def _partial(content: bytes, content_range: str, mime: str) -> HttpResponse:
+    response = HttpResponse(content, status=206, content_type=mime)
+    response["Content-Range"] = content_range
     return response
 
 
 class AttachmentListApi(OrthancView):
     def get(self, request, public_id: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        found = attachments.attachments_list(resource=resource)
-        return json_response(found if flag(request, "full") else list(found))
+        return json_response(attachments.attachments_list(level=self.level, public_id=public_id,
+                                                          full="full" in request.GET))
 
 
-class AttachmentApi(OrthancView):
+class AttachmentApi(BareErrors, OrthancView):
     def get(self, request, public_id: str, name: str):
-        _resource, att = _attachment(self, public_id, name)
-        if _not_modified(request, att):
-            return _etag(HttpResponse(status=304), att.revision)
-        return _etag(json_response(attachments.OPERATIONS), att.revision)
+        att = attachments.attachment_get(public_id=public_id, name=name)
+        if attachments.attachment_matches(att, request.headers.get("If-None-Match")):
+            return bare(304, etag=attachments.attachment_etag(att))
+        return with_etag(json_response(attachments.attachment_operations(att)), attachments.attachment_etag(att))
 
     def put(self, request, public_id: str, name: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        revision = attachments.attachment_put(resource=resource, name=name, data=request._request.body,
-                                              if_match=parse_revision(request.META.get("HTTP_IF_MATCH")))
-        return _etag(json_response({}), revision)
+        body = request._request.body
+        att = attachments.attachment_put(public_id=public_id, name=name, data=body,
+                                         if_match=request.headers.get("If-Match"))
+        # Orthanc's ETag here is the MD5 of the body, even when MD5s are not stored.
+        return with_etag(json_response({}), etag_of(att.revision, body))
 
     def delete(self, request, public_id: str, name: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        attachments.attachment_delete(resource=resource, name=name,
-                                      if_match=parse_revision(request.META.get("HTTP_IF_MATCH")))
+        attachments.attachment_delete(public_id=public_id, name=name, if_match=request.headers.get("If-Match"))
         return text_response("")
 
 
 class AttachmentPartApi(OrthancView):
-    """The read-only facets of an attachment: data, sizes, MD5s, info, compression state."""
+    """The read-only facets of one attachment: content, sizes, MD5s, info, compression state."""
 
     part: str = "info"
 
     def get(self, request, public_id: str, name: str):
-        _resource, att = _attachment(self, public_id, name)
-        if _not_modified(request, att):
-            return _etag(HttpResponse(status=304), att.revision)
+        att = attachments.attachment_get(public_id=public_id, name=name)
+        etag = attachments.attachment_etag(att)
+        if attachments.attachment_matches(att, request.headers.get("If-None-Match")):
+            return bare(304, etag=etag)
+        return with_etag(self.answer(request, att), etag)
+
+    def answer(self, request, att) -> HttpResponse:
         if self.part == "data":
-            response = _ranged(request, attachments.attachment_data(att), attachments.mime_type(att.content_type))
-        elif self.part == "compressed-data":
-            response = _ranged(request, attachments.attachment_stored_bytes(att), "application/octet-stream")
-        elif self.part == "info":
-            response = json_response(attachments.attachment_info(att))
-        else:
-            value = {"size": att.uncompressed_size, "compressed-size": att.compressed_size,
-                     "md5": att.uncompressed_md5, "compressed-md5": att.compressed_md5,
-                     "is-compressed": int(att.compression == 2)}[self.part]
-            response = text_response(str(value))
-        filename = request.GET.get("filename")
-        if filename and self.part in ("data", "compressed-data"):
-            safe = "".join(c for c in filename if c.isalnum() or c in "._- ")
-            response["Content-Disposition"] = f'filename="{safe}"'
-        return _etag(response, att.revision)
+            return answer_attachment(request, att)
+        if self.part == "compressed-data":
+            byte_range = _requested_range(request)
+            if byte_range is not None:
+                return _partial(*attachments.attachment_range(att, byte_range, uncompressed=False),
+                                "application/octet-stream")
+            response = HttpResponse(attachments.attachment_stored_bytes(att), content_type="application/octet-stream")
+            filename = request.GET.get("filename")
+            return _disposition(response, filename) if filename else response
+        if self.part == "info":
+            return json_response(attachments.attachment_info(att))
+        if self.part in ("md5", "compressed-md5"):
+            md5 = att.uncompressed_md5 if self.part == "md5" else att.compressed_md5
+            return text_response(md5) if md5 else bare(404)
+        value = {"size": att.uncompressed_size, "compressed-size": att.compressed_size,
+                 "is-compressed": int(att.compression == attachments.COMPRESSION_ZLIB)}[self.part]
+        return text_response(str(value))
 
 
-class AttachmentActionApi(OrthancView):
+class AttachmentActionApi(BareErrors, OrthancView):
     action: str = "verify-md5"
 
     def post(self, request, public_id: str, name: str):
-        resource, att = _attachment(self, public_id, name)
         if self.action == "verify-md5":
-            attachments.attachment_verify_md5(att)
+            if not attachments.attachment_verify_md5(public_id=public_id, name=name):
+                return bare(400)
         else:
-            attachments.attachment_set_compression(resource=resource, name=name,
+            attachments.attachment_set_compression(public_id=public_id, name=name,
                                                    compressed=self.action == "compress")
         return json_response({})
 
 
 urlpatterns = []
 for _level in Level:
-    base = f"{_level.plural}/<str:public_id>/attachments"
+    _base = f"{_level.plural}/<str:public_id>/attachments"
     urlpatterns += [
-        path(base, AttachmentListApi.as_view(level=_level)),
-        path(f"{base}/<str:name>", AttachmentApi.as_view(level=_level)),
-        *[path(f"{base}/<str:name>/{part}", AttachmentPartApi.as_view(level=_level, part=part))
-          for part in ("data", "compressed-data", "info", "size", "compressed-size", "md5", "compressed-md5",
-                       "is-compressed")],
-        *[path(f"{base}/<str:name>/{action}", AttachmentActionApi.as_view(level=_level, action=action))
-          for action in ("verify-md5", "compress", "uncompress")],
+        path(_base, AttachmentListApi.as_view(level=_level)),
+        path(f"{_base}/<str:name>", AttachmentApi.as_view(level=_level)),
+        # Range on data and compressed-data: new in Orthanc 1.12.5; ?filename: new in 1.12.7
+        *[path(f"{_base}/<str:name>/{part}", AttachmentPartApi.as_view(level=_level, part=part)) for part in PARTS],
+        *[path(f"{_base}/<str:name>/{action}", AttachmentActionApi.as_view(level=_level, action=action))
+          for action in ACTIONS],
     ]

@@ -1,33 +1,46 @@
-"""Labels (Orthanc 1.12.0) and patient protection."""
+"""Labels at every level (new in Orthanc 1.12.0), /tools/labels, and patient protection."""
 
 from __future__ import annotations
 
 from django.urls import path
 
 from archive import labels, selectors, services
-from archive.errors import ParameterOutOfRange
+from archive.errors import BadFileFormat, ParameterOutOfRange, UnknownResource
 from archive.levels import Level
 from explorer.api.base import OrthancView
+from explorer.api.metadata import bare
 from explorer.api.rendering import json_response, text_response
+
+
+def parse_orthanc_bool(body: bytes) -> bool:
+    """Orthanc's ParseBooleanBody: ``0``/``false`` or ``1``/``true``, spaces around allowed, case
+    sensitive; anything else is BadFileFormat (400) "Boolean value expected"."""
+    text = body.decode("latin-1").strip()
+    if text in ("1", "true"):
+        return True
+    if text in ("0", "false"):
+        return False
+    raise BadFileFormat("Boolean value expected")
 
 
 class LabelsApi(OrthancView):
     def get(self, request, public_id: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        return json_response(labels.labels_get(resource=resource))
+        return json_response(labels.labels_get(level=self.level, public_id=public_id))
 
 
 class LabelApi(OrthancView):
     def get(self, request, public_id: str, label: str):
-        labels.label_test(resource=selectors.resource_get(level=self.level, public_id=public_id), name=label)
+        # Orthanc answers an empty body when the label is there and a bare 404 when it is not.
+        if not labels.label_test(level=self.level, public_id=public_id, name=label):
+            return bare(404)
         return text_response("")
 
     def put(self, request, public_id: str, label: str):
-        labels.label_add(resource=selectors.resource_get(level=self.level, public_id=public_id), name=label)
+        labels.label_add(level=self.level, public_id=public_id, name=label)
         return text_response("")
 
     def delete(self, request, public_id: str, label: str):
-        labels.label_remove(resource=selectors.resource_get(level=self.level, public_id=public_id), name=label)
+        labels.label_remove(level=self.level, public_id=public_id, name=label)
         return text_response("")
 
 
@@ -37,22 +50,29 @@ class AllLabelsApi(OrthancView):
 
 
 class ProtectedApi(OrthancView):
+    """GET/PUT /patients/{id}/protected. Orthanc answers 400 Parameter out of range (not 404) for an ID that
+    is not a patient's, so UnknownResource is translated here, the one place where that is the contract."""
+
     def get(self, request, public_id: str):
         patient = selectors.resource_get(level=Level.PATIENT, public_id=public_id)
         return text_response("1" if patient.is_protected else "0")
 
     def put(self, request, public_id: str):
-        body = request._request.body.decode("utf-8", "replace").strip().lower()
-        if body not in ("0", "1", "true", "false"):
-            raise ParameterOutOfRange(f"Expected 0 or 1: {body!r}")
-        services.patient_protection_set(public_id=public_id, protected=body in ("1", "true"))
+        services.patient_protection_set(public_id=public_id, protected=parse_orthanc_bool(request._request.body))
         return text_response("")
 
+    def handle_exception(self, exc):
+        if isinstance(exc, UnknownResource):
+            exc = ParameterOutOfRange()
+        return super().handle_exception(exc)
 
-urlpatterns = [path("tools/labels", AllLabelsApi.as_view()),
-               path("patients/<str:public_id>/protected", ProtectedApi.as_view(level=Level.PATIENT))]
+
+urlpatterns = [
+    path("tools/labels", AllLabelsApi.as_view()),                # New in Orthanc 1.12.0
+    path("patients/<str:public_id>/protected", ProtectedApi.as_view(level=Level.PATIENT)),
+]
 for _level in Level:
-    urlpatterns += [
+    urlpatterns += [   # New in Orthanc 1.12.0
         path(f"{_level.plural}/<str:public_id>/labels", LabelsApi.as_view(level=_level)),
         path(f"{_level.plural}/<str:public_id>/labels/<str:label>", LabelApi.as_view(level=_level)),
     ]

@@ -1,48 +1,70 @@
-"""Metadata routes, at every level."""
+"""Metadata routes at every level, as Orthanc's RegisterResources lays them out.
+
+Orthanc answers some outcomes with a bare status and no JSON body: a metadata the resource does not carry
+(404, the handler answers nothing) and a write to system metadata (403, ``SignalError``). ``BareErrors``
+keeps those bare; every other error is rendered by the one formatter.
+"""
 
 from __future__ import annotations
 
 from django.http import HttpResponse
 from django.urls import path
 
-from archive import metadata, selectors
+from archive import metadata
 from archive.levels import Level
 from explorer.api.base import OrthancView
 from explorer.api.params import flag
 from explorer.api.rendering import json_response, text_response
 
 
-def _etag(response: HttpResponse, revision: int) -> HttpResponse:
-    response["ETag"] = f'"{revision}"'
+def bare(status: int, *, etag: str | None = None) -> HttpResponse:
+    """A status without a body or content type, as Orthanc sends 304, and 403/404/400 it signals bare."""
+    response = HttpResponse(b"", status=status)
+    del response["Content-Type"]
+    if etag is not None:
+        response["ETag"] = etag
     return response
+
+
+def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    return response
+
+
+class BareErrors:
+    """Domain errors marked ``bare`` (Orthanc's SignalError) become their status alone."""
+
+    def handle_exception(self, exc):
+        if getattr(exc, "bare", False):
+            return bare(exc.http_status)
+        return super().handle_exception(exc)
 
 
 class MetadataListApi(OrthancView):
     def get(self, request, public_id: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        values = metadata.metadata_list(resource=resource, numeric=flag(request, "numeric"))
-        return json_response(values if flag(request, "expand") else list(values))
+        # New in Orthanc 1.12.0: ?numeric
+        return json_response(metadata.metadata_list(level=self.level, public_id=public_id,
+                                                    numeric="numeric" in request.GET,
+                                                    expand=flag(request, "expand")))
 
 
-class MetadataApi(OrthancView):
+class MetadataApi(BareErrors, OrthancView):
     def get(self, request, public_id: str, name: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        value, revision = metadata.metadata_get(resource=resource, name=name)
-        if metadata.parse_revision(request.META.get("HTTP_IF_NONE_MATCH")) == revision:
-            return _etag(HttpResponse(status=304), revision)
-        return _etag(text_response(value), revision)
+        found = metadata.metadata_get(level=self.level, public_id=public_id, name=name)
+        if found is None:
+            return bare(404)
+        if found.matches(request.headers.get("If-None-Match")):
+            return bare(304, etag=found.etag)
+        return with_etag(text_response(found.value), found.etag)
 
     def put(self, request, public_id: str, name: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        revision = metadata.metadata_set(resource=resource, name=name,
-                                         value=request._request.body.decode("utf-8", "replace"),
-                                         if_match=metadata.parse_revision(request.META.get("HTTP_IF_MATCH")))
-        return _etag(text_response(""), revision)
+        stored = metadata.metadata_set(public_id=public_id, name=name,
+                                       value=request._request.body.decode("utf-8", "replace"),
+                                       if_match=request.headers.get("If-Match"))
+        return with_etag(text_response(""), stored.etag)
 
     def delete(self, request, public_id: str, name: str):
-        resource = selectors.resource_get(level=self.level, public_id=public_id)
-        metadata.metadata_delete(resource=resource, name=name,
-                                 if_match=metadata.parse_revision(request.META.get("HTTP_IF_MATCH")))
+        metadata.metadata_delete(public_id=public_id, name=name, if_match=request.headers.get("If-Match"))
         return text_response("")
 
 
