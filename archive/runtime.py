@@ -1,42 +1,313 @@
-"""Options that can change while the server runs (PUT /tools/...), shared by every worker process
-through the database, with Orthanc's configuration as the starting value."""
+"""Options that can change while the server runs (``PUT /tools/...``), shared by every process.
+
+Orthanc keeps these in memory; we run several worker processes (gunicorn, the DICOM server, the job
+workers), so the value lives in the database (``GlobalProperty``, one row per option) and the
+configuration file gives the starting value. A process reads the row when it needs the option; hot-path
+readers (``default_encoding``) go through a short per-process cache, so a change made through one worker
+reaches the others within ``CACHE_SECONDS``. Log levels are applied to this process's loggers when set, and
+to the other processes by ``logging_sync``, which each of them calls now and then.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import threading
+import time
+from collections.abc import Iterable
 
 from django.conf import settings
 
+from archive.dicom.tags import ENCODING_TO_CHARSET
+from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.models import GlobalProperty
 
+logger = logging.getLogger(__name__)
+
+CACHE_SECONDS = 2.0
+_PREFIX = "Runtime."
+
+# Orthanc's verbosities and the Python levels they stand for.
 LOG_LEVELS = {"default": logging.WARNING, "verbose": logging.INFO, "trace": logging.DEBUG}
-LOG_CATEGORIES = ("dicom", "generic", "http", "jobs", "lua", "plugins", "sqlite")
+_VERBOSITY_ORDER = ("default", "verbose", "trace")
+
+# Orthanc's log categories and the Python loggers that carry the same kind of messages here. "lua" and
+# "plugins" have no counterpart (no Lua, no plugins): their level is kept and reported, nothing more.
+LOG_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "dicom": ("archive.network", "pynetdicom"),
+    "generic": ("archive", "explorer"),
+    "http": ("explorer.api", "django.request", "django.server"),
+    "jobs": ("jobs", "django-q"),
+    "lua": (),
+    "plugins": (),
+    "sqlite": ("django.db.backends",),   # the index database, whatever its engine
+}
+
+# The transfer syntaxes Orthanc 1.12.11 knows, in the order it lists them, with the groups that the
+# "XxxTransferSyntaxAccepted" options switch on or off.
+_TS = "1.2.840.10008.1.2"
+TRANSFER_SYNTAX_GROUPS: dict[str, tuple[str, ...]] = {
+    "Deflated": (f"{_TS}.1.99",),
+    "Jpeg": tuple(f"{_TS}.4.{n}" for n in (*range(50, 67), 70)),
+    "JpegLossless": (f"{_TS}.4.80", f"{_TS}.4.81"),          # JPEG-LS, as Orthanc names the group
+    "Jpeg2000": tuple(f"{_TS}.4.{n}" for n in (90, 91, 92, 93, 201, 202, 203)),  # + HTJ2K (1.12.11)
+    "Jpip": (f"{_TS}.4.94", f"{_TS}.4.95"),
+    "Mpeg2": (f"{_TS}.4.100", f"{_TS}.4.101"),
+    "Mpeg4": tuple(f"{_TS}.4.{n}" for n in range(102, 107)),
+    "H265": (f"{_TS}.4.107", f"{_TS}.4.108"),
+    "Rle": (f"{_TS}.5",),
+}
+TRANSFER_SYNTAXES: tuple[str, ...] = (
+    _TS, f"{_TS}.1", f"{_TS}.1.99", f"{_TS}.2",
+    *TRANSFER_SYNTAX_GROUPS["Jpeg"], *TRANSFER_SYNTAX_GROUPS["JpegLossless"],
+    *TRANSFER_SYNTAX_GROUPS["Jpeg2000"][:4], *TRANSFER_SYNTAX_GROUPS["Jpip"],
+    *TRANSFER_SYNTAX_GROUPS["Mpeg2"], *TRANSFER_SYNTAX_GROUPS["Mpeg4"], *TRANSFER_SYNTAX_GROUPS["H265"],
+    *TRANSFER_SYNTAX_GROUPS["Jpeg2000"][4:],
+    f"{_TS}.5", f"{_TS}.6.1", f"{_TS}.6.2",
+)
+
+_cache: dict[str, tuple[float, str | None]] = {}
+_cache_lock = threading.Lock()
 
 
-def _defaults() -> dict[str, str]:
+# -- storage ------------------------------------------------------------------------------------------
+
+def _read(name: str) -> str | None:
+    return GlobalProperty.objects.filter(key=_PREFIX + name).values_list("value", flat=True).first()
+
+
+def _read_many(names: Iterable[str]) -> dict[str, str]:
+    rows = GlobalProperty.objects.filter(key__in=[_PREFIX + n for n in names]).values_list("key", "value")
+    return {key[len(_PREFIX):]: value for key, value in rows}
+
+
+def _write(name: str, value: str) -> None:
+    GlobalProperty.objects.update_or_create(key=_PREFIX + name, defaults={"value": value})
+    with _cache_lock:
+        _cache.pop(name, None)
+
+
+def _stored(name: str, *, cached: bool) -> str | None:
+    """The stored value; with ``cached``, read at most once per CACHE_SECONDS in this process (for hot
+    paths such as ingest; the REST routes read afresh, so a PUT is seen by the next GET on any worker)."""
+    if not cached:
+        return _read(name)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(name)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    value = _read(name)
+    with _cache_lock:
+        _cache[name] = (now, value)
+    return value
+
+
+def runtime_reset() -> None:
+    """Forget every runtime value (back to the configuration file), this process's cache and its log
+    levels; for tests, and for a server restart that should start from the configuration again."""
+    global _synced_at
+    GlobalProperty.objects.filter(key__startswith=_PREFIX).delete()
+    with _cache_lock:
+        _cache.clear()
+    for category in LOG_CATEGORIES:
+        _apply(category, "default")
+    _applied.clear()
+    _synced_at = 0.0
+
+
+# -- DefaultEncoding ----------------------------------------------------------------------------------
+
+def encoding_parse(text: str) -> str:
+    """Orthanc's encoding name, matched case-insensitively ("utf8" -> "Utf8"); ParameterOutOfRange else."""
+    for name in ENCODING_TO_CHARSET:
+        if name.lower() == text.lower():
+            return name
+    raise ParameterOutOfRange()
+
+
+def default_encoding(*, cached: bool = True) -> str:
+    """The DefaultEncoding in force (for parsing files without SpecificCharacterSet)."""
+    return _stored("DefaultEncoding", cached=cached) or str(settings.ORTHANC.get("DefaultEncoding", "Latin1"))
+
+
+def default_encoding_set(*, name: str) -> str:
+    """Change the DefaultEncoding for every process; returns the canonical name. Validates ``name``."""
+    canonical = encoding_parse(name)
+    _write("DefaultEncoding", canonical)
+    return canonical
+
+
+# -- Boolean switches ---------------------------------------------------------------------------------
+
+def bool_parse(text: str) -> bool:
+    """Orthanc's Boolean bodies: "1"/"true" or "0"/"false", surrounding blanks ignored."""
+    value = text.strip()
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise BadFileFormat("Boolean value expected")
+
+
+def _switch(name: str, *, cached: bool) -> bool:
+    stored = _stored(name, cached=cached)
+    if stored is None:
+        defaults = {"MetricsEnabled": True, "UnknownSopClassAccepted": False}
+        return bool(settings.ORTHANC.get(name, defaults[name]))
+    return stored == "1"
+
+
+def metrics_enabled() -> bool:
+    return _switch("MetricsEnabled", cached=False)
+
+
+def metrics_enabled_set(*, enabled: bool) -> None:
+    """Switch the publication of /tools/metrics-prometheus on or off, for every process."""
+    _write("MetricsEnabled", "1" if enabled else "0")
+
+
+def unknown_sop_class_accepted(*, cached: bool = True) -> bool:
+    """Whether the C-STORE SCP accepts SOP classes it does not know (Orthanc's promiscuous mode)."""
+    return _switch("UnknownSopClassAccepted", cached=cached)
+
+
+def unknown_sop_class_accepted_set(*, accepted: bool) -> None:
+    _write("UnknownSopClassAccepted", "1" if accepted else "0")
+
+
+# -- Accepted transfer syntaxes -------------------------------------------------------------------------
+
+def _pattern(text: str) -> re.Pattern[str]:
+    # Orthanc's wildcards: "?" one character, "*" any run; the whole UID must match.
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text) + r"\Z")
+
+
+def transfer_syntaxes_matching(patterns: Iterable[str]) -> set[str]:
+    """The known transfer syntaxes that match any of the UID patterns."""
+    compiled = [_pattern(p) for p in patterns]
+    return {ts for ts in TRANSFER_SYNTAXES if any(p.match(ts) for p in compiled)}
+
+
+def _configured_transfer_syntaxes() -> set[str]:
     cfg = settings.ORTHANC
-    return {
-        "DefaultEncoding": str(cfg.get("DefaultEncoding", "Latin1")),
-        "UnknownSopClassAccepted": "1" if cfg.get("UnknownSopClassAccepted") else "0",
-        "MetricsEnabled": "1" if cfg.get("MetricsEnabled", True) else "0",
-        "LogLevel": "default",
-    }
+    patterns = cfg.get("AcceptedTransferSyntaxes", ["1.2.840.10008.1.*"])
+    accepted = transfer_syntaxes_matching([patterns] if isinstance(patterns, str) else patterns)
+    for group, members in TRANSFER_SYNTAX_GROUPS.items():
+        option = cfg.get(f"{group}TransferSyntaxAccepted")
+        if option is True:
+            accepted |= set(members)
+        elif option is False:
+            accepted -= set(members)
+    return accepted
 
 
-def runtime_get(key: str) -> str:
-    row = GlobalProperty.objects.filter(key=key).values_list("value", flat=True).first()
-    if row is not None:
-        return row
-    if key.startswith("LogLevel-"):
-        return runtime_get("LogLevel")
-    return _defaults().get(key, "")
+def _ordered(uids: Iterable[str]) -> list[str]:
+    wanted = set(uids)
+    return [ts for ts in TRANSFER_SYNTAXES if ts in wanted]
 
 
-def runtime_set(key: str, value: str) -> None:
-    """Set a runtime option for every process; idempotent."""
-    GlobalProperty.objects.update_or_create(key=key, defaults={"value": value})
+def accepted_transfer_syntaxes(*, cached: bool = True) -> list[str]:
+    """The transfer syntaxes the C-STORE SCP accepts, in Orthanc's order."""
+    stored = _stored("AcceptedTransferSyntaxes", cached=cached)
+    if stored is None:
+        return _ordered(_configured_transfer_syntaxes())
+    return _ordered(json.loads(stored))
 
 
-def apply_log_level(level: str, category: str | None = None) -> None:
-    name = "archive.network" if category == "dicom" else ("django.request" if category == "http" else None)
-    logging.getLogger(name).setLevel(LOG_LEVELS[level])
+def accepted_transfer_syntaxes_set(*, patterns: list[str]) -> list[str]:
+    """Replace the accepted transfer syntaxes by those matching ``patterns`` (wildcards allowed), for
+    every process; returns the new list. Patterns that match nothing are ignored, as in Orthanc."""
+    accepted = _ordered(transfer_syntaxes_matching(patterns))
+    _write("AcceptedTransferSyntaxes", json.dumps(accepted))
+    return accepted
+
+
+# -- Log levels ---------------------------------------------------------------------------------------
+
+def log_level_parse(text: str) -> str:
+    """Orthanc's verbosity names, exactly (no trimming, case-sensitive)."""
+    if text not in LOG_LEVELS:
+        raise ParameterOutOfRange(f'Verbosity can be "default", "verbose" or "trace": {text}')
+    return text
+
+
+def _category_levels() -> dict[str, str]:
+    stored = _read_many(f"LogLevel.{c}" for c in LOG_CATEGORIES)
+    return {c: stored.get(f"LogLevel.{c}", "default") for c in LOG_CATEGORIES}
+
+
+def log_level(*, category: str | None = None) -> str:
+    """The verbosity of one category; without a category, the most verbose of all (as Orthanc reports
+    its main log level)."""
+    levels = _category_levels()
+    if category is not None:
+        return levels[category]
+    return max(levels.values(), key=_VERBOSITY_ORDER.index)
+
+
+def log_level_set(*, level: str, category: str | None = None) -> None:
+    """Set the verbosity of one category, or of all of them; applied here now, elsewhere by logging_sync."""
+    level = log_level_parse(level)
+    for name in ([category] if category else list(LOG_CATEGORIES)):
+        _write(f"LogLevel.{name}", level)
+        _apply(name, level)
+
+
+def _apply(category: str, level: str) -> None:
+    # "default" leaves the loggers to the root level (WARNING, or the LOG_LEVEL of the deployment), so that
+    # synchronising a process that nobody changed does not override its configuration. SQL statements are
+    # logged by Django at DEBUG only when DEBUG is on: "trace" on "sqlite" shows them in that case only.
+    python_level = logging.NOTSET if level == "default" else LOG_LEVELS[level]
+    for name in LOG_CATEGORIES[category]:
+        logging.getLogger(name).setLevel(python_level)
+
+
+_synced_at = 0.0
+_applied: dict[str, str] = {}
+
+
+def logging_sync(*, force: bool = False) -> None:
+    """Apply the stored log levels to this process's loggers; cheap to call often (one query at most every
+    CACHE_SECONDS). Never raises: logging must not break the caller."""
+    global _synced_at
+    now = time.monotonic()
+    if not force and now - _synced_at < CACHE_SECONDS:
+        return
+    _synced_at = now
+    try:
+        levels = _category_levels()
+    except Exception:  # a busy or not yet migrated database: keep the current levels
+        logger.debug("log levels not synchronised", exc_info=True)
+        return
+    for category, level in levels.items():
+        if _applied.get(category) != level:
+            _apply(category, level)
+            _applied[category] = level
+
+
+# -- Accepted SOP classes (configuration only, Orthanc 1.12.6) ----------------------------------------------
+
+def accepted_sop_classes() -> list[str]:
+    """The storage SOP classes the C-STORE SCP accepts: ``AcceptedSopClasses`` (wildcards select among the
+    known storage classes, plain UIDs are added as they are; all known classes when absent or empty)
+    minus ``RejectedSopClasses`` (wildcards allowed), sorted. The known classes are pynetdicom's, the
+    storage service this server's SCP is built on (Orthanc uses DCMTK's list)."""
+    from pynetdicom.sop_class import _STORAGE_CLASSES
+
+    known = set(_STORAGE_CLASSES.values())
+    cfg = settings.ORTHANC
+    wanted = cfg.get("AcceptedSopClasses") or []
+    if wanted:
+        accepted: set[str] = set()
+        for entry in wanted:
+            if "*" in entry or "?" in entry:
+                accepted |= {uid for uid in known if _pattern(entry).match(uid)}
+            else:
+                accepted.add(entry)
+    else:
+        accepted = known
+    for entry in cfg.get("RejectedSopClasses") or []:
+        accepted = {uid for uid in accepted if not _pattern(entry).match(uid)}
+    return sorted(accepted)

@@ -1,169 +1,246 @@
-"""/tools/...: clock, UIDs, encodings, transfer syntaxes, log levels, metrics, lookup."""
+"""/tools/...: clock, UIDs, encodings, transfer syntaxes, log levels, metrics, lookup (Orthanc's
+OrthancRestSystem.cpp and the lookup of OrthancRestResources.cpp).
+
+Runtime options (PUT) are stored through ``archive.runtime`` so that every worker process sees them.
+Text answers are ``text/plain`` with no charset, as Orthanc sends them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import struct
+import sys
 import time
+import uuid
+import zoneinfo
 from pathlib import Path
 
-from django.http import HttpResponse
+from django.core.signals import request_started
 from django.urls import path
 from pydicom.uid import generate_uid
 
-from archive import runtime, selectors
-from archive.dicom.tags import ENCODING_TO_CHARSET
-from archive.errors import BadRequest, ParameterOutOfRange
+from archive import changes, runtime, selectors
+from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.levels import Level
-from archive.models import Change
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
 from explorer.api.rendering import json_response, text_response
+from explorer.api.system import bare_response
 
-STARTED = time.time()
-UID_ROOT = "1.2.826.0.1.3680043.10.1234."   # a private root under the UK NHS-issued Medical Connections arc
-
-# Every transfer syntax Orthanc 1.12 accepts by default (its "AcceptedTransferSyntaxes": "*" list).
-TRANSFER_SYNTAXES = [
-    "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2",
-    *[f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66,
-                                           70, 80, 81, 90, 91, 92, 93, 94, 95, 100, 101, 102, 103, 104, 105,
-                                           106, 107, 108)],
-    "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.6.1", "1.2.840.10008.1.2.6.2",
-]
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+CONFORMANCE = Path(__file__).with_name("conformance.txt")
 
 
-def _body_text(request) -> str:
-    return request._request.body.decode("utf-8", "replace").strip()
+def _body(request) -> str:
+    return request._request.body.decode("utf-8", "replace")
 
 
-def _bool_text(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true"):
-        return True
-    if value in ("0", "false"):
-        return False
-    raise ParameterOutOfRange(f"Expected a Boolean value: {text}")
+def _process_started_at() -> float:
+    """When this process started (Linux: from /proc), else when this module was imported. Every worker
+    starts with the server, so this is the server's uptime as far as a worker can tell."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()
+
+
+STARTED_AT = _process_started_at()
+
+
+def _local_zone() -> dt.tzinfo:
+    # Django sets TZ to its TIME_ZONE (UTC) at start; the machine's zone is still in /etc/localtime.
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f)
+    except (OSError, ValueError):
+        return dt.UTC
+
+
+def _sync_log_levels(**_kwargs) -> None:
+    runtime.logging_sync()
+
+
+# A PUT /tools/log-level reaches one gunicorn worker; the others pick the stored levels up when a request
+# starts (one small query at most every few seconds per worker). Only under gunicorn: a single process
+# (runserver, tests) applies the PUT itself, and its requests keep their exact query counts.
+if "gunicorn" in sys.modules:
+    request_started.connect(_sync_log_levels, dispatch_uid="explorer.api.tools.sync_log_levels")
+
+
+class ToolsApi(OrthancView):
+    """GET /tools: the operations registered under /tools, sorted, as Orthanc lists its URI children."""
+
+    def get(self, request):
+        from explorer.api.urls import urlpatterns
+
+        names = set()
+        for pattern in urlpatterns:
+            route = str(pattern.pattern)
+            if route.startswith("tools/"):
+                name = route.split("/")[1]
+                if name and not name.startswith("<"):
+                    names.add(name)
+        return json_response(sorted(names))
 
 
 class NowApi(OrthancView):
     local = False
 
     def get(self, request):
-        now = dt.datetime.now().astimezone() if self.local else dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(_local_zone() if self.local else dt.UTC)
         return text_response(now.strftime("%Y%m%dT%H%M%S"))
 
 
 class GenerateUidApi(OrthancView):
     def get(self, request):
         level = request.GET.get("level", "")
-        try:
-            Level.parse(level)
-        except ValueError:
-            raise ParameterOutOfRange(f"Unknown resource level: {level}") from None
-        return text_response(generate_uid(prefix=UID_ROOT))
+        if level == "patient":
+            return text_response(str(uuid.uuid4()))   # Orthanc makes PatientIDs from UUIDs
+        if level in ("study", "series", "instance"):
+            # A UUID-derived UID (PS3.5 B.2): unique without a registered root.
+            return text_response(generate_uid(prefix=None))
+        return bare_response(404)           # Orthanc: any other level, 404 with no body
 
 
 class DefaultEncodingApi(OrthancView):
     def get(self, request):
-        return text_response(runtime.runtime_get("DefaultEncoding"))
+        return text_response(runtime.default_encoding(cached=False))
 
     def put(self, request):
-        value = _body_text(request)
-        if value not in ENCODING_TO_CHARSET:
-            raise ParameterOutOfRange(f"Unknown encoding: {value}")
-        runtime.runtime_set("DefaultEncoding", value)
-        return text_response("")
+        return text_response(runtime.default_encoding_set(name=_body(request)))
 
 
 class AcceptedTransferSyntaxesApi(OrthancView):
     def get(self, request):
-        return json_response(TRANSFER_SYNTAXES)
+        return json_response(runtime.accepted_transfer_syntaxes(cached=False))
+
+    def put(self, request):
+        """A JSON string or array of UID patterns, or one pattern as plain text (wildcards ? and *)."""
+        text = _body(request)
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text   # plain text (Orthanc 1.10.1 refuses a bare UID such as 1.2.840.10008.1.2.1 here)
+        if isinstance(value, str):
+            patterns = [value]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            patterns = value
+        else:
+            raise BadFileFormat()
+        return json_response(runtime.accepted_transfer_syntaxes_set(patterns=patterns))
+
+
+class AcceptedSopClassesApi(OrthancView):
+    # New in Orthanc 1.12.6
+    def get(self, request):
+        return json_response(runtime.accepted_sop_classes())
 
 
 class UnknownSopClassAcceptedApi(OrthancView):
     def get(self, request):
-        return json_response(int(runtime.runtime_get("UnknownSopClassAccepted") == "1"))
+        return text_response("1" if runtime.unknown_sop_class_accepted(cached=False) else "0")
 
     def put(self, request):
-        runtime.runtime_set("UnknownSopClassAccepted", "1" if _bool_text(_body_text(request)) else "0")
+        runtime.unknown_sop_class_accepted_set(accepted=runtime.bool_parse(_body(request)))
         return text_response("")
 
 
 class ConformanceApi(OrthancView):
     def get(self, request):
-        return text_response(Path(__file__).with_name("conformance.txt").read_text(encoding="utf-8"))
+        return text_response(CONFORMANCE.read_text(encoding="utf-8"))
 
 
 class LogLevelApi(OrthancView):
     category: str | None = None
 
-    @property
-    def key(self) -> str:
-        return f"LogLevel-{self.category}" if self.category else "LogLevel"
-
     def get(self, request):
-        return text_response(runtime.runtime_get(self.key))
+        return text_response(runtime.log_level(category=self.category))
 
     def put(self, request):
-        value = _body_text(request)
-        if value not in runtime.LOG_LEVELS:
-            raise ParameterOutOfRange(f"Unknown log level: {value}")
-        runtime.runtime_set(self.key, value)
-        runtime.apply_log_level(value, self.category)
-        return text_response(value)
+        runtime.log_level_set(level=_body(request), category=self.category)
+        return text_response("")
 
 
 class MetricsApi(OrthancView):
     def get(self, request):
-        return json_response(int(runtime.runtime_get("MetricsEnabled") == "1"))
+        return text_response("1" if runtime.metrics_enabled() else "0")
 
     def put(self, request):
-        runtime.runtime_set("MetricsEnabled", "1" if _bool_text(_body_text(request)) else "0")
+        runtime.metrics_enabled_set(enabled=runtime.bool_parse(_body(request)))
         return text_response("")
+
+
+def _mb(size: str) -> float:
+    # Orthanc keeps these metrics as 32-bit floats (and prints 9 significant digits).
+    return struct.unpack("f", struct.pack("f", int(size) / (1024 * 1024)))[0]
+
+
+def metrics_values() -> dict[str, int | float]:
+    """The metrics of Orthanc 1.12.11 that this server can compute truthfully; per-process figures (active
+    requests, durations, caches, thread pools) and the jobs ones (no jobs engine yet) are left out."""
+    stats = global_statistics()
+    return {
+        "orthanc_count_instances": stats["CountInstances"],
+        "orthanc_count_patients": stats["CountPatients"],
+        "orthanc_count_series": stats["CountSeries"],
+        "orthanc_count_studies": stats["CountStudies"],
+        "orthanc_disk_size_mb": _mb(stats["TotalDiskSize"]),
+        "orthanc_last_change": changes.change_last_index(),
+        "orthanc_uncompressed_size_mb": _mb(stats["TotalUncompressedSize"]),
+        "orthanc_up_time_s": int(time.time() - STARTED_AT),
+    }
+
+
+def prometheus_text(values: dict[str, int | float], *, timestamp_ms: int) -> str:
+    """Prometheus text format 0.0.4: ``name value timestamp`` per line, sorted by name."""
+    def number(value: int | float) -> str:
+        return str(value) if isinstance(value, int) else f"{value:.9g}"
+
+    return "".join(f"{name} {number(values[name])} {timestamp_ms}\n" for name in sorted(values))
 
 
 class PrometheusApi(OrthancView):
     def get(self, request):
-        if runtime.runtime_get("MetricsEnabled") != "1":
-            return HttpResponse(b"", content_type="text/plain")
-        stats = global_statistics()
-        last = Change.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-        now_ms = int(time.time() * 1000)
-        values = {
-            "orthanc_count_instances": stats["CountInstances"],
-            "orthanc_count_patients": stats["CountPatients"],
-            "orthanc_count_series": stats["CountSeries"],
-            "orthanc_count_studies": stats["CountStudies"],
-            "orthanc_disk_size_mb": int(stats["TotalDiskSize"]) / 1048576,
-            "orthanc_uncompressed_size_mb": int(stats["TotalUncompressedSize"]) / 1048576,
-            "orthanc_last_change": last,
-            "orthanc_up_time_s": int(time.time() - STARTED),
-        }
-        lines = [f"{name} {value} {now_ms}" for name, value in values.items()]
-        return HttpResponse(("\n".join(lines) + "\n").encode(), content_type="text/plain; version=0.0.4")
+        if not runtime.metrics_enabled():
+            return text_response("", content_type=PROMETHEUS_CONTENT_TYPE)
+        text = prometheus_text(metrics_values(), timestamp_ms=int(time.time() * 1000))
+        return text_response(text, content_type=PROMETHEUS_CONTENT_TYPE)
+
+
+def _dicom_identifier(text: str) -> str:
+    # Orthanc drops control characters and surrounding blanks from identifiers before looking them up.
+    return "".join(c for c in text if c.isprintable()).strip()
 
 
 class LookupApi(OrthancView):
     def post(self, request):
-        value = _body_text(request)
-        if not value:
-            raise BadRequest("Empty DICOM identifier")
-        found = selectors.lookup_by_dicom_id(value=value)
-        return json_response([{"ID": r.public_id, "Path": f"/{list(Level)[r.level].plural}/{r.public_id}",
-                               "Type": list(Level)[r.level].value} for r in found])
+        value = _dicom_identifier(_body(request))
+        if "*" in value or "?" in value:
+            raise ParameterOutOfRange("Wildcards are not allowed on tag 0010,0020")
+        found = selectors.lookup_by_dicom_id(value=value) if value else []
+        levels = list(Level)
+        return json_response([{"ID": r.public_id, "Path": f"/{levels[r.level].plural}/{r.public_id}",
+                               "Type": levels[r.level].value} for r in found])
 
 
 urlpatterns = [
+    path("tools", ToolsApi.as_view()),
     path("tools/now", NowApi.as_view()),
     path("tools/now-local", NowApi.as_view(local=True)),
     path("tools/generate-uid", GenerateUidApi.as_view()),
-    path("tools/default-encoding", DefaultEncodingApi.as_view()),
-    path("tools/accepted-transfer-syntaxes", AcceptedTransferSyntaxesApi.as_view()),
-    path("tools/unknown-sop-class-accepted", UnknownSopClassAcceptedApi.as_view()),
+    path("tools/default-encoding", DefaultEncodingApi.as_view()),                     # GET, PUT
+    path("tools/accepted-transfer-syntaxes", AcceptedTransferSyntaxesApi.as_view()),  # GET, PUT
+    path("tools/accepted-sop-classes", AcceptedSopClassesApi.as_view()),              # 1.12.6
+    path("tools/unknown-sop-class-accepted", UnknownSopClassAcceptedApi.as_view()),   # GET, PUT
     path("tools/dicom-conformance", ConformanceApi.as_view()),
-    path("tools/log-level", LogLevelApi.as_view()),
+    path("tools/log-level", LogLevelApi.as_view()),                                   # GET, PUT
     *[path(f"tools/log-level-{c}", LogLevelApi.as_view(category=c)) for c in runtime.LOG_CATEGORIES],
-    path("tools/metrics", MetricsApi.as_view()),
+    path("tools/metrics", MetricsApi.as_view()),                                      # GET, PUT
     path("tools/metrics-prometheus", PrometheusApi.as_view()),
-    path("tools/lookup", LookupApi.as_view()),
+    path("tools/lookup", LookupApi.as_view()),                                        # POST
 ]
