@@ -1,0 +1,293 @@
+"""Start real Orthanc and our server on spare loopback ports with a temporary configuration, for the benches.
+
+    with orthanc_server(http_port=None, dicom_port=None) as base_url:   # real Orthanc 1.10.1
+        requests.get(base_url + "/system")
+        base_url.pid, base_url.rss_mb()    # the URL is a str carrying the server's details
+    with ours_server() as base_url:        # manage.py migrate, then manage.py serve --config FILE
+        ...
+
+Ports default to spare ones. ``python bench/servers.py orthanc|ours`` starts one and waits for Ctrl-C.
+
+Each server gets a fresh temporary folder (configuration, StorageDirectory, IndexDirectory, log), removed at
+exit. Both context managers stop their server on exit, exceptions and Ctrl-C included: the server runs in its
+own session (process group), which is terminated, then killed after a grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+PYTHON = PROJECT / ".venv" / "bin" / "python"
+ORTHANC_BINARY = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Server(str):
+    """The base URL (``http://127.0.0.1:PORT``, no trailing slash), so ``with orthanc_server() as base_url``
+    reads naturally, carrying the server's details: ``name``, ``http_port``, ``dicom_port``, ``pid`` (the
+    process group leader: Orthanc itself, or ``manage.py serve`` with its gunicorn workers below it),
+    ``workdir`` (temporary folder), ``log``."""
+
+    name: str
+    http_port: int
+    dicom_port: int
+    pid: int
+    workdir: Path
+    log: Path
+
+    def __new__(cls, name: str, url: str, http_port: int, dicom_port: int, pid: int, workdir: Path,
+                log: Path) -> Server:
+        self = super().__new__(cls, url)
+        self.name, self.http_port, self.dicom_port = name, http_port, dicom_port
+        self.pid, self.workdir, self.log = pid, workdir, log
+        return self
+
+    @property
+    def url(self) -> str:
+        return str.__str__(self)
+
+    def rss_mb(self) -> float:
+        """Resident set size summed over the server and all its descendants, in MB (10^6 bytes)."""
+        return tree_rss_bytes(self.pid) / 1e6
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the live processes of the server's tree."""
+        return tree_cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return _tail(self.log, lines)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name is in parentheses and may contain spaces: split after the last ')'.
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    children = _children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_rss_bytes(pid: int) -> int:
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE_SIZE
+        except OSError:
+            pass
+    return total
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the live processes of the tree, in seconds."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / CLOCK_TICKS
+
+
+def wait_for_system(url: str, proc: subprocess.Popen, *, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before answering /system; "
+                               f"log {log}:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url + "/system", timeout=2) as r:
+                if r.status == 200:
+                    json.loads(r.read())
+                    return
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"no answer from {url}/system after {timeout:.0f} s ({last}); log {log}:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(proc: subprocess.Popen, *, grace: float = 15.0) -> None:
+    """SIGTERM the process group (the server and its workers), SIGKILL what is left after ``grace``."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # Even when the leader has exited, workers may linger in its group.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@contextmanager
+def _workdir(prefix: str, keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def orthanc_server(*, http_port: int | None = None, dicom_port: int | None = None, extra: dict | None = None,
+                   keep: bool = False, timeout: float = 60) -> Iterator[Server]:
+    """Real Orthanc on loopback with a fresh, empty archive. ``extra`` adds configuration options."""
+    if not os.path.exists(ORTHANC_BINARY):
+        raise RuntimeError(f"Orthanc not found ({ORTHANC_BINARY}): apt-get install -y orthanc")
+    http_port = http_port or free_port()
+    dicom_port = dicom_port or free_port()
+    with _workdir("bench-orthanc-", keep) as work:
+        config = {
+            "Name": "BenchOrthanc",
+            "StorageDirectory": str(work / "storage"),
+            "IndexDirectory": str(work / "index"),
+            "HttpPort": http_port,
+            "DicomPort": dicom_port,
+            "DicomAet": "ORTHANC",
+            "RemoteAccessAllowed": True,
+            "AuthenticationEnabled": False,
+            "Plugins": [],
+            **(extra or {}),
+        }
+        cfg = work / "orthanc.json"
+        cfg.write_text(json.dumps(config, indent=2))
+        log = work / "orthanc.log"
+        # Without TCP_NODELAY real Orthanc stalls ~45 ms per C-STORE (DESIGN.md, Performance notes).
+        env = {**os.environ, "TCP_NODELAY": "1"}
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([ORTHANC_BINARY, str(cfg)], cwd=work, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{http_port}"
+            wait_for_system(url, proc, timeout=timeout, log=log)
+            yield Server("orthanc", url, http_port, dicom_port, proc.pid, work, log)
+        finally:
+            _stop(proc)
+
+
+@contextmanager
+def ours_server(*, http_port: int | None = None, dicom_port: int | None = None, extra: dict | None = None,
+                env: dict | None = None, keep: bool = False, timeout: float = 120) -> Iterator[Server]:
+    """Our server the way a user starts it: an Orthanc configuration file, DATABASE_URL on SQLite in the
+    IndexDirectory, ``manage.py migrate`` then ``manage.py serve --config FILE``."""
+    serve = PROJECT / "explorer" / "management" / "commands" / "serve.py"
+    if not serve.exists():
+        raise RuntimeError(f"{serve} does not exist yet")
+    http_port = http_port or free_port()
+    dicom_port = dicom_port or free_port()
+    with _workdir("bench-ours-", keep) as work:
+        storage, index = work / "storage", work / "index"
+        storage.mkdir()
+        index.mkdir()
+        config = {
+            "Name": "BenchOurs",
+            "StorageDirectory": str(storage),
+            "IndexDirectory": str(index),
+            "HttpPort": http_port,
+            "DicomPort": dicom_port,
+            "DicomAet": "ORTHANC",
+            "RemoteAccessAllowed": True,
+            "AuthenticationEnabled": False,
+            **(extra or {}),
+        }
+        cfg = work / "orthanc.json"
+        cfg.write_text(json.dumps(config, indent=2))
+        log = work / "ours.log"
+        full_env = {**os.environ, "DATABASE_URL": f"sqlite:///{index}/index.sqlite3", **(env or {})}
+        full_env.pop("ORTHANC_CONFIG", None)
+        migrate = subprocess.run([str(PYTHON), "manage.py", "migrate", "--noinput", "--config", str(cfg)],
+                                 cwd=PROJECT, env=full_env, capture_output=True, text=True, timeout=300)
+        if migrate.returncode != 0:
+            raise RuntimeError(f"migrate failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}")
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([str(PYTHON), "manage.py", "serve", "--config", str(cfg)], cwd=PROJECT,
+                                    env=full_env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{http_port}"
+            wait_for_system(url, proc, timeout=timeout, log=log)
+            yield Server("ours", url, http_port, dicom_port, proc.pid, work, log)
+        finally:
+            _stop(proc)
+
+
+SERVERS = {"orthanc": orthanc_server, "ours": ours_server}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Start one server, print its URL and /system, wait for Ctrl-C.")
+    ap.add_argument("which", choices=sorted(SERVERS))
+    ap.add_argument("--http-port", type=int)
+    ap.add_argument("--dicom-port", type=int)
+    args = ap.parse_args()
+    with SERVERS[args.which](http_port=args.http_port, dicom_port=args.dicom_port) as srv:
+        with urllib.request.urlopen(srv.url + "/system") as r:
+            print(r.read().decode())
+        print(f"{srv.name} at {srv.url} (DICOM port {srv.dicom_port}), pid {srv.pid}, "
+              f"RSS {srv.rss_mb():.0f} MB, folder {srv.workdir}; Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
