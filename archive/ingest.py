@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import logging
+import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,15 +91,18 @@ def _identifiers(ds) -> tuple[str, str, str, str]:
     return patient_id, study, series, sop
 
 
-def _index_in_series(ds) -> int | None:
+def _index_in_series(tags: dict[str, str]) -> tuple[str | None, int | None]:
+    """The IndexInSeries metadata and its integer value. Orthanc records the text of InstanceNumber, else
+    of ImageIndex, spaces stripped, whatever it holds; the resource JSON shows it as an integer where it
+    parses as one (boost::lexical_cast: optional sign, digits only), else null."""
     for keyword in ("InstanceNumber", "ImageIndex"):
-        value = ds.get(keyword)
-        if value not in (None, ""):
-            try:
-                return int(str(value).strip())
-            except ValueError:
-                continue
-    return None
+        if keyword in tags:
+            text = tags[keyword].strip(" \t\r\n\v\f")
+            return text, int(text) if _INTEGER.fullmatch(text) else None
+    return None, None
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def _expected_instances(tags: dict[str, str]) -> int | None:
@@ -216,14 +220,14 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
 
     instance_tags = main_dicom_tags(ds, Level.INSTANCE, extra=cfg.extra_main_tags(Level.INSTANCE),
                                     default_encoding=cfg.default_encoding)
-    index = _index_in_series(ds)
+    index_text, index = _index_in_series(instance_tags)
     instance_id = db.insert_resource(level=Level.INSTANCE, public_id=ids.instance, parent_id=parent_id,
                                      tags=instance_tags, now=now, index=index, stable=True)
     db.insert_attachment(resource_id=instance_id, content_type=ContentType.Dicom, uuid=file_uuid,
                          compressed_size=sizes[1], uncompressed_size=sizes[0], compressed=compressed,
                          compressed_md5=md5s[1], uncompressed_md5=md5s[0])
     values = (
-        (MetadataType.IndexInSeries, None if index is None else str(index)),
+        (MetadataType.IndexInSeries, index_text),
         (MetadataType.ReceptionDate, now_iso),
         (MetadataType.RemoteAET, origin.remote_aet),
         (MetadataType.Origin, origin.kind),

@@ -76,8 +76,7 @@ def resource_json(resource: Resource, details: Details, *, fmt: str = "simplify"
         size, uuid = details.files.get(resource.id, (0, ""))
         out["FileSize"] = size
         out["FileUuid"] = uuid
-        if resource.index_in_series is not None:
-            out["IndexInSeries"] = resource.index_in_series
+        out["IndexInSeries"] = resource.index_in_series   # null when absent or not an integer, as Orthanc
     out["Labels"] = list(details.labels.get(resource.id, []))
     if requested is not None:
         out["RequestedTags"] = format_tags(requested, fmt)

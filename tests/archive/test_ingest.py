@@ -132,3 +132,21 @@ def test_compressed_storage_round_trips(orthanc_config):
     att = Attachment.objects.get()
     assert att.compression == 2 and att.uncompressed_size == len(data)
     assert instance_dicom(instance=Resource.objects.get(public_id=result.ids.instance)) == data
+
+
+@pytest.mark.parametrize(("number", "metadata", "index"), [
+    ("0008", "0008", 8),      # the text, as Orthanc keeps it
+    ("+3", "+3", 3),
+    (None, None, None),       # no InstanceNumber nor ImageIndex: no metadata, null in the resource JSON
+])
+def test_index_in_series_is_the_instance_number_text(number, metadata, index):
+    result = instance_store(data=make_dicom(InstanceNumber=number), origin=REST)
+    instance = Resource.objects.get(public_id=result.ids.instance)
+    stored = Metadata.objects.filter(resource=instance, type=MetadataType.IndexInSeries).values_list("value", flat=True)
+    assert list(stored) == ([] if metadata is None else [metadata])
+    assert instance.index_in_series == index
+
+
+def test_index_in_series_falls_back_to_image_index():
+    result = instance_store(data=make_dicom(InstanceNumber=None, ImageIndex=12), origin=REST)
+    assert Resource.objects.get(public_id=result.ids.instance).index_in_series == 12
