@@ -106,25 +106,28 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 def _expected_instances(tags: dict[str, str]) -> int | None:
-    """Orthanc's guess of a series' size (ComputeExpectedNumberOfInstances): ImagesInAcquisition times
-    NumberOfTemporalPositions, else NumberOfSlices, else CardiacNumberOfImages; the first rule whose tags
-    are present decides, and a non-positive result means unknown."""
+    """Orthanc's guess of a series' size (ComputeExpectedNumberOfInstances), from the first rule whose two
+    tags (or one, for the last rule) are present: ImagesInAcquisition times NumberOfTemporalPositions, else
+    NumberOfSlices times NumberOfTimeSlices (cardio-PET), else CardiacNumberOfImages; NumberOfSlices alone
+    gives nothing. Absent and null values skip a rule. A present value that is not a plain integer
+    (boost::lexical_cast: optional sign, digits, no spaces) or a non-positive result means unknown,
+    without trying the next rule."""
     def number(keyword: str) -> int | None:
-        try:
-            return int(str(tags[keyword]).strip())
-        except (KeyError, ValueError):
-            return None
+        text = str(tags[keyword])
+        return int(text) if _INTEGER.fullmatch(text) else None
 
-    if "ImagesInAcquisition" in tags and "NumberOfTemporalPositions" in tags:
-        images, positions = number("ImagesInAcquisition"), number("NumberOfTemporalPositions")
-        value = images * positions if images is not None and positions is not None else None
-    elif "NumberOfSlices" in tags:
-        value = number("NumberOfSlices")
-    elif "CardiacNumberOfImages" in tags:
-        value = number("CardiacNumberOfImages")
-    else:
-        value = None
-    return value if value is not None and value > 0 else None
+    rules = (("ImagesInAcquisition", "NumberOfTemporalPositions"), ("NumberOfSlices", "NumberOfTimeSlices"),
+             ("CardiacNumberOfImages",))
+    for rule in rules:
+        if all(keyword in tags for keyword in rule):
+            value = 1
+            for keyword in rule:
+                factor = number(keyword)
+                if factor is None:
+                    return None
+                value *= factor
+            return value if value > 0 else None
+    return None
 
 
 def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None) -> StoreResult:

@@ -8,6 +8,7 @@ from archive.ingest import Origin, StoreStatus, instance_store
 from archive.models import Attachment, Change, ChangeType, Metadata, MetadataType, Resource
 from archive.storage import dicom_storage
 from tests.dicom_factory import make_dicom
+from tests.samples import sample_path
 
 pytestmark = pytest.mark.django_db
 REST = Origin.rest(remote_ip="127.0.0.1", username="alice")
@@ -150,3 +151,40 @@ def test_index_in_series_is_the_instance_number_text(number, metadata, index):
 def test_index_in_series_falls_back_to_image_index():
     result = instance_store(data=make_dicom(InstanceNumber=None, ImageIndex=12), origin=REST)
     assert Resource.objects.get(public_id=result.ids.instance).index_in_series == 12
+
+
+def _expected_of(data: bytes) -> int | None:
+    result = instance_store(data=data, origin=REST)
+    return Resource.objects.get(public_id=result.ids.series).expected_instances
+
+
+# What real Orthanc 1.10.1 answered in the series' ExpectedNumberOfInstances for the same files.
+@pytest.mark.parametrize(("tags", "expected"), [
+    ({"NumberOfSlices": 4, "NumberOfTimeSlices": 3}, 12),           # cardio-PET: the product
+    ({"NumberOfSlices": 448}, None),                                # NumberOfSlices alone: unknown
+    ({"CardiacNumberOfImages": "12"}, 12),
+    ({"CardiacNumberOfImages": "+6"}, 6),
+    ({"ImagesInAcquisition": "5", "CardiacNumberOfImages": "7"}, 7),  # a rule needs both of its tags
+    ({"ImagesInAcquisition": "0", "NumberOfTemporalPositions": "2", "CardiacNumberOfImages": "7"}, None),
+    ({"NumberOfSlices": 4, "NumberOfTimeSlices": 0, "CardiacNumberOfImages": "7"}, None),
+])
+def test_expected_number_of_instances_follows_orthanc_rules(tags, expected):
+    assert _expected_of(make_dicom(**tags)) == expected
+
+
+def test_expected_number_of_instances_is_unknown_on_a_value_with_a_leading_space():
+    # boost::lexical_cast refuses " 5": Orthanc gives up, without falling back to CardiacNumberOfImages
+    data = make_dicom(ImagesInAcquisition="5", NumberOfTemporalPositions="2", CardiacNumberOfImages="7")
+    patched = data.replace(b"\x20\x00\x02\x10IS\x02\x005 ", b"\x20\x00\x02\x10IS\x02\x00 5")
+    assert patched != data
+    assert _expected_of(patched) is None
+
+
+def test_whole_body_pet_series_has_no_expected_number():
+    # NumberOfSlices 448 without NumberOfTimeSlices: Orthanc answers null and Status "Unknown"
+    data = sample_path("2020-11-16-SalimKanounAnonymization.dcm").read_bytes()
+    result = instance_store(data=data, origin=REST)
+    series = Resource.objects.get(public_id=result.ids.series)
+    assert series.main_tags["NumberOfSlices"] == "448"
+    assert series.expected_instances is None
+    assert not Metadata.objects.filter(resource=series, type=MetadataType.ExpectedNumberOfInstances).exists()

@@ -194,6 +194,14 @@ def test_known_names_decode(rel, name):
     assert dataset_to_full(_read(rel))["0010,0010"]["Value"] == name
 
 
+def test_private_names_have_no_spaces_as_dcmtk_loads_them():
+    # private.dic spells it "End NumberForBaseline"; real Orthanc 1.10.1 answered this entry
+    full = dataset_to_full(_read("TransferSyntaxes/1.2.840.10008.1.2.4.91.dcm"))
+    assert full["0019,1014"] == {"Name": "EndNumberForBaseline", "PrivateCreator": "GEMS_ACQU_01",
+                                 "Type": "String", "Value": "0"}
+    assert full_to_simplified(full)["EndNumberForBaseline"] == "0"
+
+
 def test_iso_ir_13_keeps_backslashes():
     # Orthanc 1.10.1 showed "¥" here; 1.12.9 fixed the handling of backslashes for ISO_IR 13
     ds = _read("Encodings/ISO_IR13.dcm")

@@ -186,6 +186,12 @@ def test_tag_key_is_lowercase_hex():
     (0x00090000, None, "PrivateGroupLength"),
     (0x00090010, None, "PrivateCreator"),
     (0x00091011, "GEMS_GENIE_1", "StudyFlags"),     # DCMTK's private dictionary
+    # private.dic says "End NumberForBaseline": DCMTK strips every space of a name when it loads it
+    # (names as real Orthanc 1.10.1 gave them)
+    (0x00191014, "GEMS_ACQU_01", "EndNumberForBaseline"),
+    (0x00191087, "GEMS_ACQU_01", "CardiacRepetitionTime"),
+    (0x00471001, "GEMS_ADWSoft_3D1", "ReconstructionParametersSequence"),
+    (0x20111011, "FDMS 1.0", "ImagePositionSpecifyingFlag"),
     (0x00091011, "SOMEONE", "Unknown Tag & Data"),
     (0x00091011, None, "Unknown Tag & Data"),
     (0x60000010, None, "OverlayRows"),
