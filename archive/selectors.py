@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import Exists, OuterRef
+
 from archive.errors import UnknownResource
 from archive.levels import Level
 from archive.models import Attachment, ContentType, Label, Metadata, MetadataType, Resource
@@ -114,10 +116,10 @@ def resource_details(resources: Iterable[Resource]) -> Details:
         by_level[r.level].append(r.id)
     parents_ids = [i for lvl, lst in by_level.items() if lvl < 3 for i in lst]
     for chunk in _chunks(parents_ids):
-        for parent_id, public_id, index in (Resource.objects.filter(parent_id__in=chunk).order_by("id")
-                                            .values_list("parent_id", "public_id", "index_in_series")):
+        for parent_id, public_id in (Resource.objects.filter(parent_id__in=chunk).order_by("id")
+                                     .values_list("parent_id", "public_id")):
             details.children[parent_id].append(public_id)
-            details.indexes[parent_id].append(index)
+    details.indexes.update(series_indexes(series_ids=by_level.get(2, [])))
     for chunk in _chunks(ids):
         for rid, name in Label.objects.filter(resource_id__in=chunk).order_by("name").values_list(
                 "resource_id", "name"):
@@ -139,13 +141,31 @@ def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
         yield ids[i:i + size]
 
 
+def series_indexes(*, series_ids: list[int]) -> dict[int, list[int | None]]:
+    """The IndexInSeries of the instances of each series, as Orthanc's series status reads them: only the
+    instances that have that metadata count (none without InstanceNumber or ImageIndex), and None stands for
+    a value that is not an integer. One query per 900 series."""
+    indexes: dict[int, list[int | None]] = defaultdict(list)
+    has_index = Exists(Metadata.objects.filter(resource_id=OuterRef("id"), type=MetadataType.IndexInSeries))
+    for chunk in _chunks(series_ids):
+        rows = (Resource.objects.filter(parent_id__in=chunk).filter(has_index).order_by("id")
+                .values_list("parent_id", "index_in_series"))
+        for parent_id, index in rows:
+            indexes[parent_id].append(index)
+    return indexes
+
+
 def series_status_from(indexes: list[int | None], expected: int | None) -> str:
-    """Orthanc's series Status from the IndexInSeries of its instances."""
+    """Orthanc's series Status from the IndexInSeries of the instances that have one (see series_indexes):
+    Unknown without an expected count or when an index is not an integer, Inconsistent when one is out of
+    1..expected or repeated, else Complete or Missing."""
     if expected is None:
         return "Unknown"
     seen: set[int] = set()
     for index in indexes:
-        if index is None or not 1 <= index <= expected or index in seen:
+        if index is None:
+            return "Unknown"
+        if not 1 <= index <= expected or index in seen:
             return "Inconsistent"
         seen.add(index)
     return "Complete" if len(seen) == expected else "Missing"

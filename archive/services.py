@@ -92,9 +92,9 @@ def resource_delete(*, level: Level, public_id: str) -> dict | None:
 
 def series_check_completed(*, series_id: int, expected: int, now_iso: str) -> None:
     """Log CompletedSeries when a series with an expected size has just become complete (once)."""
-    from archive.selectors import series_status_from
+    from archive.selectors import series_indexes, series_status_from
 
-    indexes = list(Resource.objects.filter(parent_id=series_id).values_list("index_in_series", flat=True))
+    indexes = series_indexes(series_ids=[series_id]).get(series_id, [])
     if len(indexes) != expected or series_status_from(indexes, expected) != "Complete":
         return
     public_id = Resource.objects.filter(id=series_id).values_list("public_id", flat=True).first()

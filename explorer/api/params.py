@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from archive.dicom.tags import parse_tag
-from archive.errors import ParameterOutOfRange
+from archive.errors import BadParameterType, BadRequest, ParameterOutOfRange
 
 
 def flag(request: HttpRequest, name: str) -> bool:
@@ -23,16 +23,27 @@ def tag_format(request: HttpRequest, default: str = "full") -> str:
 
 
 def non_negative_int(request: HttpRequest, name: str, default: int = 0) -> int:
+    """An integer argument. Text that is not an integer is Orthanc's answer to a failed lexical_cast (Bad type
+    for a parameter); a negative one is refused, where Orthanc would wrap it around."""
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise ParameterOutOfRange(f"Argument \"{name}\" must be a non-negative integer: {raw}") from None
+        raise BadParameterType("Syntax error in some user-supplied data") from None
     if value < 0:
         raise ParameterOutOfRange(f"Argument \"{name}\" must be a non-negative integer: {raw}")
     return value
+
+
+def since_and_limit(request: HttpRequest) -> tuple[int, int]:
+    """The ``since`` and ``limit`` arguments of the resource lists: Orthanc wants both or neither."""
+    for name, other in (("limit", "since"), ("since", "limit")):
+        if other in request.GET and name not in request.GET:
+            # Orthanc's message ends its flattened URI with a slash ("/patients/").
+            raise BadRequest(f"Missing \"{name}\" argument for GET request against: {request.path}/")
+    return non_negative_int(request, "since"), non_negative_int(request, "limit")
 
 
 def requested_tags(request: HttpRequest) -> list | None:
@@ -40,8 +51,6 @@ def requested_tags(request: HttpRequest) -> list | None:
     raw = request.GET.get("requested-tags", request.GET.get("requestedTags"))
     if raw is None:
         return None
-    from archive.errors import BadRequest
-
     tags = []
     for item in raw.split(";"):
         item = item.strip()

@@ -70,17 +70,25 @@ def resource_json(resource: Resource, details: Details, *, fmt: str = "simplify"
         out["LastUpdate"] = iso(resource.last_update)
     if level is Level.SERIES:
         expected = details.expected.get(resource.id)
-        out["ExpectedNumberOfInstances"] = expected
-        out["Status"] = series_status_from(details.indexes.get(resource.id, []), expected)
+        status = series_status_from(details.indexes.get(resource.id, []), expected)
+        # Orthanc 1.12.5 derives both fields from one status computation: no count once it is Unknown.
+        out["ExpectedNumberOfInstances"] = None if status == "Unknown" else expected
+        out["Status"] = status
     if level is Level.INSTANCE:
         size, uuid = details.files.get(resource.id, (0, ""))
         out["FileSize"] = size
         out["FileUuid"] = uuid
-        out["IndexInSeries"] = resource.index_in_series   # null when absent or not an integer, as Orthanc
+        out["IndexInSeries"] = _index_in_series(resource.index_in_series)
     out["Labels"] = list(details.labels.get(resource.id, []))
     if requested is not None:
         out["RequestedTags"] = format_tags(requested, fmt)
     return out
+
+
+def _index_in_series(index: int | None) -> int | None:
+    """Orthanc shows IndexInSeries only when it parses as an unsigned 32-bit integer, else null (absent,
+    not an integer, or negative)."""
+    return index if index is not None and 0 <= index <= 0xFFFFFFFF else None
 
 
 def tag_vr(keyword: str) -> str:

@@ -14,7 +14,7 @@ from archive.requested_tags import requested_values
 from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
-from explorer.api.params import flag, non_negative_int, requested_tags, tag_format
+from explorer.api.params import flag, requested_tags, since_and_limit, tag_format
 from explorer.api.rendering import json_response
 from explorer.api.representations import resource_json
 
@@ -36,19 +36,27 @@ def _one(resource, request):
 
 class ResourceListApi(OrthancView):
     def get(self, request):
-        since = non_negative_int(request, "since")
-        limit = non_negative_int(request, "limit")
+        since, limit = since_and_limit(request)
         resources = selectors.resource_list(level=self.level, since=since, limit=limit)
         return json_response(_describe(resources, request, expand=flag(request, "expand")))
 
 
 class ResourceApi(OrthancView):
+    """GET and DELETE /{level}/{id}. For an ID unknown at this level Orthanc's handler answers nothing,
+    which its HTTP server turns into a 404 with an empty body (not the JSON error body of the sub-routes),
+    so UnknownResource is translated here, the one place where that is the contract."""
+
     def get(self, request, public_id: str):
         return json_response(_one(selectors.resource_get(level=self.level, public_id=public_id), request))
 
     def delete(self, request, public_id: str):
         remaining = services.resource_delete(level=self.level, public_id=public_id)
         return json_response({"RemainingAncestor": remaining})
+
+    def handle_exception(self, exc):
+        if isinstance(exc, UnknownResource):
+            return HttpResponse(b"", status=404)
+        return super().handle_exception(exc)
 
 
 class ChildrenApi(OrthancView):
