@@ -39,6 +39,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "explorer.api.middleware.OrthancPathMiddleware",
+    "explorer.api.middleware.OrthancMethodMiddleware",
     "explorer.api.middleware.OrthancAccessMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -18,6 +18,12 @@ class OrthancView(APIView):
         # Orthanc middleware's, and every answer is JSON or raw bytes chosen by the view.
         self.format_kwarg = None
 
+    @property
+    def default_response_headers(self) -> dict:
+        # DRF would add "Allow: GET, HEAD, OPTIONS" to every answer; Orthanc sends Allow on 405 only,
+        # listing its own methods (errors.method_not_allowed).
+        return {}
+
     def perform_content_negotiation(self, request, force=False):
         return (self.get_renderers()[0], "application/json")
 

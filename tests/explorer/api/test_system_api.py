@@ -129,4 +129,14 @@ def test_root_is_unknown_when_the_explorer_is_disabled(client, orthanc_config):
 def test_system_routes_are_read_only(client, uri):
     response = client.post(uri)
     assert response.status_code == 405
-    assert "GET" in response["Allow"]
+    assert response["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(("method", "status"), [("OPTIONS", 404), ("HEAD", 404), ("PATCH", 400), ("TRACE", 400)])
+def test_methods_orthanc_does_not_know_get_its_bare_answers(client, method, status):
+    response = client.generic(method, "/system")
+    assert (response.status_code, response.content) == (status, b"")
+
+
+def test_answers_carry_no_allow_header_outside_405(client):
+    assert "Allow" not in client.get("/system")
