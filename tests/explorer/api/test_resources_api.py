@@ -502,3 +502,15 @@ def test_expanded_list_costs_the_same_for_3_and_30_resources(client, level):
     few = list_queries(client, f"/{level.plural}?expand")
     store_patients(27, start=3)
     assert list_queries(client, f"/{level.plural}?expand") == few
+
+
+def test_module_reads_the_instance_created_last_at_each_level(client):
+    """Orthanc 1.10.1 reads the module of a patient, study or series from the child created last at each
+    level going down (scripts/compare-with-orthanc matched this on every module answer of the samples)."""
+    first = store(PatientName="First^Name", StudyInstanceUID="1.2.1", SeriesInstanceUID="1.2.1.1")
+    store(PatientName="Second^Name", StudyInstanceUID="1.2.2", SeriesInstanceUID="1.2.2.1")
+    store(PatientName="Third^Name", StudyInstanceUID="1.2.1", SeriesInstanceUID="1.2.1.2")
+    patient = client.get(f"/patients/{first.patient}/module?simplify").json()
+    assert patient["PatientName"] == "Second^Name"       # study 1.2.2 was created after 1.2.1
+    study = client.get(f"/studies/{first.study}/module-patient?simplify").json()
+    assert study["PatientName"] == "Third^Name"          # series 1.2.1.2 was created after 1.2.1.1
