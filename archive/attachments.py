@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from archive.errors import (
     ArchiveError,
@@ -32,9 +32,9 @@ from archive.errors import (
     UnknownResource,
 )
 from archive.levels import Level
-from archive.metadata import MISSING_IF_MATCH, etag_of, etag_parse
+from archive.metadata import etag_of, etag_parse, revision_expected, revisioned_row
 from archive.models import Attachment, Change, ChangeType, ContentType, Resource
-from archive.selectors import resource_get
+from archive.selectors import resource_get, resource_get_any_level
 from archive.settings import archive_settings
 from archive.storage import compress, dicom_storage, uncompress
 from archive.timeutil import iso, utcnow
@@ -124,13 +124,6 @@ def attachment_matches(att: Attachment, if_none_match: str | None) -> bool:
     return etag_parse(if_none_match, header="If-None-Match") == (att.revision, att.uncompressed_md5)
 
 
-def _resource_any_level(public_id: str) -> Resource:
-    resource = Resource.objects.filter(public_id=public_id).first()
-    if resource is None:
-        raise UnknownResource()
-    return resource
-
-
 def _log(resource: Resource, content_type: int) -> None:
     # Orthanc logs UpdatedAttachment for user attachments only.
     if content_type_is_user(content_type):
@@ -147,19 +140,24 @@ def attachments_list(*, level: Level, public_id: str, full: bool = False) -> lis
     resource = resource_get(level=level, public_id=public_id)
     numbers = sorted(Attachment.objects.filter(resource=resource).values_list("content_type", flat=True))
     if full:
-        return dict(sorted(((content_type_name(n), n) for n in numbers), key=lambda kv: kv[0].encode("utf-8")))
+        # Code point order is UTF-8 byte order, the order of Orthanc's JSON writer.
+        return dict(sorted((content_type_name(n), n) for n in numbers))
     return [content_type_name(n) for n in numbers]
 
 
 def attachment_get(*, public_id: str, name: str) -> Attachment:
     """One attachment, found whatever the level in the URI (Orthanc's LookupAttachment). InexistentItem
     for an unknown name; UnknownResource for an unknown resource or an absent attachment."""
-    number = content_type_number(name)
-    resource = _resource_any_level(public_id)
-    att = Attachment.objects.filter(resource=resource, content_type=number).first()
+    att = _attachment_find(public_id=public_id, name=name)
     if att is None:
         raise UnknownResource()
     return att
+
+
+def _attachment_find(*, public_id: str, name: str) -> Attachment | None:
+    number = content_type_number(name)
+    resource = resource_get_any_level(public_id=public_id)
+    return Attachment.objects.filter(resource=resource, content_type=number).first()
 
 
 def attachment_operations(att: Attachment) -> list[str]:
@@ -245,9 +243,7 @@ def attachment_verify_md5(*, public_id: str, name: str) -> bool | None:
     """Check the stored file against the recorded MD5s, as POST .../verify-md5: True if it matches,
     False if not, None when there is nothing to check (absent attachment or no MD5 stored). Orthanc
     answers ``{}`` for True and a bare 400 otherwise. UnknownResource for an unknown resource."""
-    number = content_type_number(name)
-    resource = _resource_any_level(public_id)
-    att = Attachment.objects.filter(resource=resource, content_type=number).first()
+    att = _attachment_find(public_id=public_id, name=name)
     if att is None or not att.compressed_md5 or not att.uncompressed_md5:
         return None
     stored = attachment_stored_bytes(att)
@@ -284,21 +280,11 @@ def _store(*, public_id: str, number: int, data: bytes, compressed: bool,
     old_uuid = None
     try:
         with transaction.atomic():
-            resource = _resource_any_level(public_id)
-            row = Attachment.objects.select_for_update().filter(resource=resource, content_type=number).first()
-            if row is None and only_existing:
-                raise UnknownResource()
+            resource = resource_get_any_level(public_id=public_id)
+            row, created = revisioned_row(Attachment, lookup={"resource": resource, "content_type": number},
+                                          create=None if only_existing else fields)
             if row is None:
-                try:
-                    with transaction.atomic():
-                        row = Attachment.objects.create(resource=resource, content_type=number, revision=0,
-                                                        **fields)
-                    created = True
-                except IntegrityError:  # a concurrent first write won: replace its attachment instead
-                    row = Attachment.objects.select_for_update().get(resource=resource, content_type=number)
-                    created = False
-            else:
-                created = False
+                raise UnknownResource()
             if not created:
                 if expected is not None and expected != (row.revision, row.uncompressed_md5):
                     raise RevisionMismatch()
@@ -326,14 +312,8 @@ def attachment_put(*, public_id: str, name: str, data: bytes, if_match: str | No
     number = content_type_number(name)
     if not content_type_is_user(number):
         raise SystemAttachmentReadOnly()
-    if if_match is not None:
-        expected = etag_parse(if_match, header="if-match")
-    elif archive_settings().check_revisions:
-        expected = (-1, "")  # only an absent attachment satisfies it
-    else:
-        expected = None
     return _store(public_id=public_id, number=number, data=data,
-                  compressed=archive_settings().storage_compression, expected=expected)
+                  compressed=archive_settings().storage_compression, expected=revision_expected(if_match))
 
 
 def attachment_set_compression(*, public_id: str, name: str, compressed: bool) -> None:
@@ -355,14 +335,9 @@ def attachment_delete(*, public_id: str, name: str, if_match: str | None) -> Non
         number == ContentType.DicomAsJson and bool(settings.ORTHANC.get("StoreDicom", True)))
     if not allowed:
         raise SystemAttachmentReadOnly()
-    if if_match is not None:
-        expected = etag_parse(if_match, header="if-match")
-    elif archive_settings().check_revisions:
-        raise RevisionMismatch(MISSING_IF_MATCH)
-    else:
-        expected = None
+    expected = revision_expected(if_match, required=True)
     with transaction.atomic():
-        resource = _resource_any_level(public_id)
+        resource = resource_get_any_level(public_id=public_id)
         row = Attachment.objects.select_for_update().filter(resource=resource, content_type=number).first()
         if row is None:
             raise UnknownResource()

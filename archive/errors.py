@@ -33,7 +33,7 @@ class OrthancError(enum.Enum):
     TIMEOUT = (16, "Timeout", 408)
     UNKNOWN_RESOURCE = (17, "Unknown resource", 404)
     INCOMPATIBLE_DATABASE_VERSION = (18, "Incompatible version of the database", 500)
-    FULL_STORAGE = (19, "The file storage is full", 507)
+    FULL_STORAGE = (19, "The file storage is full", 500)  # 507 only in MaximumStorageMode Reject
     CORRUPTED_FILE = (20, "Corrupted file (e.g. inconsistent MD5 hash)", 500)
     INEXISTENT_TAG = (21, "Inexistent tag", 404)
     READ_ONLY = (22, "Cannot modify a read-only data structure", 403)
@@ -72,6 +72,8 @@ class ArchiveError(Exception):
     """Base of the domain's errors; ``details`` becomes the ``Details`` field of the error body."""
 
     orthanc_error: OrthancError = OrthancError.INTERNAL_ERROR
+    # Orthanc signals some errors with the HTTP status alone (SignalError), without the JSON error body.
+    bare: bool = False
 
     def __init__(self, details: str | None = None, *, orthanc_error: OrthancError | None = None):
         super().__init__(details or (orthanc_error or self.orthanc_error).description)
@@ -121,7 +123,18 @@ class UnknownDicomTag(ArchiveError):
 
 
 class FullStorage(ArchiveError):
+    """No room left. Orthanc answers the code's own status, 500, when recycling cannot make room (checked
+    against 1.10.1); in MaximumStorageMode Reject (1.11.2+) it answers 507 (``rejected=True``)."""
+
     orthanc_error = OrthancError.FULL_STORAGE
+
+    def __init__(self, details: str | None = None, *, rejected: bool = False):
+        super().__init__(details)
+        self.rejected = rejected
+
+    @property
+    def http_status(self) -> int:
+        return 507 if self.rejected else super().http_status
 
 
 class CorruptedFile(ArchiveError):

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 
-from archive import services
+from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
 from archive.dicom.tags import main_dicom_tags, main_dicom_tags_signature
 from archive.errors import BadFileFormat, FullStorage, InexistentTag
@@ -144,11 +144,10 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     if not overwrite and IndexWriter().exists(ids.instance):
         return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
 
-    if cfg.maximum_storage_size or cfg.maximum_patient_count:
-        _make_room(len(data), ids.patient)
-
     compressed = cfg.storage_compression
     stored = compress(data) if compressed else data
+    if cfg.maximum_storage_size or cfg.maximum_patient_count:
+        _make_room(len(stored), ids.patient)  # Orthanc counts the size on disk
     md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
     stored_md5 = (hashlib.md5(stored).hexdigest() if compressed else md5) if cfg.store_md5 else ""
     file_uuid = str(uuidlib.uuid4())
@@ -179,6 +178,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     and PostgreSQL both run (the ORM costs ~20x more per statement here), a handful of statements."""
     ds = parsed.dataset
     cfg = archive_settings()
+    encoding = runtime.default_encoding()  # the configured one, or the one set by PUT /tools/default-encoding
     now = utcnow()
     now_iso = iso(now)
     db = IndexWriter()
@@ -202,10 +202,10 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     for level, public_id in chain:
         found = existing.get(public_id)
         if found is None:
-            tags = main_dicom_tags(ds, level, extra=cfg.extra_main_tags(level), default_encoding=cfg.default_encoding)
+            tags = main_dicom_tags(ds, level, extra=cfg.extra_main_tags(level), default_encoding=encoding)
             if level is Level.STUDY:
                 tags = {**main_dicom_tags(ds, Level.PATIENT, extra=cfg.extra_main_tags(Level.PATIENT),
-                                          default_encoding=cfg.default_encoding), **tags}
+                                          default_encoding=encoding), **tags}
             expected = _expected_instances(tags) if level is Level.SERIES else None
             rid = db.insert_resource(level=level, public_id=public_id, parent_id=parent_id, tags=tags, now=now,
                                      expected=expected)
@@ -222,7 +222,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
         parent_id = rid
 
     instance_tags = main_dicom_tags(ds, Level.INSTANCE, extra=cfg.extra_main_tags(Level.INSTANCE),
-                                    default_encoding=cfg.default_encoding)
+                                    default_encoding=encoding)
     index_text, index = _index_in_series(instance_tags)
     instance_id = db.insert_resource(level=Level.INSTANCE, public_id=ids.instance, parent_id=parent_id,
                                      tags=instance_tags, now=now, index=index, stable=True)
@@ -261,28 +261,46 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     return StoreStatus.SUCCESS
 
 
+def _recycling_needed(incoming_size: int, patient_public_id: str) -> bool:
+    """Orthanc's IsRecyclingNeeded, counted as if the instance were stored: more bytes than
+    MaximumStorageSize, or more patients than MaximumPatientCount."""
+    cfg = archive_settings()
+    if cfg.maximum_storage_size:
+        used = Attachment.objects.aggregate(s=Sum("compressed_size"))["s"] or 0
+        if used + incoming_size > cfg.maximum_storage_size * 1024 * 1024:
+            return True
+    if cfg.maximum_patient_count:
+        patients = Resource.objects.filter(level=0)
+        count = patients.count() + (not patients.filter(public_id=patient_public_id).exists())
+        if count > cfg.maximum_patient_count:
+            return True
+    return False
+
+
 def _make_room(incoming_size: int, patient_public_id: str) -> None:
     """Recycle (or reject) as Orthanc does when MaximumStorageSize or MaximumPatientCount is reached.
 
-    The oldest unprotected patients go first; the patient receiving the instance is never recycled.
+    ``incoming_size`` is the size on disk (compressed when StorageCompression is on). The oldest unprotected
+    patients go first; the patient receiving the instance is never recycled. All or nothing: Orthanc
+    recycles inside the store transaction, so a store that fails recycles no one.
     """
     cfg = archive_settings()
-    while True:
-        patients = Resource.objects.filter(level=0)
-        count = patients.count()
-        is_new_patient = not patients.filter(public_id=patient_public_id).exists()
-        over_count = bool(cfg.maximum_patient_count) and is_new_patient and count >= cfg.maximum_patient_count
-        over_size = False
-        if cfg.maximum_storage_size:
-            used = Attachment.objects.aggregate(s=Sum("compressed_size"))["s"] or 0
-            over_size = used + incoming_size > cfg.maximum_storage_size * 1024 * 1024
-        if not (over_count or over_size):
-            return
-        if cfg.maximum_storage_mode == "Reject":
-            raise FullStorage()
-        victim = (patients.filter(is_protected=False).exclude(public_id=patient_public_id)
-                  .order_by("last_update", "id").values_list("public_id", flat=True).first())
-        if victim is None:
-            raise FullStorage()
-        logger.info("recycling patient %s to make room", victim)
-        services.resource_delete(level=Level.PATIENT, public_id=victim)
+    limit = cfg.maximum_storage_size * 1024 * 1024
+    if limit and incoming_size > limit:
+        # checked before anything else, in both modes (an error status of 500, not Reject's 507)
+        raise FullStorage(f"Cannot store an instance of size {incoming_size} bytes in a storage area "
+                          f"limited to {limit}")
+    removed: list[str] = []
+    with transaction.atomic():
+        while _recycling_needed(incoming_size, patient_public_id):
+            if cfg.maximum_storage_mode == "Reject":
+                raise FullStorage(rejected=True)
+            victim = (Resource.objects.filter(level=0, is_protected=False).exclude(public_id=patient_public_id)
+                      .order_by("last_update", "id").values_list("public_id", flat=True).first())
+            if victim is None:
+                raise FullStorage("Cannot recycle more patients")
+            logger.info("recycling patient %s to make room", victim)
+            removed.extend(services.resource_delete_in_transaction(level=Level.PATIENT, public_id=victim))
+    storage = dicom_storage()
+    for uuid in removed:
+        storage.remove(uuid)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Model
 
 from archive.errors import (
     ForbiddenAccess,
@@ -29,7 +30,7 @@ from archive.errors import (
 )
 from archive.levels import Level
 from archive.models import Change, ChangeType, Metadata, MetadataType, Resource
-from archive.selectors import metadata_of, resource_get
+from archive.selectors import metadata_of, resource_get, resource_get_any_level
 from archive.settings import archive_settings
 from archive.timeutil import iso, utcnow
 
@@ -126,20 +127,16 @@ def metadata_is_user(number: int) -> bool:
     return USER_FIRST <= number <= USER_LAST
 
 
-def _resource_any_level(public_id: str) -> Resource:
-    """The resource with that identifier at any level (Orthanc's writes do not check the URI's level)."""
-    resource = Resource.objects.filter(public_id=public_id).first()
-    if resource is None:
-        raise UnknownResource()
-    return resource
-
-
-def _expected_revision(if_match: str | None) -> tuple[int, str] | None:
-    """The (revision, md5) a write must find, or None when it may overwrite blindly."""
+def revision_expected(if_match: str | None, *, required: bool = False) -> tuple[int, str] | None:
+    """The (revision, md5) that a write or delete of a revisioned value (metadata, attachment) must find,
+    or None when it may go blindly. Without If-Match but with CheckRevisions, a delete (``required``) is
+    RevisionMismatch with Orthanc's message; a write gets a dummy expectation that only an absent value
+    satisfies (the first write needs no If-Match, as in Orthanc)."""
     if if_match is not None:
         return etag_parse(if_match, header="if-match")
     if archive_settings().check_revisions:
-        # Orthanc: a dummy expectation that only an absent value satisfies (the first write needs none).
+        if required:
+            raise RevisionMismatch(MISSING_IF_MATCH)
         return (-1, "")
     return None
 
@@ -158,7 +155,7 @@ def metadata_list(*, level: Level, public_id: str, numeric: bool = False,
     found = metadata_of(resource=resource)
     if expand:
         pairs = {(str(n) if numeric else metadata_name(n)): value for n, (value, _rev) in found.items()}
-        return dict(sorted(pairs.items(), key=lambda kv: kv[0].encode("utf-8")))
+        return dict(sorted(pairs.items()))  # code point order is UTF-8 byte order
     if numeric:
         return list(found)
     return [metadata_name(n) for n in found]
@@ -184,10 +181,11 @@ def metadata_set(*, public_id: str, name: str, value: str, if_match: str | None)
     number = metadata_number(name)
     if not metadata_is_user(number):
         raise SystemMetadataReadOnly()
-    expected = _expected_revision(if_match)
+    expected = revision_expected(if_match)
     with transaction.atomic():
-        resource = _resource_any_level(public_id)
-        row, created = _lock_or_create(resource, number, value)
+        resource = resource_get_any_level(public_id=public_id)
+        row, created = revisioned_row(Metadata, lookup={"resource": resource, "type": number},
+                                      create={"value": value})
         if not created:
             if expected is not None and expected != (row.revision, _md5(row.value)):
                 raise RevisionMismatch()
@@ -197,17 +195,19 @@ def metadata_set(*, public_id: str, name: str, value: str, if_match: str | None)
     return MetadataValue(value=row.value, revision=row.revision)
 
 
-def _lock_or_create(resource: Resource, number: int, value: str) -> tuple[Metadata, bool]:
-    """The row locked for update, or a new one at revision 0. Two first writes may race: the loser of the
-    unique constraint then updates the winner's row, as if it had come second."""
-    row = Metadata.objects.select_for_update().filter(resource=resource, type=number).first()
-    if row is not None:
+def revisioned_row(model: type[Model], *, lookup: dict, create: dict | None) -> tuple[Model | None, bool]:
+    """The row of a revisioned value (Metadata, Attachment) locked for update, and whether it is new: with
+    ``create``, an absent row is created at revision 0 from ``lookup`` and ``create``; without, it is None.
+    Two first writes may race: the loser of the unique constraint then gets the winner's row, as if it
+    had come second."""
+    row = model.objects.select_for_update().filter(**lookup).first()
+    if row is not None or create is None:
         return row, False
     try:
         with transaction.atomic():
-            return Metadata.objects.create(resource=resource, type=number, value=value, revision=0), True
+            return model.objects.create(**lookup, **create, revision=0), True
     except IntegrityError:
-        return Metadata.objects.select_for_update().get(resource=resource, type=number), False
+        return model.objects.select_for_update().get(**lookup), False
 
 
 def metadata_delete(*, public_id: str, name: str, if_match: str | None) -> None:
@@ -216,14 +216,9 @@ def metadata_delete(*, public_id: str, name: str, if_match: str | None) -> None:
     number = metadata_number(name)
     if not metadata_is_user(number):
         raise SystemMetadataReadOnly()
-    if if_match is not None:
-        expected = etag_parse(if_match, header="if-match")
-    elif archive_settings().check_revisions:
-        raise RevisionMismatch(MISSING_IF_MATCH)
-    else:
-        expected = None
+    expected = revision_expected(if_match, required=True)
     with transaction.atomic():
-        resource = _resource_any_level(public_id)
+        resource = resource_get_any_level(public_id=public_id)
         row = Metadata.objects.select_for_update().filter(resource=resource, type=number).first()
         if row is None:
             raise UnknownResource()

@@ -28,6 +28,15 @@ def resource_get(*, level: Level, public_id: str) -> Resource:
         raise UnknownResource() from None
 
 
+def resource_get_any_level(*, public_id: str) -> Resource:
+    """The resource with that ID whatever its level, or UnknownResource (Orthanc's metadata and attachment
+    writes do not check the level named in the URI)."""
+    resource = Resource.objects.filter(public_id=public_id).first()
+    if resource is None:
+        raise UnknownResource()
+    return resource
+
+
 def resource_list(*, level: Level, since: int = 0, limit: int = 0) -> list[Resource]:
     """Resources of a level in insertion order; ``since`` skips, ``limit`` 0 means all (Orthanc 1.12.5)."""
     qs = Resource.objects.filter(level=level.depth).select_related("parent").order_by("id")

@@ -94,6 +94,10 @@ def series_check_completed(*, series_id: int, expected: int, now_iso: str) -> No
     """Log CompletedSeries when a series with an expected size has just become complete (once)."""
     from archive.selectors import series_indexes, series_status_from
 
+    # Runs on every instance of such a series: a count on the parent index settles the common case (not
+    # all there yet) before the instances' indexes are read.
+    if Resource.objects.filter(parent_id=series_id).count() < expected:
+        return
     indexes = series_indexes(series_ids=[series_id]).get(series_id, [])
     if len(indexes) != expected or series_status_from(indexes, expected) != "Complete":
         return

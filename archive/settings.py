@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -23,7 +24,8 @@ class ArchiveSettings:
     stable_age: int
     check_revisions: bool
     extra_tags: dict[str, tuple[BaseTag, ...]]
-    dictionary_names: dict[str, str]     # "gggg,eeee" -> name, from the Dictionary option
+    # the Dictionary option: (tag, private creator or None) -> (VR, name); see archive.dicom.json.dictionary_entry
+    dictionary: dict[tuple[int, str | None], tuple[str, str]]
 
     def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
         return self.extra_tags.get(level.value, ())
@@ -38,12 +40,28 @@ def _parse_extra(cfg: dict) -> dict[str, tuple[BaseTag, ...]]:
     return out
 
 
-def _dictionary_names(cfg: dict) -> dict[str, str]:
-    """Orthanc's "Dictionary": {"0009,1001": ["DS", "Name", min, max, "PrivateCreator"]}."""
+_SHORT_TAG = re.compile(r"([0-9A-Fa-f]{1,4}),([0-9A-Fa-f]{1,4})")
+
+
+def dictionary_tag(key: str) -> int:
+    """The tag of a "Dictionary" key: what parse_tag reads, or DCMTK's "%x,%x" (``"00e1,c2"``: the low 8 bits
+    of a private element, as Orthanc's documentation advises). Raises ValueError."""
+    from archive.dicom.tags import parse_tag
+
+    match = _SHORT_TAG.fullmatch(key.strip())
+    if match:
+        return int(match[1], 16) << 16 | int(match[2], 16)
+    return int(parse_tag(key))
+
+
+def _dictionary(cfg: dict) -> dict[tuple[int, str | None], tuple[str, str]]:
+    """Orthanc's "Dictionary": {"0009,1001": ["DS", "Name", min, max, "PrivateCreator"]}; the creator is
+    optional, an empty one is none."""
     out = {}
     for key, entry in (cfg.get("Dictionary") or {}).items():
         if isinstance(entry, list) and len(entry) >= 2:
-            out[key.lower()] = str(entry[1])
+            creator = str(entry[4]) if len(entry) >= 5 and entry[4] else None
+            out[(dictionary_tag(key), creator)] = (str(entry[0]).upper(), str(entry[1]))
     return out
 
 
@@ -61,7 +79,7 @@ def archive_settings() -> ArchiveSettings:
         stable_age=int(cfg.get("StableAge", 60)),
         check_revisions=bool(cfg.get("CheckRevisions", False)),
         extra_tags=_parse_extra(cfg),
-        dictionary_names=_dictionary_names(cfg),
+        dictionary=_dictionary(cfg),
     )
 
 

@@ -80,6 +80,20 @@ def _expect(cfg: dict[str, Any], key: str, types: type | tuple[type, ...], what:
         raise ConfigurationError(f"The configuration option {key} must be {what}, not {value!r}")
 
 
+def _check_dictionary_entry(key: str, entry: Any) -> None:
+    """An entry of "Dictionary": a tag, then [VR, name, min?, max?, private creator?] (Orthanc refuses the
+    file otherwise)."""
+    from archive.settings import dictionary_tag
+
+    try:
+        dictionary_tag(key)
+    except ValueError:
+        raise ConfigurationError(f"Dictionary: {key!r} is not a DICOM tag") from None
+    if not (isinstance(entry, list) and 2 <= len(entry) <= 5 and isinstance(entry[0], str)
+            and len(entry[0]) == 2 and isinstance(entry[1], str) and entry[1]):
+        raise ConfigurationError(f"Dictionary: the entry of {key} must be [VR, name, min, max, private creator]")
+
+
 def build_configuration(user: dict[str, Any], *, base_dir: Path | None = None) -> dict[str, Any]:
     """Merge a user configuration over Orthanc's defaults and validate the options we honour."""
     cfg = dict(_defaults())
@@ -112,6 +126,8 @@ def build_configuration(user: dict[str, Any], *, base_dir: Path | None = None) -
         if not isinstance(password, str):
             raise ConfigurationError(f"The password of the registered user {user_name!r} must be a string")
     _expect(cfg, "Dictionary", dict, "an object")
+    for key, entry in cfg["Dictionary"].items():
+        _check_dictionary_entry(key, entry)
     _expect(cfg, "ExtraMainDicomTags", dict, "an object")
     for level, tags in cfg["ExtraMainDicomTags"].items():
         if level not in ("Patient", "Study", "Series", "Instance") or not isinstance(tags, list):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import codecs
 import functools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydicom.datadict import dictionary_VR, private_dictionary_VR
@@ -167,6 +167,21 @@ def _dictionary_vr(tag: int, creator: str | None) -> str:
     return vr
 
 
+# Orthanc's "Dictionary" option: (tag, private creator or None) -> (VR, name), see archive.settings.
+CustomDictionary = Mapping[tuple[int, str | None], tuple[str, str]]
+
+
+def dictionary_entry(dictionary: CustomDictionary, tag: int, creator: str | None) -> tuple[str, str] | None:
+    """The "Dictionary" entry of an element, matched as DCMTK matches its dictionary: an entry with a private
+    creator applies only under that creator, first with the exact tag, then with the low 8 bits of the
+    element (``gggg,00ee``, how private entries are meant to be declared); an entry without one applies only
+    to elements without a creator."""
+    entry = dictionary.get((tag, creator))
+    if entry is None and creator is not None:
+        entry = dictionary.get((tag & 0xFFFF00FF, creator))
+    return entry
+
+
 # --- Element values --------------------------------------------------------------------------------
 
 class _Context:
@@ -176,7 +191,7 @@ class _Context:
                  "plain_ascii")
 
     def __init__(self, ds: Dataset, default_encoding: str, max_length: int,
-                 dictionary: dict[str, str] | None, *, top: bool = True) -> None:
+                 dictionary: CustomDictionary | None, *, top: bool = True) -> None:
         self.encoding, self.extensions = encoding_from_charset(_charset_value(ds), default_encoding)
         # ASCII text decodes to itself, unless the ASCII filter or ISO 2022 escapes are in play
         self.plain_ascii = self.encoding not in ("Ascii", "JapaneseKanji") and not self.extensions
@@ -514,7 +529,13 @@ def _dataset_full(ds: Dataset, ctx: _Context, *, depth: int, whole: bool) -> dic
                 continue
         creator = _private_creator(ds, tag, creators) if tag >> 16 & 1 else None
         key = f"{tag >> 16:04x},{tag & 0xFFFF:04x}"
-        name = (dictionary.get(key) if dictionary else None) or tag_name(tag, creator)
+        custom = dictionary_entry(dictionary, tag, creator) if dictionary else None
+        if custom is None:
+            name = tag_name(tag, creator)
+        else:
+            name = custom[1]
+            if type(elem) is RawDataElement and elem.VR is None:
+                elem = elem._replace(VR=custom[0])  # implicit VR: the declared VR decides how to read it
         vr = elem.VR
         seq = None if vr in _TEXT_VRS else _sequence_items(ds, tag, elem, creator)
         if seq is not None:
@@ -544,7 +565,7 @@ def read_for_json(data: bytes, *, header_only: bool = False) -> Dataset:
 
 
 def dataset_to_full(ds: Dataset, *, max_length: int = MAX_TAG_LENGTH, whole: bool = False,
-                    default_encoding: str = "Latin1", dictionary: dict[str, str] | None = None) -> dict:
+                    default_encoding: str = "Latin1", dictionary: CustomDictionary | None = None) -> dict:
     """Orthanc's "full" format of a dataset (without its file meta), as ``/instances/{id}/tags``.
 
     Parameters
@@ -557,8 +578,8 @@ def dataset_to_full(ds: Dataset, *, max_length: int = MAX_TAG_LENGTH, whole: boo
         Keep the elements after the pixel data (``?whole``).
     default_encoding : str
         Orthanc's ``DefaultEncoding``, for datasets without SpecificCharacterSet.
-    dictionary : dict, optional
-        Names from Orthanc's ``Dictionary`` option, ``"gggg,eeee" -> name``.
+    dictionary : CustomDictionary, optional
+        Orthanc's ``Dictionary`` option (``ArchiveSettings.dictionary``): names, and VRs of implicit-VR elements.
     """
     ctx = _Context(ds, default_encoding, max_length, dictionary)
     return _dataset_full(ds, ctx, depth=0, whole=whole)
@@ -609,7 +630,7 @@ def convert_full(full: dict, fmt: str) -> dict:
 
 
 def dataset_to_json(ds: Dataset, *, fmt: str = "full", whole: bool = False, default_encoding: str = "Latin1",
-                    dictionary: dict[str, str] | None = None, max_length: int = MAX_TAG_LENGTH) -> dict:
+                    dictionary: CustomDictionary | None = None, max_length: int = MAX_TAG_LENGTH) -> dict:
     """The tags of a dataset in Orthanc's ``full``, ``short`` or ``simplify`` format."""
     if fmt not in FORMATS:
         raise ValueError(f"Unknown tags format: {fmt}")
@@ -717,7 +738,7 @@ MODULE_TAGS: dict[Level, frozenset[str]] = {
 
 
 def module_json(ds: Dataset, level: Level, fmt: str = "full", *, default_encoding: str = "Latin1",
-                dictionary: dict[str, str] | None = None) -> dict:
+                dictionary: CustomDictionary | None = None) -> dict:
     """``/{level}/{id}/module`` (and ``/studies/{id}/module-patient`` with Level.PATIENT).
 
     Orthanc takes the ``/tags`` of one instance of the resource and keeps the top-level elements of the
@@ -729,7 +750,7 @@ def module_json(ds: Dataset, level: Level, fmt: str = "full", *, default_encodin
 
 
 def shared_tags(datasets: Iterable[Dataset], *, default_encoding: str = "Latin1",
-                dictionary: dict[str, str] | None = None) -> dict:
+                dictionary: CustomDictionary | None = None) -> dict:
     """``/{level}/{id}/shared-tags`` in full format: the top-level ``String`` elements equal (name,
     creator and value) in every instance. Sequences, Null and TooLong values are never shared."""
     shared: dict[str, Any] | None = None

@@ -14,15 +14,16 @@ from archive import attachments
 from archive.levels import Level
 from archive.metadata import etag_of
 from explorer.api.base import OrthancView
-from explorer.api.metadata import BareErrors, bare, with_etag
-from explorer.api.rendering import json_response, text_response
+from explorer.api.rendering import bare_response, json_response, text_response, with_etag
 
 PARTS = ("data", "compressed-data", "info", "size", "compressed-size", "md5", "compressed-md5", "is-compressed")
 ACTIONS = ("verify-md5", "compress", "uncompress")
 
 
 def _disposition(response: HttpResponse, filename: str) -> HttpResponse:
-    response["Content-Disposition"] = 'filename="{}"'.format(filename.replace('"', ""))
+    # The name comes from the query string: no quote, backslash or control character may reach the header.
+    safe = "".join(c for c in filename if c.isprintable() and c not in '"\\')
+    response["Content-Disposition"] = f'filename="{safe}"'
     return response
 
 
@@ -55,11 +56,11 @@ class AttachmentListApi(OrthancView):
                                                           full="full" in request.GET))
 
 
-class AttachmentApi(BareErrors, OrthancView):
+class AttachmentApi(OrthancView):
     def get(self, request, public_id: str, name: str):
         att = attachments.attachment_get(public_id=public_id, name=name)
         if attachments.attachment_matches(att, request.headers.get("If-None-Match")):
-            return bare(304, etag=attachments.attachment_etag(att))
+            return bare_response(304, ETag=attachments.attachment_etag(att))
         return with_etag(json_response(attachments.attachment_operations(att)), attachments.attachment_etag(att))
 
     def put(self, request, public_id: str, name: str):
@@ -83,7 +84,7 @@ class AttachmentPartApi(OrthancView):
         att = attachments.attachment_get(public_id=public_id, name=name)
         etag = attachments.attachment_etag(att)
         if attachments.attachment_matches(att, request.headers.get("If-None-Match")):
-            return bare(304, etag=etag)
+            return bare_response(304, ETag=etag)
         return with_etag(self.answer(request, att), etag)
 
     def answer(self, request, att) -> HttpResponse:
@@ -101,19 +102,19 @@ class AttachmentPartApi(OrthancView):
             return json_response(attachments.attachment_info(att))
         if self.part in ("md5", "compressed-md5"):
             md5 = att.uncompressed_md5 if self.part == "md5" else att.compressed_md5
-            return text_response(md5) if md5 else bare(404)
+            return text_response(md5) if md5 else bare_response(404)
         value = {"size": att.uncompressed_size, "compressed-size": att.compressed_size,
                  "is-compressed": int(att.compression == attachments.COMPRESSION_ZLIB)}[self.part]
         return text_response(str(value))
 
 
-class AttachmentActionApi(BareErrors, OrthancView):
+class AttachmentActionApi(OrthancView):
     action: str = "verify-md5"
 
     def post(self, request, public_id: str, name: str):
         if self.action == "verify-md5":
             if not attachments.attachment_verify_md5(public_id=public_id, name=name):
-                return bare(400)
+                return bare_response(400)
         else:
             attachments.attachment_set_compression(public_id=public_id, name=name,
                                                    compressed=self.action == "compress")

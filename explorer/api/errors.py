@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions as drf_exceptions
 
 from archive.errors import ArchiveError, OrthancError
-from explorer.api.rendering import json_response
+from explorer.api.rendering import bare_response, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +19,14 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
             501: "Not Implemented", 503: "Service Unavailable", 507: "Insufficient Storage"}
 
 
-def error_body(request: HttpRequest, error: OrthancError, details: str | None = None) -> dict:
+def error_body(request: HttpRequest, error: OrthancError, details: str | None = None, *,
+               status: int | None = None) -> dict:
+    """Orthanc's error body; ``status`` when the HTTP status is not the error code's own (as Orthanc's
+    OrthancException::SetHttpStatus)."""
+    status = status or error.http_status
     body = {
-        "HttpError": _REASONS.get(error.http_status, "Internal Server Error"),
-        "HttpStatus": error.http_status,
+        "HttpError": _REASONS.get(status, "Internal Server Error"),
+        "HttpStatus": status,
         "Message": error.description,
         "Method": request.method,
         "OrthancError": error.description,
@@ -30,19 +34,23 @@ def error_body(request: HttpRequest, error: OrthancError, details: str | None = 
         "Uri": request.path,
     }
     if details:
-        body["Details"] = details
+        body = {"Details": details, **body}  # Orthanc's JSON writer sorts the keys: Details comes first
     return body
 
 
-def error_response(request: HttpRequest, error: OrthancError, details: str | None = None) -> HttpResponse:
+def error_response(request: HttpRequest, error: OrthancError, details: str | None = None, *,
+                   status: int | None = None) -> HttpResponse:
+    status = status or error.http_status
     if not settings.ORTHANC.get("HttpDescribeErrors", True):
-        return HttpResponse(b"", status=error.http_status)
-    return json_response(error_body(request, error, details), status=error.http_status)
+        return HttpResponse(b"", status=status)
+    return json_response(error_body(request, error, details, status=status), status=status)
 
 
 def archive_error_response(request: HttpRequest, exc: ArchiveError) -> HttpResponse:
+    if exc.bare:
+        return bare_response(exc.http_status)
     details = exc.details if exc.details and exc.details != exc.orthanc_error.description else None
-    return error_response(request, exc.orthanc_error, details)
+    return error_response(request, exc.orthanc_error, details, status=exc.http_status)
 
 
 def method_not_allowed(allowed: list[str]) -> HttpResponse:

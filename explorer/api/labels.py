@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from archive import labels, selectors, services
-from archive.errors import BadFileFormat, ParameterOutOfRange, UnknownResource
+from archive import labels, runtime, selectors, services
+from archive.errors import ParameterOutOfRange, UnknownResource
 from archive.levels import Level
 from explorer.api.base import OrthancView
-from explorer.api.metadata import bare
-from explorer.api.rendering import json_response, text_response
+from explorer.api.rendering import bare_response, json_response, text_response
 
 
 def parse_orthanc_bool(body: bytes) -> bool:
-    """Orthanc's ParseBooleanBody: ``0``/``false`` or ``1``/``true``, spaces around allowed, case
-    sensitive; anything else is BadFileFormat (400) "Boolean value expected"."""
-    text = body.decode("latin-1").strip()
-    if text in ("1", "true"):
-        return True
-    if text in ("0", "false"):
-        return False
-    raise BadFileFormat("Boolean value expected")
+    """Orthanc's ParseBooleanBody (runtime.bool_parse): ``0``/``false`` or ``1``/``true``, spaces around
+    allowed, case sensitive; anything else is BadFileFormat (400) "Boolean value expected"."""
+    return runtime.bool_parse(body.decode("latin-1"))
 
 
 class LabelsApi(OrthancView):
@@ -32,7 +26,7 @@ class LabelApi(OrthancView):
     def get(self, request, public_id: str, label: str):
         # Orthanc answers an empty body when the label is there and a bare 404 when it is not.
         if not labels.label_test(level=self.level, public_id=public_id, name=label):
-            return bare(404)
+            return bare_response(404)
         return text_response("")
 
     def put(self, request, public_id: str, label: str):

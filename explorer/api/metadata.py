@@ -1,43 +1,19 @@
 """Metadata routes at every level, as Orthanc's RegisterResources lays them out.
 
 Orthanc answers some outcomes with a bare status and no JSON body: a metadata the resource does not carry
-(404, the handler answers nothing) and a write to system metadata (403, ``SignalError``). ``BareErrors``
-keeps those bare; every other error is rendered by the one formatter.
+(404, the handler answers nothing) and a write to system metadata (403, ``SignalError``, an ArchiveError
+marked ``bare`` that the one formatter renders bare).
 """
 
 from __future__ import annotations
 
-from django.http import HttpResponse
 from django.urls import path
 
 from archive import metadata
 from archive.levels import Level
 from explorer.api.base import OrthancView
 from explorer.api.params import flag
-from explorer.api.rendering import json_response, text_response
-
-
-def bare(status: int, *, etag: str | None = None) -> HttpResponse:
-    """A status without a body or content type, as Orthanc sends 304, and 403/404/400 it signals bare."""
-    response = HttpResponse(b"", status=status)
-    del response["Content-Type"]
-    if etag is not None:
-        response["ETag"] = etag
-    return response
-
-
-def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
-    response["ETag"] = etag
-    return response
-
-
-class BareErrors:
-    """Domain errors marked ``bare`` (Orthanc's SignalError) become their status alone."""
-
-    def handle_exception(self, exc):
-        if getattr(exc, "bare", False):
-            return bare(exc.http_status)
-        return super().handle_exception(exc)
+from explorer.api.rendering import bare_response, json_response, text_response, with_etag
 
 
 class MetadataListApi(OrthancView):
@@ -48,13 +24,13 @@ class MetadataListApi(OrthancView):
                                                     expand=flag(request, "expand")))
 
 
-class MetadataApi(BareErrors, OrthancView):
+class MetadataApi(OrthancView):
     def get(self, request, public_id: str, name: str):
         found = metadata.metadata_get(level=self.level, public_id=public_id, name=name)
         if found is None:
-            return bare(404)
+            return bare_response(404)
         if found.matches(request.headers.get("If-None-Match")):
-            return bare(304, etag=found.etag)
+            return bare_response(304, ETag=found.etag)
         return with_etag(text_response(found.value), found.etag)
 
     def put(self, request, public_id: str, name: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import logging
 
 from django.conf import settings
@@ -19,11 +18,22 @@ logger = logging.getLogger(__name__)
 REALM = "Orthanc Secure Area"
 
 
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+# Orthanc admits exactly "127.0.0.1" as local (its HTTP server compares the text of the client address),
+# so 127.0.0.2 is remote. The IPv6 spellings of that client count as local too: Orthanc listens on IPv4
+# only and never sees them, while a dual-stack WSGI server may report them.
+_LOCAL_ADDRESSES = frozenset({"127.0.0.1", "::ffff:127.0.0.1", "::1"})
+
+
+def _is_local(address: str) -> bool:
+    return address in _LOCAL_ADDRESSES
+
+
+def _unauthorized() -> HttpResponse:
+    """Orthanc's 401: the Basic challenge, an empty body and no Content-Type."""
+    response = HttpResponse(b"", status=401)
+    response["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+    del response["Content-Type"]
+    return response
 
 
 def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
@@ -67,8 +77,9 @@ class OrthancMethodMiddleware:
 
 
 class OrthancAccessMiddleware:
-    """RemoteAccessAllowed=false admits loopback clients only (403); AuthenticationEnabled asks for a
-    RegisteredUsers login (401 with WWW-Authenticate). The user name goes to ``request.orthanc_user``."""
+    """RemoteAccessAllowed=false refuses clients other than 127.0.0.1, credentials or not; AuthenticationEnabled
+    asks for a RegisteredUsers login. Both refusals are Orthanc's 401 with the Basic challenge (Orthanc 1.12.11
+    HttpServer, checked live against 1.10.1). The user name goes to ``request.orthanc_user``."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -79,16 +90,14 @@ class OrthancAccessMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.orthanc_user = ""
-        if not self.remote_allowed and not _is_loopback(request.META.get("REMOTE_ADDR", "")):
-            return HttpResponse(b"", status=403)
+        if not self.remote_allowed and not _is_local(request.META.get("REMOTE_ADDR", "")):
+            return _unauthorized()
         credentials = _basic_credentials(request)
         if credentials is not None and credentials[0] in self.users:
             if hmac.compare_digest(self.users[credentials[0]].encode(), credentials[1].encode()):
                 request.orthanc_user = credentials[0]
         if self.auth_enabled and not request.orthanc_user:
-            response = HttpResponse(b"", status=401)
-            response["WWW-Authenticate"] = f'Basic realm="{REALM}"'
-            return response
+            return _unauthorized()
         return self.get_response(request)
 
 

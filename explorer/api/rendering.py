@@ -21,6 +21,21 @@ def text_response(text: str | bytes, *, status: int = 200, content_type: str = "
     return HttpResponse(text, status=status, content_type=content_type)
 
 
+def bare_response(status: int, **headers: str) -> HttpResponse:
+    """An answer with no body and no Content-Type, as Orthanc sends 304, its redirections and the errors
+    it signals bare (``ArchiveError.bare``)."""
+    response = HttpResponse(b"", status=status)
+    del response["Content-Type"]
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
+    response["ETag"] = etag
+    return response
+
+
 class OrthancJSONRenderer(BaseRenderer):
     media_type = "application/json"
     format = "json"

@@ -20,10 +20,14 @@ _CHILDREN_KEY = {Level.PATIENT: "Studies", Level.STUDY: "Series", Level.SERIES: 
 _PARENT_KEY = {Level.STUDY: "ParentPatient", Level.SERIES: "ParentStudy", Level.INSTANCE: "ParentSeries"}
 
 
-@cache
 def level_keywords(level: Level) -> tuple[str, ...]:
     """Keywords of the main DICOM tags of a level, ExtraMainDicomTags included."""
-    tags = list(MAIN_DICOM_TAGS[level]) + list(archive_settings().extra_main_tags(level))
+    return _level_keywords(level, archive_settings().extra_main_tags(level))
+
+
+@cache  # keyed on the extra tags too, so a change of the options (tests) is never answered from the cache
+def _level_keywords(level: Level, extra: tuple) -> tuple[str, ...]:
+    tags = list(MAIN_DICOM_TAGS[level]) + list(extra)
     return tuple(keyword_for_tag(t) or f"{t.group:04x},{t.element:04x}" for t in tags)
 
 

@@ -6,7 +6,7 @@ import pydicom
 from django.http import HttpResponse
 from django.urls import path
 
-from archive import selectors, services
+from archive import runtime, selectors, services
 from archive.dicom import json as dicom_json
 from archive.errors import UnknownResource
 from archive.levels import Level
@@ -86,10 +86,14 @@ def _instance_dataset(instance, *, header_only: bool = False) -> pydicom.Dataset
     return dicom_json.read_for_json(selectors.instance_dicom(instance=instance), header_only=header_only)
 
 
+def _json_options() -> dict:
+    """What every tags route reads a file with: the DefaultEncoding in force (PUT /tools/default-encoding
+    included) and the Dictionary option."""
+    return {"default_encoding": runtime.default_encoding(), "dictionary": archive_settings().dictionary}
+
+
 def _tags_json(ds: pydicom.Dataset, fmt: str, *, whole: bool = False) -> dict:
-    cfg = archive_settings()
-    return dicom_json.dataset_to_json(ds, fmt=fmt, whole=whole, default_encoding=cfg.default_encoding,
-                                      dictionary=cfg.dictionary_names)
+    return dicom_json.dataset_to_json(ds, fmt=fmt, whole=whole, **_json_options())
 
 
 class InstanceTagsApi(OrthancView):
@@ -160,7 +164,7 @@ class ModuleApi(OrthancView):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
         ds = _instance_dataset(selectors.instance_first(resource=resource), header_only=True)
         level = self.module_level or self.level
-        return json_response(dicom_json.module_json(ds, level, tag_format(request, "full")))
+        return json_response(dicom_json.module_json(ds, level, tag_format(request, "full"), **_json_options()))
 
 
 class SharedTagsApi(OrthancView):
@@ -168,7 +172,7 @@ class SharedTagsApi(OrthancView):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
         instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
         datasets = (_instance_dataset(i, header_only=True) for i in instances)
-        full = dicom_json.shared_tags(datasets, default_encoding=archive_settings().default_encoding)
+        full = dicom_json.shared_tags(datasets, **_json_options())
         return json_response(dicom_json.convert_full(full, tag_format(request, "full")))
 
 

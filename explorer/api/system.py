@@ -7,7 +7,6 @@ import socket
 import uuid
 
 from django.conf import settings
-from django.http import HttpResponse
 from django.urls import path
 
 from archive.dicom.tags import main_dicom_tags_signature
@@ -16,7 +15,7 @@ from archive.levels import Level
 from archive.settings import archive_settings
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
-from explorer.api.rendering import json_response, text_response
+from explorer.api.rendering import bare_response, json_response, text_response
 
 VERSION = "1.12.11"
 API_VERSION = 30        # the NEWS of 1.12.11: "API version upgraded to 30" (31 comes with 1.13.0)
@@ -24,15 +23,6 @@ DATABASE_VERSION = 6    # Orthanc's index schema version; our schema answers the
 
 # What the JavaScript route answers when no plugin extends the explorer (Orthanc's exact text).
 EXPLORER_JS = "// Extensions to Orthanc Explorer by the registered plugins\n\n"
-
-
-def bare_response(status: int, **headers: str) -> HttpResponse:
-    """An answer with no body and no Content-Type, as Orthanc sends its redirections and bare 404s."""
-    response = HttpResponse(b"", status=status)
-    del response["Content-Type"]
-    for name, value in headers.items():
-        response[name] = value
-    return response
 
 
 def database_server_identifier(cfg: dict) -> str:

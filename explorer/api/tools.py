@@ -26,8 +26,7 @@ from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.levels import Level
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
-from explorer.api.rendering import json_response, text_response
-from explorer.api.system import bare_response
+from explorer.api.rendering import bare_response, json_response, text_response
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 CONFORMANCE = Path(__file__).with_name("conformance.txt")

@@ -45,6 +45,8 @@ def test_folder_of_files_is_merged(tmp_path):
     ('{"MaximumStorageMode": "Delete"}', "MaximumStorageMode"),
     ('{"RegisteredUsers": {"a": 1}}', "registered user"),
     ('{"DefaultEncoding": "Klingon"}', "DefaultEncoding"),
+    ('{"Dictionary": {"zz,1": ["LO", "Name"]}}', "Dictionary"),
+    ('{"Dictionary": {"0009,1001": "LO"}}', "Dictionary"),
 ])
 def test_bad_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "o.json"

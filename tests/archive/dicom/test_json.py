@@ -409,7 +409,7 @@ def test_implicit_vr_us_or_ss_follows_dcmtk():
 
 def test_dictionary_option_names_tags():
     ds = _part10([(0x00091001, "LO", b"v")])
-    assert dataset_to_full(ds, dictionary={"0009,1001": "MyTag"})["0009,1001"]["Name"] == "MyTag"
+    assert dataset_to_full(ds, dictionary={(0x00091001, None): ("LO", "MyTag")})["0009,1001"]["Name"] == "MyTag"
 
 
 def test_datasets_built_in_memory_convert():

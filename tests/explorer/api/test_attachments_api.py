@@ -98,6 +98,12 @@ def test_data_filename_argument(client, ids):
     assert response["Content-Disposition"] == 'filename="scan.dcm"'
 
 
+def test_data_filename_cannot_inject_headers(client, ids):
+    response = client.get(url(ids, "dicom/data") + "?filename=a%0d%0aSet-Cookie:%20x%22.dcm")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == 'filename="aSet-Cookie: x.dcm"'
+
+
 def test_data_range(client, ids):
     response = client.get(url(ids, "dicom/data"), headers={"Range": "bytes=128-131"})
     assert response.status_code == 206
