@@ -38,7 +38,7 @@ class Command(BaseCommand):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
                    "--bind", f"0.0.0.0:{cfg['HttpPort']}", "--workers", str(workers),
-                   "--worker-class", "gthread", "--threads", "4", "--keep-alive", "30",
+                   "--worker-class", "gthread", "--threads", "4", "--keep-alive", "30", "--preload",
                    "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),
                    "--log-level", "warning", "--access-logfile", "-" if os.environ.get("ACCESS_LOG") else "/dev/null"]
             children.append(subprocess.Popen(cmd, env=os.environ.copy()))
