@@ -55,6 +55,7 @@ class RunResult:
     rss_peak_mb: float = 0.0
     server_cpu: float = 0.0  # CPU seconds used by the server during the timed upload
     client_cpu: float = 0.0  # CPU seconds used by this process (the clients) during the timed upload
+    pss_end_mb: float = 0.0  # proportional set size: shared pages of forked workers counted once
 
     @property
     def rate(self) -> float:
@@ -213,13 +214,13 @@ def run_one(server: str, instances: list[SynthInstance], warmup: list[SynthInsta
         finally:
             peak = sampler.stop()
         server_cpu, client_cpu = srv.cpu_seconds() - cpu0, _self_cpu() - self0
-        rss_end = srv.rss_mb()
+        rss_end, pss_end = srv.rss_mb(), srv.pss_mb()
         if errors:
             tail = srv.log_tail()
             errors.append(f"server log tail:\n{tail}")
     nbytes = len(done_at) * instances[0].size  # synthetic instances all have the same size
     return RunResult(server, clients, len(instances), nbytes, seconds, done_at, lat, errors, rss_end, peak,
-                     server_cpu, client_cpu)
+                     server_cpu, client_cpu, pss_end)
 
 
 def _self_cpu() -> float:
@@ -237,7 +238,7 @@ def fmt_ms(values: list[float], q: float) -> str:
 
 def print_table(results: list[RunResult]) -> None:
     head = (f"{'server':<8} {'clients':>7} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'MB/s':>7} "
-            f"{'p50 ms':>7} {'p99 ms':>7} {'srv CPU ms/inst':>15} {'cli CPU ms/inst':>15} {'RSS end MB':>10} "
+            f"{'p50 ms':>7} {'p99 ms':>7} {'srv CPU ms/inst':>15} {'cli CPU ms/inst':>15} {'RSS end MB':>10} {'PSS end MB':>10} "
             f"{'RSS peak MB':>11} {'errors':>6}")
     print(head)
     print("-" * len(head))
@@ -245,7 +246,7 @@ def print_table(results: list[RunResult]) -> None:
         print(f"{r.server:<8} {r.clients:>7} {len(r.done_at):>7} {r.seconds:>8.2f} {r.rate:>8.1f} "
               f"{r.mbps:>7.1f} {fmt_ms(r.latencies, 50):>7} {fmt_ms(r.latencies, 99):>7} "
               f"{_per(r.server_cpu, r):>15} {_per(r.client_cpu, r):>15} "
-              f"{r.rss_end_mb:>10.0f} {r.rss_peak_mb:>11.0f} {len([e for e in r.errors if e[0] == '#']):>6}")
+              f"{r.rss_end_mb:>10.0f} {r.pss_end_mb:>10.0f} {r.rss_peak_mb:>11.0f} {len([e for e in r.errors if e[0] == '#']):>6}")
 
 
 def _per(cpu: float, r: RunResult) -> str:
@@ -263,7 +264,7 @@ def report_errors(r: RunResult) -> None:
 def flat_report(r: RunResult, window: int) -> None:
     n = len(r.done_at)
     print(f"\nFlat cost: {r.server}, {r.count} instances, {r.clients} client(s): stored {n} in {r.seconds:.1f} s "
-          f"({r.rate:.1f}/s, {r.mbps:.1f} MB/s), server CPU {_per(r.server_cpu, r)} ms/inst, RSS end {r.rss_end_mb:.0f} MB, peak {r.rss_peak_mb:.0f} MB")
+          f"({r.rate:.1f}/s, {r.mbps:.1f} MB/s), server CPU {_per(r.server_cpu, r)} ms/inst, RSS end {r.rss_end_mb:.0f} MB (PSS {r.pss_end_mb:.0f} MB), peak {r.rss_peak_mb:.0f} MB")
     if n < 2 * window:
         print(f"  fewer than {2 * window} instances stored: no first/last comparison")
         report_errors(r)

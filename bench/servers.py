@@ -63,6 +63,11 @@ class Server(str):
         """Resident set size summed over the server and all its descendants, in MB (10^6 bytes)."""
         return tree_rss_bytes(self.pid) / 1e6
 
+    def pss_mb(self) -> float:
+        """Proportional set size summed over the tree, in MB: pages shared by forked workers counted once,
+        so a preforking server is not charged several times for the same memory, as the RSS sum does."""
+        return tree_pss_bytes(self.pid) / 1e6
+
     def cpu_seconds(self) -> float:
         """CPU time used so far by the live processes of the server's tree."""
         return tree_cpu_seconds(self.pid)
@@ -109,6 +114,20 @@ def tree_rss_bytes(pid: int) -> int:
         try:
             with open(f"/proc/{p}/statm") as f:
                 total += int(f.read().split()[1]) * PAGE_SIZE
+        except OSError:
+            pass
+    return total
+
+
+def tree_pss_bytes(pid: int) -> int:
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
         except OSError:
             pass
     return total
