@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
+from archive.dicom.matching import fold
+from archive.dicom.tags import tag_number
 from archive.levels import Level
 
 
@@ -58,6 +60,19 @@ class IndexWriter:
             values = ", ".join(["(%s, %s, %s, 0)"] * len(rows))
             self.cursor.execute(f"INSERT INTO archive_metadata (resource_id, type, value, revision) VALUES {values}",
                                 [x for row in rows for x in (row[0], int(row[1]), row[2])])
+
+    def insert_main_tags(self, resources: Iterable[tuple[int, int, dict]]) -> None:
+        """The MainDicomTag rows of new resources, (id, level depth, main_tags), in one statement."""
+        params: list = []
+        for rid, level, tags in resources:
+            for name, value in tags.items():
+                number = tag_number(name)
+                if number is not None:
+                    params += (rid, level, number, value, fold(value))
+        if params:
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * (len(params) // 5))
+            self.cursor.execute("INSERT INTO archive_maindicomtag (resource_id, level, tag, value, value_folded)"
+                                f" VALUES {values}", params)
 
     def insert_changes(self, rows: Iterable[tuple[int, int, str]], *, date: str) -> None:
         rows = list(rows)

@@ -198,6 +198,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     created: set[Level] = set()
     chain = ((Level.PATIENT, ids.patient), (Level.STUDY, ids.study), (Level.SERIES, ids.series))
     ancestors: list[int] = []
+    tag_rows: list[tuple[int, int, dict]] = []  # (id, level, main tags) of the resources created here
     expected: int | None = None
     for level, public_id in chain:
         found = existing.get(public_id)
@@ -210,6 +211,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
             rid = db.insert_resource(level=level, public_id=public_id, parent_id=parent_id, tags=tags, now=now,
                                      expected=expected)
             created.add(level)
+            tag_rows.append((rid, level.depth, tags))
             metadata.append((rid, MetadataType.MainDicomTagsSignature,
                              main_dicom_tags_signature(level, extra=cfg.extra_main_tags(level))))
             if level is Level.SERIES:
@@ -226,6 +228,8 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     index_text, index = _index_in_series(instance_tags)
     instance_id = db.insert_resource(level=Level.INSTANCE, public_id=ids.instance, parent_id=parent_id,
                                      tags=instance_tags, now=now, index=index, stable=True)
+    tag_rows.append((instance_id, Level.INSTANCE.depth, instance_tags))
+    db.insert_main_tags(tag_rows)
     db.insert_attachment(resource_id=instance_id, content_type=ContentType.Dicom, uuid=file_uuid,
                          compressed_size=sizes[1], uncompressed_size=sizes[0], compressed=compressed,
                          compressed_md5=md5s[1], uncompressed_md5=md5s[0])

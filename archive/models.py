@@ -94,6 +94,31 @@ class Resource(models.Model):
         return f"{LevelCode(self.level).label} {self.public_id}"
 
 
+class MainDicomTag(models.Model):
+    """The main DICOM tags of a resource, one row per tag, for /tools/find (``Resource.main_tags`` stays the
+    source of the JSON answers). A study's rows carry its patient's tags too, as Orthanc copies them.
+
+    ``level`` repeats the resource's level so one index range answers "studies whose tag T is V" without
+    touching the resource table; ``value_folded`` is ``matching.fold(value)`` for CaseSensitive false."""
+
+    # No index of its own: the unique (resource, tag) constraint serves lookups by resource.
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="tag_rows", db_index=False)
+    level = models.PositiveSmallIntegerField(choices=LevelCode.choices)
+    tag = models.IntegerField()  # (group << 16) | element
+    value = models.TextField()
+    value_folded = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["resource", "tag"], name="maindicomtag_unique")]
+        indexes = [
+            # resource_id last: the index covers the semi-join "id IN (SELECT resource_id ...)". On
+            # PostgreSQL the migration gives both value columns the "C" collation, so that comparisons, ranges
+            # and ORDER BY follow byte order as on SQLite (and Orthanc), and LIKE 'prefix%' can use the index.
+            models.Index(fields=["level", "tag", "value", "resource"], name="maindicomtag_value"),
+            models.Index(fields=["level", "tag", "value_folded", "resource"], name="maindicomtag_folded"),
+        ]
+
+
 class Metadata(models.Model):
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="metadata")
     type = models.IntegerField()

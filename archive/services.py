@@ -14,11 +14,15 @@ from django.db.models import Count, QuerySet
 
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.models import Attachment, Change, ChangeType, Label, Metadata, Resource
+from archive.models import Attachment, Change, ChangeType, Label, MainDicomTag, Metadata, Resource
 from archive.storage import dicom_storage
 from archive.timeutil import iso, utcnow
 
 logger = logging.getLogger(__name__)
+
+# Rows that point to a resource. Deletes use _raw_delete (no Django cascade, no per-row signals), so each
+# of these is removed explicitly before its resources; the foreign keys make a forgotten one fail loudly.
+_DEPENDENTS = (Attachment, Metadata, Label, MainDicomTag)
 
 _STABLE_CHANGE = {0: ChangeType.StablePatient, 1: ChangeType.StableStudy, 2: ChangeType.StableSeries}
 
@@ -48,7 +52,7 @@ def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None
     for qs in reversed(groups):  # bottom-up so no row points to a deleted parent
         ids = qs.values("id")
         removed.extend(Attachment.objects.filter(resource__in=ids).values_list("uuid", flat=True))
-        for model in (Attachment, Metadata, Label):
+        for model in _DEPENDENTS:
             model.objects.filter(resource__in=ids)._raw_delete(model.objects.db)
         qs._raw_delete(Resource.objects.db)
 
@@ -62,7 +66,7 @@ def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None
             remaining = parent
             break
         removed.extend(Attachment.objects.filter(resource_id=parent_id).values_list("uuid", flat=True))
-        for model in (Attachment, Metadata, Label):
+        for model in _DEPENDENTS:
             model.objects.filter(resource_id=parent_id)._raw_delete(model.objects.db)
         Resource.objects.filter(id=parent_id)._raw_delete(Resource.objects.db)
         parent_id = parent.parent_id

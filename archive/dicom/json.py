@@ -882,3 +882,16 @@ __all__ = [
     "encoding_from_charset", "full_to_short", "full_to_simplified", "header_to_json", "meta_boundary",
     "module_json", "read_for_json", "shared_tags", "tag_key", "tag_name",
 ]
+
+
+def tag_value(ds: Dataset, tag: int, *, default_encoding: str = "Latin1") -> str | None:
+    """The value Orthanc matches a /tools/find constraint against for a top-level element of a stored file
+    (its DICOM-as-JSON, read without length limit): the string, or None when absent, null, binary or a
+    sequence."""
+    elem = ds._dict.get(tag)
+    if elem is None or _sequence_items(ds, tag, elem, None) is not None:
+        return None
+    ctx = _Context(ds, default_encoding, 0, None, top=False)
+    creator = _private_creator(ds, tag, {}) if tag >> 16 & 1 else None
+    kind, value = _leaf(ds, tag, elem, creator, ctx)
+    return value if kind == "String" else None

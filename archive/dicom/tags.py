@@ -187,3 +187,17 @@ def main_dicom_tags_signature(level: Level, extra: Sequence[BaseTag] = ()) -> st
     extra tags, sorted, as ``gggg,eeee`` joined by ``;`` (DicomMap::ComputeSignature). A study's
     signature does not include the patient tags it stores."""
     return ";".join(sorted({tag_key(t) for t in _level_tags(level, extra)}))
+
+
+@functools.lru_cache(maxsize=4096)
+def tag_number(name: str) -> int | None:
+    """The tag a key of ``Resource.main_tags`` names (the inverse of ``tag_name`` for main tags and the
+    ExtraMainDicomTags a user may configure), or None."""
+    for tags in MAIN_DICOM_TAGS.values():
+        for tag in tags:
+            if tag_name(tag) == name:
+                return int(tag)
+    try:
+        return int(parse_tag(name))
+    except ValueError:
+        return None
