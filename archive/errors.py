@@ -39,7 +39,7 @@ class OrthancError(enum.Enum):
     READ_ONLY = (22, "Cannot modify a read-only data structure", 403)
     INCOMPATIBLE_IMAGE_FORMAT = (23, "Incompatible format of the images", 400)
     INCOMPATIBLE_IMAGE_SIZE = (24, "Incompatible size of the images", 400)
-    UNKNOWN_DICOM_TAG = (27, "Unknown DICOM tag", 404)
+    UNKNOWN_DICOM_TAG = (27, "Unknown DICOM tag", 500)  # no HTTP status of its own (1.10.1, POST /tools/find)
     BAD_JSON = (28, "Cannot parse a JSON document", 400)
     UNAUTHORIZED = (29, "Bad credentials were provided to an HTTP request", 401)
     EMPTY_REQUEST = (33, "The request is empty", 400)

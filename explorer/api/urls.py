@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from explorer.api import attachments, changes, labels, metadata, resources, system, tools, upload
+from explorer.api import attachments, changes, find, labels, metadata, resources, system, tools, upload
 
 urlpatterns = []
 urlpatterns += upload.urlpatterns        # before resources: "instances" takes POST too
@@ -10,6 +10,7 @@ urlpatterns += resources.urlpatterns
 urlpatterns += system.urlpatterns
 urlpatterns += changes.urlpatterns
 urlpatterns += tools.urlpatterns
+urlpatterns += find.urlpatterns          # /tools/find, /tools/count-resources (1.12.5)
 urlpatterns += metadata.urlpatterns
 urlpatterns += attachments.urlpatterns
 urlpatterns += labels.urlpatterns
