@@ -45,9 +45,9 @@ def system_info() -> dict:
     archive = archive_settings()
     info = {
         "ApiVersion": API_VERSION,
-        # The index answers /changes?type=&to= (ExtendedChanges); /tools/find has no OrderBy yet, so no
-        # ExtendedFind; no key-value stores or queues (Orthanc 1.12.8 and 1.12.10 plugin SDK features).
-        "Capabilities": {"HasExtendedChanges": True, "HasExtendedFind": False, "HasKeyValueStores": False,
+        # The index answers /changes?type=&to= (ExtendedChanges) and /tools/find with OrderBy, MetadataQuery
+        # and parents (ExtendedFind); no key-value stores or queues (1.12.8 and 1.12.10 plugin SDK features).
+        "Capabilities": {"HasExtendedChanges": True, "HasExtendedFind": True, "HasKeyValueStores": False,
                          "HasQueues": False, "HasReserveQueueValue": False},
         "CheckRevisions": archive.check_revisions,
         "DatabaseBackendPlugin": None,

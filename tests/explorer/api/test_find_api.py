@@ -470,3 +470,15 @@ def test_expanded_answers_take_a_fixed_number_of_queries(golden_archive):
     for extra in ({"Expand": True}, {"ResponseContent": content}):
         one = queries({"Level": "Instance", "Query": {"PatientID": "5Yp0E"}, "Limit": 1, **extra})
         assert queries({"Level": "Instance", "Query": {}, **extra}) == one   # 1 instance or 12: no N+1
+
+
+def test_order_by_sorts_the_answer_and_pages_it(golden_archive):
+    """ExtendedFind (1.12.5, claimed in /system Capabilities): OrderBy on a main tag, both directions."""
+    body = {"Level": "Study", "Query": {}, "Expand": True,
+            "OrderBy": [{"Type": "DicomTag", "Key": "StudyDate", "Direction": "DESC"}]}
+    dates = [s["MainDicomTags"].get("StudyDate", "") for s in post(golden_archive, "/tools/find", body).json()]
+    assert len(dates) > 3 and dates == sorted(dates, reverse=True)
+    body["OrderBy"][0]["Direction"] = "ASC"
+    body["Limit"] = 2
+    page = [s["MainDicomTags"].get("StudyDate", "") for s in post(golden_archive, "/tools/find", body).json()]
+    assert page == sorted(dates)[:2]

@@ -47,7 +47,7 @@ def test_system_reports_the_configuration(client, orthanc_config):
 
 def test_system_claims_only_what_works(client):
     body = client.get("/system").json()
-    assert body["Capabilities"] == {"HasExtendedChanges": True, "HasExtendedFind": False,
+    assert body["Capabilities"] == {"HasExtendedChanges": True, "HasExtendedFind": True,
                                     "HasKeyValueStores": False, "HasQueues": False,
                                     "HasReserveQueueValue": False}
     assert body["HasLabels"] is True
