@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 import logging
 import re
 import uuid as uuidlib
@@ -20,7 +21,7 @@ from django.db.models import Sum
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
-from archive.dicom.tags import main_dicom_tags, main_dicom_tags_signature
+from archive.dicom.tags import main_dicom_sequences, main_dicom_tags, main_dicom_tags_signature
 from archive.errors import BadFileFormat, FullStorage, InexistentTag
 from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
@@ -214,6 +215,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
             tag_rows.append((rid, level.depth, tags))
             metadata.append((rid, MetadataType.MainDicomTagsSignature,
                              main_dicom_tags_signature(level, extra=cfg.extra_main_tags(level))))
+            metadata.extend(_main_sequences(rid, ds, level, cfg=cfg, encoding=encoding))
             if level is Level.SERIES:
                 metadata.append((rid, MetadataType.RemoteAET, origin.remote_aet))
                 if expected is not None:
@@ -248,6 +250,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
          main_dicom_tags_signature(Level.INSTANCE, extra=cfg.extra_main_tags(Level.INSTANCE))),
     )
     metadata.extend((instance_id, t, v) for t, v in values if v is not None)
+    metadata.extend(_main_sequences(instance_id, ds, Level.INSTANCE, cfg=cfg, encoding=encoding))
     db.insert_metadata(metadata)
 
     # Changes in Orthanc's order: the instance first, then the new ancestors from the bottom up.
@@ -263,6 +266,17 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     if expected is not None:
         services.series_check_completed(series_id=ancestors[2], expected=expected, now_iso=now_iso)
     return StoreStatus.SUCCESS
+
+
+def _main_sequences(rid: int, ds, level: Level, *, cfg, encoding: str) -> list[tuple[int, int, str]]:
+    """The MainDicomSequences metadata of a new resource (Orthanc 1.11.1): its main tags that are sequences
+    (RequestAttributesSequence on series, and sequences named in ExtraMainDicomTags), kept in Orthanc's
+    full format under ``{"Sequences": ..., "Version": 1}``, as Orthanc stores them."""
+    sequences = main_dicom_sequences(ds, level, extra=cfg.extra_main_tags(level), default_encoding=encoding)
+    if not sequences:
+        return []
+    text = json.dumps({"Sequences": sequences, "Version": 1}, ensure_ascii=False, separators=(",", ":"))
+    return [(rid, MetadataType.MainDicomSequences, text)]
 
 
 def _recycling_needed(incoming_size: int, patient_public_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -111,6 +112,7 @@ class Details:
     expected: dict[int, int] = field(default_factory=dict)
     indexes: dict[int, list[int | None]] = field(default_factory=lambda: defaultdict(list))
     patient_tags: dict[int, dict] = field(default_factory=dict)
+    sequences: dict[int, dict] = field(default_factory=dict)   # MainDicomSequences, Orthanc's full format
 
 
 def resource_details(resources: Iterable[Resource]) -> Details:
@@ -138,6 +140,10 @@ def resource_details(resources: Iterable[Resource]) -> Details:
                 resource_id__in=chunk, content_type=ContentType.Dicom).values_list(
                 "resource_id", "uncompressed_size", "uuid"):
             details.files[rid] = (size, uuid)
+    for chunk in _chunks(ids):
+        for rid, text in Metadata.objects.filter(resource_id__in=chunk, type=MetadataType.MainDicomSequences
+                                                 ).values_list("resource_id", "value"):
+            details.sequences[rid] = json.loads(text).get("Sequences", {})
     for r in resources:
         if r.level == 2 and r.expected_instances is not None:
             details.expected[r.id] = r.expected_instances

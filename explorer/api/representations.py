@@ -8,6 +8,7 @@ from typing import Any
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.tag import Tag
 
+from archive.dicom.json import convert_full
 from archive.dicom.tags import MAIN_DICOM_TAGS
 from archive.levels import Level
 from archive.models import Resource
@@ -64,6 +65,8 @@ def resource_json(resource: Resource, details: Details, *, fmt: str = "simplify"
     level = LEVELS[resource.level]
     out: dict[str, Any] = {"ID": resource.public_id, "Type": level.value}
     out["MainDicomTags"] = format_tags(main_tags_of(resource, level), fmt)
+    if resource.id in details.sequences:   # main tags that are sequences (1.11.1), e.g. RequestAttributesSequence
+        out["MainDicomTags"].update(convert_full(details.sequences[resource.id], fmt))
     if level is Level.STUDY:
         out["PatientMainDicomTags"] = format_tags(main_tags_of(resource, Level.PATIENT), fmt)
     if level in _PARENT_KEY:

@@ -73,7 +73,8 @@ OTHER_FAMILIES = re.compile(r"/(metadata|attachments|labels)(\?|$)")
 # Main tags that Orthanc 1.12.5 added for QIDO-RS, as ?short names them: TimezoneOffsetFromUTC (studies and
 # series), PerformedProcedureStepStartDate and PerformedProcedureStepStartTime (series). NEWER filters them by
 # name only, which misses the hexadecimal keys of the short format.
-NEWER_MAIN_TAGS_SHORT = ("0008,0201", "0040,0244", "0040,0245")
+# RequestAttributesSequence (0040,0275) became a series main tag in 1.11.1 (kept in MainDicomSequences).
+NEWER_MAIN_TAGS_SHORT = ("0008,0201", "0040,0244", "0040,0245", "0040,0275")
 
 
 def shape_of(uri: str) -> str:
@@ -514,3 +515,33 @@ def test_module_reads_the_instance_created_last_at_each_level(client):
     assert patient["PatientName"] == "Second^Name"       # study 1.2.2 was created after 1.2.1
     study = client.get(f"/studies/{first.study}/module-patient?simplify").json()
     assert study["PatientName"] == "Third^Name"          # series 1.2.1.2 was created after 1.2.1.1
+
+
+def _with_request_attributes() -> ResourceIds:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.RequestedProcedureID = "RP1"
+    item.ScheduledProcedureStepID = "SPS1"
+    return store(RequestAttributesSequence=[item])
+
+
+def test_series_main_tags_carry_request_attributes_sequence(client):
+    """A series main tag since Orthanc 1.11.1, shown in MainDicomTags in each tag format."""
+    ids = _with_request_attributes()
+    simplified = client.get(f"/series/{ids.series}").json()["MainDicomTags"]
+    assert simplified["RequestAttributesSequence"] == [{"RequestedProcedureID": "RP1",
+                                                         "ScheduledProcedureStepID": "SPS1"}]
+    short = client.get(f"/series/{ids.series}?short").json()["MainDicomTags"]
+    assert short["0040,0275"] == [{"0040,0009": "SPS1", "0040,1001": "RP1"}]
+    full = client.get("/series?expand&full").json()[0]["MainDicomTags"]["0040,0275"]
+    assert (full["Name"], full["Type"]) == ("RequestAttributesSequence", "Sequence")
+    assert full["Value"][0]["0040,1001"] == {"Name": "RequestedProcedureID", "Type": "String", "Value": "RP1"}
+
+
+def test_main_dicom_sequences_is_series_metadata(client):
+    ids = _with_request_attributes()
+    assert "MainDicomSequences" in client.get(f"/series/{ids.series}/metadata").json()
+    stored = json.loads(client.get(f"/series/{ids.series}/metadata/MainDicomSequences").content)
+    assert stored["Version"] == 1 and list(stored["Sequences"]) == ["0040,0275"]
+    assert "MainDicomSequences" not in client.get(f"/instances/{ids.instance}/metadata").json()
