@@ -36,6 +36,7 @@ from archive.metadata import etag_of, etag_parse, revision_expected, revisioned_
 from archive.models import Attachment, Change, ChangeType, ContentType, Resource
 from archive.selectors import resource_get, resource_get_any_level
 from archive.settings import archive_settings
+from archive.statistics import Totals, statistics_add
 from archive.storage import compress, dicom_storage, uncompress
 from archive.timeutil import iso, utcnow
 
@@ -285,15 +286,18 @@ def _store(*, public_id: str, number: int, data: bytes, compressed: bool,
                                           create=None if only_existing else fields)
             if row is None:
                 raise UnknownResource()
+            change = Totals(disk_size=fields["compressed_size"], uncompressed_size=fields["uncompressed_size"])
             if not created:
                 if expected is not None and expected != (row.revision, row.uncompressed_md5):
                     raise RevisionMismatch()
                 old_uuid = row.uuid
+                change -= Totals(disk_size=row.compressed_size, uncompressed_size=row.uncompressed_size)
                 for key, value in fields.items():
                     setattr(row, key, value)
                 row.revision += 1
                 row.save()
             _log(resource, number)
+            statistics_add(change)  # last, see statistics_add
     except BaseException:
         storage.discard(fields["uuid"])
         raise
@@ -346,4 +350,5 @@ def attachment_delete(*, public_id: str, name: str, if_match: str | None) -> Non
         uuid = row.uuid
         row.delete()
         _log(resource, number)
+        statistics_add(-Totals(disk_size=row.compressed_size, uncompressed_size=row.uncompressed_size))
     dicom_storage().remove(uuid)

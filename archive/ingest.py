@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Sum
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
@@ -26,8 +25,9 @@ from archive.errors import BadFileFormat, FullStorage, InexistentTag
 from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
 from archive.levels import Level
-from archive.models import Attachment, ChangeType, ContentType, MetadataType, Resource
+from archive.models import ChangeType, ContentType, MetadataType, Resource
 from archive.settings import archive_settings
+from archive.statistics import Totals, statistics_add, statistics_totals
 from archive.storage import compress, dicom_storage
 from archive.timeutil import iso, utcnow
 
@@ -185,12 +185,14 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     db = IndexWriter()
 
     existing = db.find(ids)
+    gone: Totals | None = None  # what an overwrite removed
     if ids.instance in existing:
         if not overwrite:
             return StoreStatus.ALREADY_STORED
         # Overwrite: delete the old instance (and the ancestors it leaves empty), then store anew.
-        removed_files.extend(services.resource_delete_in_transaction(level=Level.INSTANCE,
-                                                                     public_id=ids.instance))
+        deleted = services.resource_delete_in_transaction(level=Level.INSTANCE, public_id=ids.instance)
+        removed_files.extend(deleted.files)
+        gone = deleted.totals
         existing = db.find(ids)
 
     metadata: list[tuple[int, int, str]] = []
@@ -265,6 +267,10 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
         db.touch(touched, now=now)
     if expected is not None:
         services.series_check_completed(series_id=ancestors[2], expected=expected, now_iso=now_iso)
+    # Last statement before the commit: on PostgreSQL it holds a counter row's lock until then.
+    added = Totals(int(Level.PATIENT in created), int(Level.STUDY in created), int(Level.SERIES in created), 1,
+                   sizes[1], sizes[0])
+    statistics_add(added - gone if gone is not None else added, cursor=db.cursor)
     return StoreStatus.SUCCESS
 
 
@@ -279,17 +285,17 @@ def _main_sequences(rid: int, ds, level: Level, *, cfg, encoding: str) -> list[t
     return [(rid, MetadataType.MainDicomSequences, text)]
 
 
-def _recycling_needed(incoming_size: int, patient_public_id: str) -> bool:
+def _recycling_needed(incoming_size: int, patient_public_id: str, *, pending: Totals) -> bool:
     """Orthanc's IsRecyclingNeeded, counted as if the instance were stored: more bytes than
-    MaximumStorageSize, or more patients than MaximumPatientCount."""
+    MaximumStorageSize, or more patients than MaximumPatientCount. ``pending``: what the recycling has
+    removed so far in this transaction, not yet subtracted from the running totals."""
     cfg = archive_settings()
+    totals = statistics_totals() - pending  # the running totals: no sum over all attachments per instance
     if cfg.maximum_storage_size:
-        used = Attachment.objects.aggregate(s=Sum("compressed_size"))["s"] or 0
-        if used + incoming_size > cfg.maximum_storage_size * 1024 * 1024:
+        if totals.disk_size + incoming_size > cfg.maximum_storage_size * 1024 * 1024:
             return True
     if cfg.maximum_patient_count:
-        patients = Resource.objects.filter(level=0)
-        count = patients.count() + (not patients.filter(public_id=patient_public_id).exists())
+        count = totals.patients + (not Resource.objects.filter(level=0, public_id=patient_public_id).exists())
         if count > cfg.maximum_patient_count:
             return True
     return False
@@ -310,7 +316,8 @@ def _make_room(incoming_size: int, patient_public_id: str) -> None:
                           f"limited to {limit}")
     removed: list[str] = []
     with transaction.atomic():
-        while _recycling_needed(incoming_size, patient_public_id):
+        gone = Totals()
+        while _recycling_needed(incoming_size, patient_public_id, pending=gone):
             if cfg.maximum_storage_mode == "Reject":
                 raise FullStorage(rejected=True)
             victim = (Resource.objects.filter(level=0, is_protected=False).exclude(public_id=patient_public_id)
@@ -318,7 +325,10 @@ def _make_room(incoming_size: int, patient_public_id: str) -> None:
             if victim is None:
                 raise FullStorage("Cannot recycle more patients")
             logger.info("recycling patient %s to make room", victim)
-            removed.extend(services.resource_delete_in_transaction(level=Level.PATIENT, public_id=victim))
+            deleted = services.resource_delete_in_transaction(level=Level.PATIENT, public_id=victim)
+            removed.extend(deleted.files)
+            gone = gone + deleted.totals
+        statistics_add(-gone)  # last, see statistics_add
     storage = dicom_storage()
     for uuid in removed:
         storage.remove(uuid)

@@ -186,3 +186,18 @@ class GlobalProperty(models.Model):
 
     key = models.CharField(max_length=64, primary_key=True)
     value = models.TextField()
+
+
+class StatisticsCounter(models.Model):
+    """Running totals behind /statistics, so that it never counts or sums whole tables: every write that
+    adds or removes resources or attachments adds its delta here in the same transaction (see
+    archive/statistics.py). The totals are the sum over the rows. On PostgreSQL each connection adds to
+    the row ``pg_backend_pid() % 16``, so concurrent ingests do not queue on one row lock until commit."""
+
+    shard = models.SmallIntegerField(primary_key=True)
+    patients = models.BigIntegerField(default=0)
+    studies = models.BigIntegerField(default=0)
+    series = models.BigIntegerField(default=0)
+    instances = models.BigIntegerField(default=0)
+    disk_size = models.BigIntegerField(default=0)           # compressed sizes of all attachments
+    uncompressed_size = models.BigIntegerField(default=0)

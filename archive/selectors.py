@@ -7,11 +7,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.models import Attachment, ContentType, Label, Metadata, MetadataType, Resource
+from archive.models import Attachment, ContentType, Label, MainDicomTag, Metadata, MetadataType, Resource
 from archive.storage import dicom_storage, uncompress
 
 LEVELS = list(Level)
@@ -38,12 +38,29 @@ def resource_get_any_level(*, public_id: str) -> Resource:
     return resource
 
 
+def _page(*, level: Level, since: int, limit: int) -> QuerySet:
+    """The ids of a page of a level in insertion order, from the (level, id) index alone: the rows (and
+    their parents) are then read for the page only, not for the ``since`` rows skipped before it
+    (PostgreSQL otherwise walks the primary key and joins every skipped row)."""
+    ids = Resource.objects.filter(level=level.depth).order_by("id").values("id")
+    return ids[since:since + limit] if limit else ids[since:]
+
+
 def resource_list(*, level: Level, since: int = 0, limit: int = 0) -> list[Resource]:
-    """Resources of a level in insertion order; ``since`` skips, ``limit`` 0 means all (Orthanc 1.12.5)."""
-    qs = Resource.objects.filter(level=level.depth).select_related("parent").order_by("id")
-    if limit:
-        return list(qs[since:since + limit])
-    return list(qs[since:]) if since else list(qs)
+    """Resources of a level in insertion order; ``since`` skips, ``limit`` 0 means all (Orthanc 1.12.5).
+    One query."""
+    qs = Resource.objects.select_related("parent").order_by("id")
+    if not since and not limit:
+        return list(qs.filter(level=level.depth))
+    return list(qs.filter(id__in=_page(level=level, since=since, limit=limit)))
+
+
+def resource_public_ids(*, level: Level, since: int = 0, limit: int = 0) -> list[str]:
+    """The IDs of resource_list, without loading the rows (the list without ``expand``). One query."""
+    qs = Resource.objects.order_by("id").values_list("public_id", flat=True)
+    if not since and not limit:
+        return list(qs.filter(level=level.depth))
+    return list(qs.filter(id__in=_page(level=level, since=since, limit=limit)))
 
 
 def resource_children(*, resource: Resource) -> list[Resource]:
@@ -205,9 +222,11 @@ def lookup_by_dicom_id(*, value: str) -> list[Resource]:
     patient = Resource.objects.filter(level=0, public_id=hash_to_public_id(value)).first()
     if patient is not None:
         found.append(patient)
-    keys = {1: "StudyInstanceUID", 2: "SeriesInstanceUID", 3: "SOPInstanceUID"}
-    for level, key in keys.items():
-        found.extend(Resource.objects.filter(level=level, **{f"main_tags__{key}": value}).select_related("parent"))
+    # Through the (level, tag, value) index of MainDicomTag: the JSON column has no index to search.
+    keys = {1: 0x0020000D, 2: 0x0020000E, 3: 0x00080018}  # Study/Series/SOP Instance UID
+    for level, tag in keys.items():
+        rows = MainDicomTag.objects.filter(level=level, tag=tag, value=value).values("resource_id")
+        found.extend(Resource.objects.filter(level=level, id__in=rows).select_related("parent").order_by("id"))
     return found
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Count, QuerySet
@@ -15,6 +17,7 @@ from django.db.models import Count, QuerySet
 from archive.errors import UnknownResource
 from archive.levels import Level
 from archive.models import Attachment, Change, ChangeType, Label, MainDicomTag, Metadata, Resource
+from archive.statistics import Totals, statistics_add
 from archive.storage import dicom_storage
 from archive.timeutil import iso, utcnow
 
@@ -35,26 +38,42 @@ def _descendant_querysets(root_id: int, depth: int) -> list[QuerySet]:
     return levels
 
 
-def resource_delete_in_transaction(*, level: Level, public_id: str) -> list[str]:
-    """Delete a resource, its descendants and the ancestors it leaves empty; returns the file UUIDs to
-    remove once the caller's transaction has committed. Must run inside a transaction."""
-    removed, _remaining = _delete(level=level, public_id=public_id)
-    return removed
+@dataclass(frozen=True)
+class Deleted:
+    files: list[str]              # UUIDs of the files to remove once the transaction has committed
+    totals: Totals                # what left the index, for the running totals
+    remaining: Resource | None    # the nearest ancestor left, Orthanc's RemainingAncestor
 
 
-def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None]:
+def resource_delete_in_transaction(*, level: Level, public_id: str) -> Deleted:
+    """Delete a resource, its descendants and the ancestors it leaves empty. Must run inside a transaction,
+    whose last statement subtracts ``totals`` (statistics_add) and after which ``files`` are removed."""
+    return _delete(level=level, public_id=public_id)
+
+
+def _delete(*, level: Level, public_id: str) -> Deleted:
     try:
         resource = Resource.objects.select_for_update().get(public_id=public_id, level=level.depth)
     except Resource.DoesNotExist:
         raise UnknownResource() from None
     groups = _descendant_querysets(resource.id, level.depth)
     removed: list[str] = []
-    for qs in reversed(groups):  # bottom-up so no row points to a deleted parent
+    counts = [0, 0, 0, 0]   # resources removed per level, for the running totals
+    sizes = [0, 0]          # their attachments' compressed and uncompressed sizes
+
+    def forget_files(rows: Iterable[tuple[str, int, int]]) -> None:
+        for uuid, disk, raw in rows:
+            removed.append(uuid)
+            sizes[0] += disk
+            sizes[1] += raw
+
+    for depth, qs in reversed(list(enumerate(groups, start=level.depth))):  # bottom-up: no dangling parent
         ids = qs.values("id")
-        removed.extend(Attachment.objects.filter(resource__in=ids).values_list("uuid", flat=True))
+        forget_files(Attachment.objects.filter(resource__in=ids)
+                     .values_list("uuid", "compressed_size", "uncompressed_size"))
         for model in _DEPENDENTS:
             model.objects.filter(resource__in=ids)._raw_delete(model.objects.db)
-        qs._raw_delete(Resource.objects.db)
+        counts[depth] += qs._raw_delete(Resource.objects.db)
 
     # Climb: an ancestor left without children goes too; the first one that remains is the answer.
     now = utcnow()
@@ -65,10 +84,11 @@ def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None
         if Resource.objects.filter(parent_id=parent_id).exists():
             remaining = parent
             break
-        removed.extend(Attachment.objects.filter(resource_id=parent_id).values_list("uuid", flat=True))
+        forget_files(Attachment.objects.filter(resource_id=parent_id)
+                     .values_list("uuid", "compressed_size", "uncompressed_size"))
         for model in _DEPENDENTS:
             model.objects.filter(resource_id=parent_id)._raw_delete(model.objects.db)
-        Resource.objects.filter(id=parent_id)._raw_delete(Resource.objects.db)
+        counts[parent.level] += Resource.objects.filter(id=parent_id)._raw_delete(Resource.objects.db)
         parent_id = parent.parent_id
     if remaining is not None:
         # Orthanc 1.12: deleting a resource updates the LastUpdate of its remaining ancestors.
@@ -78,16 +98,18 @@ def _delete(*, level: Level, public_id: str) -> tuple[list[str], Resource | None
             ids.append(up)
             up = Resource.objects.filter(id=up).values_list("parent_id", flat=True).first()
         Resource.objects.filter(id__in=ids).update(last_update=now)
-    return removed, remaining
+    return Deleted(removed, Totals(*counts, *sizes), remaining)
 
 
 def resource_delete(*, level: Level, public_id: str) -> dict | None:
     """Delete a resource and its files; returns Orthanc's RemainingAncestor (or None)."""
     with transaction.atomic():
-        removed, remaining = _delete(level=level, public_id=public_id)
+        deleted = _delete(level=level, public_id=public_id)
+        statistics_add(-deleted.totals)
     storage = dicom_storage()
-    for uuid in removed:
+    for uuid in deleted.files:
         storage.remove(uuid)
+    remaining = deleted.remaining
     if remaining is None:
         return None
     lvl = list(Level)[remaining.level]

@@ -10,7 +10,7 @@ from archive import runtime, selectors, services
 from archive.dicom import json as dicom_json
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.requested_tags import requested_values
+from archive.requested_tags import requested_values_many
 from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
@@ -25,9 +25,8 @@ def _describe(resources, request, *, expand: bool):
     fmt = tag_format(request, default="simplify")
     tags = requested_tags(request)
     details = selectors.resource_details(resources)
-    return [resource_json(r, details, fmt=fmt,
-                          requested=requested_values(r, tags) if tags is not None else None)
-            for r in resources]
+    requested = requested_values_many(resources, tags) if tags is not None else {}
+    return [resource_json(r, details, fmt=fmt, requested=requested.get(r.id)) for r in resources]
 
 
 def _one(resource, request):
@@ -37,8 +36,10 @@ def _one(resource, request):
 class ResourceListApi(OrthancView):
     def get(self, request):
         since, limit = since_and_limit(request)
+        if not flag(request, "expand"):
+            return json_response(selectors.resource_public_ids(level=self.level, since=since, limit=limit))
         resources = selectors.resource_list(level=self.level, since=since, limit=limit)
-        return json_response(_describe(resources, request, expand=flag(request, "expand")))
+        return json_response(_describe(resources, request, expand=True))
 
 
 class ResourceApi(OrthancView):

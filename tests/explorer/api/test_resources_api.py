@@ -545,3 +545,33 @@ def test_main_dicom_sequences_is_series_metadata(client):
     stored = json.loads(client.get(f"/series/{ids.series}/metadata/MainDicomSequences").content)
     assert stored["Version"] == 1 and list(stored["Sequences"]) == ["0040,0275"]
     assert "MainDicomSequences" not in client.get(f"/instances/{ids.instance}/metadata").json()
+
+
+# Only index and computed tags: the others are read from a file per resource, as Orthanc does.
+REQUESTED = ("PatientName;NumberOfPatientRelatedStudies;NumberOfStudyRelatedInstances;"
+             "NumberOfSeriesRelatedInstances;ModalitiesInStudy;SOPClassesInStudy")
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_requested_tags_cost_the_same_for_3_and_30_resources(client, level):
+    store_patients(3)
+    few = list_queries(client, f"/{level.plural}?expand&requested-tags={REQUESTED}")
+    store_patients(27, start=3)
+    assert list_queries(client, f"/{level.plural}?expand&requested-tags={REQUESTED}") == few
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_a_page_is_the_slice_of_the_whole_list(client, level):
+    store_patients(7)
+    everything = client.get(f"/{level.plural}").json()
+    expanded = client.get(f"/{level.plural}?expand").json()
+    assert client.get(f"/{level.plural}?since=2&limit=3").json() == everything[2:5]
+    assert client.get(f"/{level.plural}?since=2&limit=3&expand").json() == expanded[2:5]
+    assert client.get(f"/{level.plural}?since=6&limit=10").json() == everything[6:]
+    assert client.get(f"/{level.plural}?since=9&limit=10").json() == []
+
+
+@pytest.mark.parametrize("level", list(Level))
+def test_a_page_costs_one_query(client, level):
+    store_patients(5)
+    assert list_queries(client, f"/{level.plural}?since=1&limit=2") == 1
