@@ -197,7 +197,13 @@ def _stop(proc: subprocess.Popen, *, grace: float = 15.0) -> None:
 
 
 @contextmanager
-def _workdir(prefix: str, keep: bool) -> Iterator[Path]:
+def _workdir(prefix: str, keep: bool, existing: Path | None = None) -> Iterator[Path]:
+    """A temporary folder removed at exit, or ``existing`` (created if needed, always kept): a bench
+    reuses a big populated archive across runs (bench/find.py)."""
+    if existing is not None:
+        existing.mkdir(parents=True, exist_ok=True)
+        yield existing
+        return
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
@@ -208,13 +214,14 @@ def _workdir(prefix: str, keep: bool) -> Iterator[Path]:
 
 @contextmanager
 def orthanc_server(*, http_port: int | None = None, dicom_port: int | None = None, extra: dict | None = None,
-                   keep: bool = False, timeout: float = 60) -> Iterator[Server]:
-    """Real Orthanc on loopback with a fresh, empty archive. ``extra`` adds configuration options."""
+                   keep: bool = False, timeout: float = 60, workdir: Path | None = None) -> Iterator[Server]:
+    """Real Orthanc on loopback with a fresh, empty archive. ``extra`` adds configuration options;
+    ``workdir`` runs on that folder's archive instead (kept)."""
     if not os.path.exists(ORTHANC_BINARY):
         raise RuntimeError(f"Orthanc not found ({ORTHANC_BINARY}): apt-get install -y orthanc")
     http_port = http_port or free_port()
     dicom_port = dicom_port or free_port()
-    with _workdir("bench-orthanc-", keep) as work:
+    with _workdir("bench-orthanc-", keep, workdir) as work:
         config = {
             "Name": "BenchOrthanc",
             "StorageDirectory": str(work / "storage"),
@@ -245,18 +252,20 @@ def orthanc_server(*, http_port: int | None = None, dicom_port: int | None = Non
 
 @contextmanager
 def ours_server(*, http_port: int | None = None, dicom_port: int | None = None, extra: dict | None = None,
-                env: dict | None = None, keep: bool = False, timeout: float = 120) -> Iterator[Server]:
+                env: dict | None = None, keep: bool = False, timeout: float = 120,
+                workdir: Path | None = None) -> Iterator[Server]:
     """Our server the way a user starts it: an Orthanc configuration file, DATABASE_URL on SQLite in the
-    IndexDirectory, ``manage.py migrate`` then ``manage.py serve --config FILE``."""
+    IndexDirectory, ``manage.py migrate`` then ``manage.py serve --config FILE``. ``workdir`` runs on that
+    folder's archive (kept); ``env={"DATABASE_URL": ...}`` picks another database (PostgreSQL)."""
     serve = PROJECT / "explorer" / "management" / "commands" / "serve.py"
     if not serve.exists():
         raise RuntimeError(f"{serve} does not exist yet")
     http_port = http_port or free_port()
     dicom_port = dicom_port or free_port()
-    with _workdir("bench-ours-", keep) as work:
+    with _workdir("bench-ours-", keep, workdir) as work:
         storage, index = work / "storage", work / "index"
-        storage.mkdir()
-        index.mkdir()
+        storage.mkdir(exist_ok=True)
+        index.mkdir(exist_ok=True)
         config = {
             "Name": "BenchOurs",
             "StorageDirectory": str(storage),
