@@ -16,7 +16,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
@@ -156,10 +156,20 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     storage.stage(file_uuid, stored)
     removed_files: list[str] = []
     try:
-        with transaction.atomic():
-            status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
-                                     md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
-                                     overwrite=overwrite, removed_files=removed_files)
+        for attempt in range(_INDEX_ATTEMPTS):
+            removed_files.clear()
+            try:
+                with transaction.atomic():
+                    status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
+                                             md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
+                                             overwrite=overwrite, removed_files=removed_files)
+                break
+            except IntegrityError:
+                # Another connection created the same patient, study, series or instance between our lookup
+                # and our insert (PostgreSQL's READ COMMITTED allows it; SQLite's IMMEDIATE transactions
+                # do not): the transaction rolled back whole, so look again and store on what is there now.
+                if attempt == _INDEX_ATTEMPTS - 1:
+                    raise
     except BaseException:
         storage.discard(file_uuid)  # compensate: no orphan file
         raise
@@ -170,6 +180,9 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     for old in removed_files:
         storage.remove(old)
     return StoreResult(status, ids, sop_class, sop_uid)
+
+
+_INDEX_ATTEMPTS = 4
 
 
 def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, sizes: tuple[int, int],
