@@ -38,7 +38,7 @@ from archive.find import (
 from archive.levels import Level
 from archive.metadata import metadata_name, metadata_number
 from archive.models import Resource
-from archive.requested_tags import requested_values
+from archive.requested_tags import requested_values_many
 from archive.selectors import series_status_from
 from archive.settings import archive_settings
 from explorer.api.base import OrthancView
@@ -344,8 +344,10 @@ def find_answer(resources: list[Resource], request: FindRequest) -> list:
     details = selectors.resource_details(resources)
     tags = list(request.requested_tags)
 
+    values = requested_values_many(resources, tags) if tags else {}
+
     def requested(resource: Resource) -> dict | None:
-        return requested_values(resource, tags) if tags else None
+        return values[resource.id] if tags else None
 
     if content is None:
         return [resource_json(r, details, fmt=request.fmt, requested=requested(r)) for r in resources]
