@@ -108,29 +108,33 @@ def process_tree(pid: int) -> list[int]:
     return out
 
 
-def tree_rss_bytes(pid: int) -> int:
+def _tree_sum(pid: int, measure) -> int:
+    """Sum ``measure(p)`` over the live processes of the tree (a process gone meanwhile counts 0)."""
     total = 0
     for p in process_tree(pid):
         try:
-            with open(f"/proc/{p}/statm") as f:
-                total += int(f.read().split()[1]) * PAGE_SIZE
+            total += measure(p)
         except OSError:
             pass
     return total
+
+
+def _rss(p: int) -> int:
+    with open(f"/proc/{p}/statm") as f:
+        return int(f.read().split()[1]) * PAGE_SIZE
+
+
+def _pss(p: int) -> int:
+    with open(f"/proc/{p}/smaps_rollup") as f:
+        return next((int(line.split()[1]) * 1024 for line in f if line.startswith("Pss:")), 0)
+
+
+def tree_rss_bytes(pid: int) -> int:
+    return _tree_sum(pid, _rss)
 
 
 def tree_pss_bytes(pid: int) -> int:
-    total = 0
-    for p in process_tree(pid):
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except OSError:
-            pass
-    return total
+    return _tree_sum(pid, _pss)
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
