@@ -311,6 +311,63 @@ def test_count_ignores_paging(archive):
     assert count(Level.SERIES, since=1, limit=2) == 5
 
 
+# --- the plan of a Limit query: the same answer whichever shape the database is asked in ------------------
+# resources_find(scan_threshold=...) sets the number of matches of the most selective term above which the
+# resources are scanned in id order with EXISTS probes (_SCAN) instead of reading that term's matches (IN).
+
+# (level, tags, extra FindQuery fields): every kind of term, one or several, own level and ancestors'
+_LIMIT_QUERIES = [
+    (Level.SERIES, {MODALITY: "CT"}, {}),
+    (Level.SERIES, {MODALITY: "CT\\MR\\PT"}, {}),
+    (Level.STUDY, {STUDY_DATE: "20200101-20211231"}, {}),
+    (Level.STUDY, {PATIENT_NAME: "*O*"}, {}),
+    (Level.PATIENT, {PATIENT_NAME: "??MILE*"}, {}),                       # wildcard with ?: rechecked
+    (Level.SERIES, {STUDY_DESCRIPTION: "*"}, {}),                         # ancestor's tag
+    (Level.INSTANCE, {PATIENT_ID: "P2", MODALITY: "CT\\PT"}, {}),         # two levels up and own level
+    (Level.SERIES, {MODALITY: "CT\\MR\\US\\PT", STUDY_DATE: "20200601-"}, {}),
+    (Level.STUDY, {MODALITIES_IN_STUDY: "CT\\US"}, {}),
+    (Level.STUDY, {MODALITIES_IN_STUDY: "CT\\MR"}, {"labels": ("red",), "labels_constraint": "None"}),
+    (Level.STUDY, {}, {"labels": ("red", "blue"), "labels_constraint": "Any"}),
+    (Level.STUDY, {STUDY_DESCRIPTION: "*"}, {"labels": ("red",)}),
+    (Level.INSTANCE, {CONTENT_DATE: "20200101-20211231", MODALITY: "MR\\CT"}, {}),  # file tag: rechecked
+]
+
+
+def _paged(level, tags, fields, *, since, limit, threshold):
+    query = FindQuery(level=level, tags=tuple(TagConstraint(t, q) for t, q in tags.items()), since=since,
+                      limit=limit, **fields)
+    return [r.public_id for r in resources_find(query=query, scan_threshold=threshold)]
+
+
+@pytest.mark.parametrize(("level", "tags", "fields"), _LIMIT_QUERIES)
+def test_limit_plans_agree_at_every_switch_point(labelled, level, tags, fields):
+    everything = find(level, tags, **fields)   # no Limit: every term as IN, as before the adaptive plan
+    assert everything  # each query has matches, so the plans have something to disagree on
+    for since in (0, 1, 2):
+        for limit in (1, 2, 5):
+            expected = everything[since:since + limit]
+            # 0: scan whenever a term matches; a huge threshold: always the IN driver; in between, each count
+            # on either side of the switch
+            for threshold in (0, 1, 2, 3, 4, 5, 6, 10**9):
+                assert _paged(level, tags, fields, since=since, limit=limit, threshold=threshold) == expected, (
+                    since, limit, threshold)
+
+
+def test_limit_plan_switches_from_in_to_exists(archive):
+    """The threshold really selects the shape: pinned so the tests above exercise both."""
+    from django.test.utils import CaptureQueriesContext
+
+    def last_sql(threshold):
+        with CaptureQueriesContext(connection) as captured:
+            _paged(Level.SERIES, {MODALITY: "CT\\MR"}, {}, since=0, limit=1, threshold=threshold)
+        return captured.captured_queries[-1]["sql"].upper()
+
+    many = last_sql(2)    # 3 CT or MR series: more than 2, scan
+    assert "EXISTS" in many and " IN (SELECT" not in many
+    few = last_sql(3)     # 3: few enough, read them
+    assert "EXISTS" not in few and " IN (SELECT" in few
+
+
 # --- the database and the in-memory matcher agree ----------------------------------------------------------
 
 _TEXT = st.text(alphabet="aAbBéÉß*?_%[ 1-", max_size=5)
@@ -336,8 +393,9 @@ def _query(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(studies=st.lists(st.fixed_dictionaries({}, optional={tag: strategy for tag, (_, strategy) in _TAGS.items()}),
                         max_size=6),
-       query=_query(), case_sensitive=st.booleans())
-def test_database_agrees_with_matcher(studies, query, case_sensitive):
+       query=_query(), case_sensitive=st.booleans(),
+       paging=st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(0, 7)))
+def test_database_agrees_with_matcher(studies, query, case_sensitive, paging):
     tag, text = query
     db = IndexWriter()
     now = utcnow()
@@ -356,6 +414,11 @@ def test_database_agrees_with_matcher(studies, query, case_sensitive):
             return
         expected = [pid for pid, value in made if text == "" or constraint_match(constraint, value)]
         assert find(Level.STUDY, {tag: text} if text else {}, case_sensitive=case_sensitive) == expected
+        # and a page of it, whichever plan the Limit takes (see test_limit_plans_agree_at_every_switch_point)
+        since, limit, threshold = paging
+        page = _paged(Level.STUDY, {tag: text} if text else {}, {"case_sensitive": case_sensitive},
+                      since=since, limit=limit, threshold=threshold)
+        assert page == expected[since:since + limit]
     finally:
         MainDicomTag.objects.filter(resource__public_id__startswith="prop-").delete()
         Resource.objects.filter(public_id__startswith="prop-").delete()
