@@ -101,16 +101,20 @@ class DicomWildcard(Lookup):
     ``matching.constraint_match`` (see ``_Plan.recheck``)."""
 
     lookup_name = "dicomwildcard"
+    like_one = "%"   # what ``?`` becomes in LIKE
+
+    @staticmethod
+    def glob(pattern: str) -> str:
+        return pattern.replace("[", "[[]").replace("?", "*")
 
     def as_sql(self, compiler, connection):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         rhs, rhs_params = self.process_rhs(compiler, connection)
         pattern = rhs_params[0]
         if connection.vendor == "sqlite":
-            glob = pattern.replace("[", "[[]").replace("?", "*")
-            return f"{lhs} GLOB {rhs}", [*lhs_params, glob]
+            return f"{lhs} GLOB {rhs}", [*lhs_params, self.glob(pattern)]
         like = (pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                .replace("*", "%").replace("?", "%"))
+                .replace("*", "%").replace("?", self.like_one))
         return f"{lhs} LIKE {rhs}", [*lhs_params, like]
 
 
@@ -118,17 +122,11 @@ class MetadataWildcard(DicomWildcard):
     """The same for MetadataQuery, which Orthanc answers in SQL only: there ``?`` is one character."""
 
     lookup_name = "metadatawildcard"
+    like_one = "_"
 
-    def as_sql(self, compiler, connection):
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        pattern = rhs_params[0]
-        if connection.vendor == "sqlite":
-            glob = "".join("[" + c + "]" if c in "[]" else c for c in pattern)
-            return f"{lhs} GLOB {rhs}", [*lhs_params, glob]
-        like = (pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                .replace("*", "%").replace("?", "_"))
-        return f"{lhs} LIKE {rhs}", [*lhs_params, like]
+    @staticmethod
+    def glob(pattern: str) -> str:
+        return "".join("[" + c + "]" if c in "[]" else c for c in pattern)
 
 
 TextField.register_lookup(DicomWildcard)
