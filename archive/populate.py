@@ -257,6 +257,18 @@ def study_labels(*, shape: Shape, seed: int, index: int) -> tuple[str, ...]:
     return study_info(seed, shape.chain(index)[1]).labels
 
 
+def _bulk_load_session() -> None:
+    """On PostgreSQL, commit without waiting for the WAL flush, for this connection only: each instance is
+    its own transaction, and waiting for the disk on each commit halved the build rate (274 -> 436
+    instances/s with 2 workers). A crash can lose the last instants of commits, never consistency, and
+    running populate again restores them (it resumes)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+
+
 def populate_worker(*, shape: Shape, seed: int, worker: int, workers: int,
                     progress: Callable[[int], None] | None = None, every: int = 500) -> tuple[int, int]:
     """Store this worker's slice through ``instance_store`` and label its studies; resumable (instances
@@ -267,6 +279,7 @@ def populate_worker(*, shape: Shape, seed: int, worker: int, workers: int,
     from archive.labels import label_add
     from archive.levels import Level
 
+    _bulk_load_session()
     origin = Origin()  # Orthanc's "Unknown" origin: neither REST nor DICOM
     stored = already = pending = 0
     last_study = -1
