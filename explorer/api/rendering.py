@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from django.http import HttpResponse
@@ -10,6 +11,11 @@ from rest_framework.renderers import BaseRenderer
 
 
 def dumps(data: Any) -> bytes:
+    if type(data) is list and data and all(type(item) is str for item in data):
+        # Lists of IDs (/studies, /patients?since=&limit=...) are the most frequent answers; with ``indent``
+        # the json module falls back to its pure-Python encoder, which took a third of such a request.
+        # Same text as json.dumps(data, ensure_ascii=False, indent=3), from the C string encoder.
+        return ("[\n   " + ",\n   ".join(map(encode_basestring, data)) + "\n]").encode("utf-8")
     return json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
 
 
