@@ -16,7 +16,7 @@ class OrthancError(enum.Enum):
     INTERNAL_ERROR = (-1, "Internal error", 500)
     SUCCESS = (0, "Success", 200)
     PLUGIN = (1, "Error encountered within the plugin engine", 500)
-    NOT_IMPLEMENTED = (2, "Not implemented yet", 501)
+    NOT_IMPLEMENTED = (2, "Not implemented yet", 500)
     PARAMETER_OUT_OF_RANGE = (3, "Parameter out of range", 400)
     NOT_ENOUGH_MEMORY = (4, "The server hosting Orthanc is running out of memory", 500)
     BAD_PARAMETER_TYPE = (5, "Bad type for a parameter", 400)

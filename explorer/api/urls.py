@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from explorer.api import attachments, changes, find, labels, metadata, resources, system, tools, upload
+from explorer.api import (
+    attachments,
+    changes,
+    find,
+    labels,
+    metadata,
+    pixels,
+    resources,
+    system,
+    tools,
+    upload,
+)
 
 urlpatterns = []
 urlpatterns += upload.urlpatterns        # before resources: "instances" takes POST too
@@ -14,3 +25,4 @@ urlpatterns += find.urlpatterns          # /tools/find, /tools/count-resources (
 urlpatterns += metadata.urlpatterns
 urlpatterns += attachments.urlpatterns
 urlpatterns += labels.urlpatterns
+urlpatterns += pixels.urlpatterns        # preview, rendered, image-*, matlab, numpy, raw, pdf

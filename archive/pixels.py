@@ -1,0 +1,112 @@
+"""Pixels of stored instances: parsed files and decoded frames kept in bounded per-process caches.
+
+Instances never change once stored (a new file is a new attachment UUID), so both caches are keyed by the
+attachment's UUID and need no invalidation; deleting an instance only leaves an entry to age out.
+Orthanc keeps parsed files the same way (its DicomCache); the decoded-frame cache is what makes a viewer that
+asks for the same frame at several sizes (preview, then rendered) answer the second time without decoding.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydicom.dataset import Dataset
+
+from archive.dicom import decode
+from archive.dicom.decode import DecodedFrame
+from archive.errors import UnknownResource
+from archive.models import Attachment, ContentType, Resource
+from archive.storage import dicom_storage, uncompress
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+DATASET_CACHE_BYTES = 256 << 20
+FRAME_CACHE_BYTES = 256 << 20
+
+
+class BoundedCache(Generic[K, V]):
+    """Least recently used entries, bounded by the sum of their sizes; thread safe (gthread workers).
+    An entry larger than the whole budget is computed and returned, never kept."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K, compute: Callable[[], tuple[V, int]]) -> V:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit[0]
+        value, size = compute()  # outside the lock: decoding takes milliseconds, other threads go on
+        if size > self.budget:
+            return value
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = (value, size)
+                self._used += size
+                while self._used > self.budget:
+                    _, (_, old) = self._entries.popitem(last=False)
+                    self._used -= old
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._used = 0
+
+
+_datasets: BoundedCache[str, tuple[Dataset, int]] = BoundedCache(DATASET_CACHE_BYTES)
+_frames: BoundedCache[tuple[str, int], DecodedFrame] = BoundedCache(FRAME_CACHE_BYTES)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    uuid: str
+    compressed: bool
+
+
+def instance_file(*, instance: Resource) -> StoredFile:
+    row = (Attachment.objects.filter(resource_id=instance.id, content_type=ContentType.Dicom)
+           .values_list("uuid", "compression").first())
+    if row is None:
+        raise UnknownResource()
+    return StoredFile(uuid=row[0], compressed=row[1] == 2)
+
+
+def _read_dataset(stored: StoredFile) -> tuple[tuple[Dataset, int], int]:
+    data = dicom_storage().read(stored.uuid)
+    if stored.compressed:
+        data = uncompress(data)
+    ds = decode.dataset_read(data)
+    return (ds, len(data)), len(data)
+
+
+def instance_pixel_dataset(*, instance: Resource) -> Dataset:
+    """The whole parsed file of an instance, pixel data included (cached)."""
+    stored = instance_file(instance=instance)
+    return _datasets.get(stored.uuid, lambda: _read_dataset(stored))[0]
+
+
+def instance_frame(*, instance: Resource, frame: int) -> tuple[DecodedFrame, Dataset]:
+    """Frame ``frame`` of an instance, decoded as Orthanc decodes it (cached), with its dataset."""
+    stored = instance_file(instance=instance)
+    ds = _datasets.get(stored.uuid, lambda: _read_dataset(stored))[0]
+
+    def compute() -> tuple[DecodedFrame, int]:
+        decoded = decode.frame_decode(ds, frame)
+        return decoded, decoded.pixels.nbytes
+
+    return _frames.get((stored.uuid, frame), compute), ds
+
+
+def caches_clear() -> None:
+    _datasets.clear()
+    _frames.clear()

@@ -1,0 +1,343 @@
+"""Images of instances: preview, rendered, image-uint8/16/int16, matlab, numpy, raw frames, pdf.
+
+Orthanc answers these routes in two ways, and clients see the difference:
+- the image routes (preview, image-*, rendered) catch every error after the instance is found: a bad argument
+  or a frame string that is not a number is a bare 404, anything that cannot be decoded or encoded a bare 415
+  (or, with ``returnUnsupportedImage``, a redirection to Orthanc Explorer's "unsupported" picture);
+- matlab, numpy, raw and pdf let errors through as Orthanc's JSON error body.
+Instances never change, so answers carry an ETag (the instance and the request) and may be cached for a day;
+Orthanc sends neither, clients that ignore them lose nothing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+from django.http import HttpResponse
+from django.urls import path
+
+from archive import pixels, selectors
+from archive.dicom import decode, render
+from archive.dicom.decode import CannotDecode
+from archive.dicom.render import Mode
+from archive.dicom.slices import ordered_slices
+from archive.errors import ArchiveError, BadRequest, NotImplementedYet, ParameterOutOfRange, UnknownResource
+from archive.levels import Level
+from explorer.api.base import OrthancView
+from explorer.api.rendering import bare_response, json_response
+
+PNG, JPEG, PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
+CACHE_CONTROL = "private, max-age=86400"
+FRAME_CHILDREN = ["image-int16", "image-uint16", "image-uint8", "matlab", "numpy", "preview", "raw", "raw.gz",
+                  "rendered"]
+
+
+class _NoAnswer(Exception):
+    """The handler answers nothing: Orthanc's bare 404."""
+
+
+class _Unsupported(Exception):
+    """A bare 415 (or the redirection of returnUnsupportedImage)."""
+
+
+def accepted_image_type(accept: str | None) -> str | None:
+    """Orthanc's content negotiation among PNG, JPEG and PAM (HttpContentNegociation): the most specific
+    media range wins, then the highest q, then the first found; None when nothing matches. A bad q value
+    raises _Unsupported (Orthanc's BadRequest inside the image handler)."""
+    best: tuple[int, float] | None = None
+    chosen: str | None = None
+    for item in (accept or "*/*").split(","):
+        parts = [p.strip() for p in item.split(";")]
+        kind = parts[0]
+        q = 1.0
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    raise _Unsupported() from None
+                if not 0.0 <= q <= 1.0:
+                    raise _Unsupported()
+        main, _, sub = kind.partition("/")
+        main, sub = main.strip(), sub.strip()
+        if main == "*" and sub == "*":
+            candidates, level = [PNG, JPEG, PAM], 0
+        elif main == "image" and sub == "*":
+            candidates, level = [PNG, JPEG, PAM], 1
+        elif f"{main}/{sub}" in (PNG, JPEG, PAM):
+            candidates, level = [f"{main}/{sub}"], 2
+        else:
+            continue
+        for candidate in candidates:
+            if best is None or (level, q) > best:
+                best, chosen = (level, q), candidate
+    return chosen
+
+
+def _frame_number(text: str) -> int:
+    """boost::lexical_cast<unsigned int>: digits only (a leading '-' wraps around, so it is out of range)."""
+    if text.isdigit():
+        return int(text)
+    if text.startswith("-") and text[1:].isdigit():
+        return 1 << 32  # beyond any frame count
+    raise _NoAnswer()
+
+
+def _int_argument(request, name: str) -> int:
+    value = request.GET.get(name)
+    if value is None:
+        return 0
+    if not value.isdigit():
+        raise _NoAnswer()  # not a number, or negative: ParameterOutOfRange in Orthanc's handler, a bare 404
+    return int(value)
+
+
+def _float_argument(request, name: str) -> float | None:
+    value = request.GET.get(name)
+    if value is None:
+        return None
+    try:
+        return float(value.replace(" ", ""))
+    except ValueError:
+        raise _NoAnswer() from None
+
+
+def _smooth(request) -> bool:
+    value = request.GET.get("smooth")
+    if value is None:
+        return False
+    value = value.strip()
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise _Unsupported()
+
+
+def _quality(request) -> int:
+    value = request.GET.get("quality", "90")
+    if not value.isdigit() or not 1 <= int(value) <= 100:
+        raise _Unsupported()
+    return int(value)
+
+
+def _etag(request, stored: str) -> str:
+    digest = hashlib.sha1(f"{stored}|{request.get_full_path()}|{request.META.get('HTTP_ACCEPT', '')}".encode())
+    return f'"{digest.hexdigest()}"'
+
+
+def _image_answer(request, public_id: str, frame_text: str, mode: Mode) -> HttpResponse:
+    try:
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+    except UnknownResource:
+        return bare_response(404)
+    try:
+        frame = _frame_number(frame_text)
+        stored = pixels.instance_file(instance=instance)
+        etag = _etag(request, stored.uuid)
+        if request.META.get("HTTP_IF_NONE_MATCH") == etag:
+            return bare_response(304, ETag=etag)
+        try:
+            decoded, ds = pixels.instance_frame(instance=instance, frame=frame)
+        except ParameterOutOfRange:
+            raise _NoAnswer() from None  # a frame beyond the last: Orthanc 1.10.1 answers a bare 404
+        except ArchiveError:
+            raise _Unsupported() from None
+        quality = _quality(request)
+        monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+        try:
+            if mode is Mode.PREVIEW:
+                image = render.Image8or16(render.preview(decoded, monochrome1=monochrome1))
+            elif mode is Mode.RENDERED:
+                window = render.default_windowing(ds, frame)
+                center, width = _float_argument(request, "window-center"), _float_argument(request, "window-width")
+                window = render.Windowing(center=window.center if center is None else center,
+                                          width=window.width if width is None else width,
+                                          slope=window.slope, intercept=window.intercept)
+                size = (_int_argument(request, "width"), _int_argument(request, "height"))
+                image = render.Image8or16(render.rendered(decoded, windowing=window, monochrome1=monochrome1,
+                                                          width=size[0], height=size[1], smooth=_smooth(request)))
+            else:
+                image = render.truncated(decoded, mode)
+        except CannotDecode:
+            raise _Unsupported() from None
+        content_type = accepted_image_type(request.META.get("HTTP_ACCEPT"))
+        if content_type is None:
+            raise _NoAnswer()
+        if content_type == JPEG:
+            if mode in (Mode.UINT16, Mode.INT16):
+                raise _NoAnswer()
+            body = render.jpeg_encode(image.pixels, quality=quality)
+        elif content_type == PAM:
+            body = render.pam_encode(image.pixels, signed=image.signed)
+        else:
+            body = render.png_encode(image.pixels, signed=image.signed)
+    except _NoAnswer:
+        return bare_response(404)
+    except _Unsupported:
+        if _return_unsupported_image(request):
+            depth = request.path_info.strip("/").count("/")
+            return bare_response(301, Location="../" * depth + "app/images/unsupported.png")
+        return bare_response(415)
+    response = HttpResponse(body, content_type=content_type)
+    response["ETag"] = etag
+    response["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+def _return_unsupported_image(request) -> bool:
+    if "returnUnsupportedImage" not in request.GET:
+        return False
+    return request.GET["returnUnsupportedImage"].strip().lower() not in ("false", "0")
+
+
+class ImageApi(OrthancView):
+    mode: Mode = Mode.PREVIEW
+
+    def get(self, request, public_id: str, frame: str = "0"):
+        return _image_answer(request, public_id, frame, self.mode)
+
+
+class FrameChildrenApi(OrthancView):
+    """GET /instances/{id}/frames/{n}: Orthanc lists the routes below a frame, whatever the id and frame."""
+
+    def get(self, request, public_id: str, frame: str):
+        return json_response(FRAME_CHILDREN)
+
+
+def _instance(public_id: str):
+    return selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+
+
+class MatlabApi(OrthancView):
+    def get(self, request, public_id: str, frame: str = "0"):
+        instance = _instance(public_id)
+        try:
+            number = _frame_number(frame)
+        except _NoAnswer:
+            return bare_response(404)
+        decoded, _ = pixels.instance_frame(instance=instance, frame=number)
+        text = render.matlab_text(decoded)
+        return HttpResponse(text, content_type="text/plain")
+
+
+def _bool_argument(request, name: str, default: bool) -> bool:
+    """Orthanc's GetBooleanArgument: absent is the default, present and empty is true."""
+    if name not in request.GET:
+        return default
+    value = request.GET[name]
+    if value in ("", "1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise ParameterOutOfRange(f'Expected a Boolean for argument "{name}", found: {value}')
+
+
+def _numpy_frames(instance, frames: range, *, rescale: bool) -> list:
+    out = []
+    for frame in frames:
+        decoded, ds = pixels.instance_frame(instance=instance, frame=frame)
+        window = render.default_windowing(ds, frame)
+        try:
+            out.append(render.numpy_frame_array(decoded, rescale=rescale, slope=window.slope,
+                                                intercept=window.intercept))
+        except CannotDecode as exc:
+            raise NotImplementedYet(exc.details) from None
+    return out
+
+
+def _numpy_response(arrays: list, *, stacked: bool, compress: bool) -> HttpResponse:
+    try:
+        body = render.numpy_bytes(arrays, stacked=stacked, compress=compress)
+    except CannotDecode as exc:
+        raise ArchiveError(exc.details, orthanc_error=BadRequest.orthanc_error) from None
+    return HttpResponse(body, content_type="application/octet-stream")
+
+
+class NumpyFrameApi(OrthancView):
+    def get(self, request, public_id: str, frame: str):
+        instance = _instance(public_id)
+        if not frame.strip().isdigit():
+            raise BadRequest('Expected an unsigned integer for the "frame" argument')
+        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        arrays = _numpy_frames(instance, range(int(frame.strip()), int(frame.strip()) + 1), rescale=rescale)
+        return _numpy_response(arrays, stacked=False, compress=compress)
+
+
+class NumpyInstanceApi(OrthancView):
+    def get(self, request, public_id: str):
+        instance = _instance(public_id)
+        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        ds = pixels.instance_pixel_dataset(instance=instance)
+        count = decode.frames_count(ds)
+        if count == 0:
+            raise ArchiveError("Empty DICOM instance", orthanc_error=BadRequest.orthanc_error)
+        return _numpy_response(_numpy_frames(instance, range(count), rescale=rescale), stacked=True,
+                               compress=compress)
+
+
+class NumpySeriesApi(OrthancView):
+    def get(self, request, public_id: str):
+        series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
+        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        instances = {i.public_id: i for i in selectors.resource_descendants(resource=series, level=Level.INSTANCE)}
+        datasets = [(pid, pixels.instance_pixel_dataset(instance=i)) for pid, i in instances.items()]
+        arrays = []
+        for pid, first, count in ordered_slices(datasets)["SlicesShort"]:
+            arrays += _numpy_frames(instances[pid], range(first, first + count), rescale=rescale)
+        return _numpy_response(arrays, stacked=True, compress=compress)
+
+
+class RawFrameApi(OrthancView):
+    compressed = False
+
+    def get(self, request, public_id: str, frame: str):
+        instance = _instance(public_id)
+        try:
+            number = _frame_number(frame)
+        except _NoAnswer:
+            return bare_response(404)
+        ds = pixels.instance_pixel_dataset(instance=instance)
+        data, content_type = decode.frame_raw(ds, number)
+        if self.compressed:
+            return HttpResponse(gzip.compress(data, compresslevel=6, mtime=0), content_type="application/gzip")
+        return HttpResponse(data, content_type=content_type)
+
+
+PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+class PdfApi(OrthancView):
+    def get(self, request, public_id: str):
+        instance = _instance(public_id)
+        ds = pixels.instance_pixel_dataset(instance=instance)
+        document = ds.get("EncapsulatedDocument")
+        if (str(ds.get("SOPClassUID", "")) != PDF_STORAGE or document is None
+                or str(ds.get("MIMETypeOfEncapsulatedDocument", "")).strip() != "application/pdf"):
+            return bare_response(404)
+        data = bytes(document)
+        if data and data[-1:] not in (b"\n", b"\r"):
+            data = data[:-1]  # the padding byte of an odd-length document (Orthanc drops one byte)
+        return HttpResponse(data, content_type="application/pdf")
+
+
+urlpatterns = [
+    path("series/<str:public_id>/numpy", NumpySeriesApi.as_view(level=Level.SERIES)),
+    path("instances/<str:public_id>/numpy", NumpyInstanceApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/pdf", PdfApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/matlab", MatlabApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames/<str:frame>", FrameChildrenApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames/<str:frame>/matlab", MatlabApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames/<str:frame>/numpy", NumpyFrameApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames/<str:frame>/raw", RawFrameApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/frames/<str:frame>/raw.gz",
+         RawFrameApi.as_view(level=Level.INSTANCE, compressed=True)),
+]
+for _mode in Mode:
+    urlpatterns += [
+        path(f"instances/<str:public_id>/{_mode.value}", ImageApi.as_view(level=Level.INSTANCE, mode=_mode)),
+        path(f"instances/<str:public_id>/frames/<str:frame>/{_mode.value}",
+             ImageApi.as_view(level=Level.INSTANCE, mode=_mode)),
+    ]
