@@ -26,6 +26,7 @@ class ArchiveSettings:
     extra_tags: dict[str, tuple[BaseTag, ...]]
     # the Dictionary option: (tag, private creator or None) -> (VR, name); see archive.dicom.json.dictionary_entry
     dictionary: dict[tuple[int, str | None], tuple[str, str]]
+    lossy_quality: int = 90        # DicomLossyTranscodingQuality (1-100)
 
     def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
         return self.extra_tags.get(level.value, ())
@@ -70,6 +71,7 @@ def archive_settings() -> ArchiveSettings:
     cfg = settings.ORTHANC
     return ArchiveSettings(
         overwrite_instances=bool(cfg.get("OverwriteInstances", False)),
+        lossy_quality=int(cfg.get("DicomLossyTranscodingQuality", 90) or 90),
         storage_compression=bool(cfg.get("StorageCompression", False)),
         store_md5=bool(cfg.get("StoreMD5ForAttachments", True)),
         maximum_storage_size=int(cfg.get("MaximumStorageSize", 0) or 0),

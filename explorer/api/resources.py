@@ -8,14 +8,14 @@ from django.urls import path
 
 from archive import runtime, selectors, services
 from archive.dicom import json as dicom_json
-from archive.errors import UnknownResource
+from archive.errors import ParameterOutOfRange, UnknownResource
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
 from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
 from explorer.api.params import flag, requested_tags, since_and_limit, tag_format
-from explorer.api.rendering import json_response
+from explorer.api.rendering import bare_response, json_response
 from explorer.api.representations import resource_json
 
 
@@ -125,12 +125,34 @@ class InstanceHeaderApi(OrthancView):
 class InstanceFileApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        response = HttpResponse(selectors.instance_dicom(instance=instance), content_type="application/dicom")
+        data = selectors.instance_dicom(instance=instance)
+        syntax = request.GET.get("transcode")
+        if syntax:
+            data = _transcoded(request, data, syntax.strip())
+            if data is None:
+                return bare_response(404)  # Orthanc answers nothing when the transcoding fails
+        response = HttpResponse(data, content_type="application/dicom")
         filename = request.GET.get("filename")
         if filename:
             safe = "".join(c for c in filename if c.isalnum() or c in "._- ")
             response["Content-Disposition"] = f'filename="{safe}"'
         return response
+
+
+def _transcoded(request, data: bytes, syntax: str) -> bytes | None:
+    """?transcode= (1.12.2) with ?lossy-quality= (1.12.7, default DicomLossyTranscodingQuality)."""
+    from archive.dicom.transcode import TranscodingFailed, file_transcode
+
+    quality_text = request.GET.get("lossy-quality")
+    quality = archive_settings().lossy_quality
+    if quality_text is not None:
+        if not quality_text.strip().isdigit() or not 1 <= int(quality_text) <= 100:
+            raise ParameterOutOfRange("lossy-quality must be an integer between 1 and 100")
+        quality = int(quality_text)
+    try:
+        return file_transcode(data, syntax=syntax, quality=quality)
+    except TranscodingFailed:
+        return None
 
 
 class InstanceFramesApi(OrthancView):

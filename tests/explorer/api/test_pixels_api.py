@@ -139,3 +139,16 @@ def test_pdf_is_the_encapsulated_document() -> None:
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content == document
     assert Client().get(f"/instances/{store()}/pdf").status_code == 404
+
+
+def test_file_transcoded_on_request() -> None:
+    instance = store()
+    client = Client()
+    response = client.get(f"/instances/{instance}/file?transcode=1.2.840.10008.1.2.5")
+    assert response.status_code == 200 and response["Content-Type"] == "application/dicom"
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(response.content))
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
+    assert ds.pixel_array.tolist() == np.arange(64).reshape(8, 8).tolist()
+    assert client.get(f"/instances/{instance}/file?transcode=1.2.840.10008.1.2.4.90&lossy-quality=0").status_code == 400

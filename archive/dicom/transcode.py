@@ -1,0 +1,128 @@
+"""Transcoding a stored file to another transfer syntax (``/instances/{id}/file?transcode=``, 1.12.2).
+
+pydicom writes the uncompressed syntaxes and encodes RLE (its own encoder) and JPEG 2000 (pylibjpeg-openjpeg);
+the JPEG family and JPEG-LS go through DCMTK's command-line codecs, the ones Orthanc itself transcodes with
+(dcmcjpeg, dcmcjpls; apt-get install dcmtk). Every source the decoder reads can be transcoded. The SOP
+Instance UID is kept: the instance is the same, only its encoding changes (as Orthanc does for /file).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+
+from archive.errors import ArchiveError, OrthancError
+
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+RLE = "1.2.840.10008.1.2.5"
+J2K_LOSSLESS, J2K = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"
+JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LOSSLESS = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70",
+                                                   "1.2.840.10008.1.2.4.57")
+JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+LOSSY = frozenset({J2K, JPEG_BASELINE})
+DCMTK_TIMEOUT = 120.0
+
+
+class TranscodingFailed(ArchiveError):
+    """The file cannot be written in that transfer syntax (a codec refused it, or DCMTK is missing)."""
+
+    orthanc_error = OrthancError.NOT_IMPLEMENTED
+
+
+def _dataset(data: bytes) -> Dataset:
+    return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+def _bytes(ds: Dataset, syntax: str) -> bytes:
+    ds.file_meta.TransferSyntaxUID = UID(syntax)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _uncompressed(data: bytes, syntax: str, quality: int) -> bytes:
+    ds = _dataset(data)
+    if ds.file_meta.get("TransferSyntaxUID", EXPLICIT_LE) not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED) \
+            and "PixelData" in ds:
+        ds.decompress()  # pydicom's decoders, YBR kept as stored (the file says what it is)
+    return _bytes(ds, syntax)
+
+
+def _pydicom_compress(data: bytes, syntax: str, quality: int) -> bytes:
+    ds = _dataset(data)
+    if "PixelData" not in ds:
+        return _bytes(ds, syntax)
+    options: dict = {"generate_instance_uid": False}
+    if syntax == RLE:
+        options["encoding_plugin"] = "pydicom"
+    if syntax == J2K:
+        # quality 1..100 to a peak signal-to-noise target, as a viewer expects (100 is near lossless).
+        options["j2k_psnr"] = [20 + 0.6 * quality]
+    if ds.file_meta.get("TransferSyntaxUID") not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED):
+        ds.decompress()
+    ds.compress(UID(syntax), **options)
+    if syntax in LOSSY:
+        ds.LossyImageCompression = "01"
+    return _bytes(ds, syntax)
+
+
+def _dcmtk(tool: str, *flags: str) -> Callable[[bytes, str, int], bytes]:
+    def run(data: bytes, syntax: str, quality: int) -> bytes:
+        binary = shutil.which(tool)
+        if binary is None:
+            raise TranscodingFailed(f"Transcoding to {syntax} needs DCMTK's {tool} (apt-get install dcmtk)")
+        # DCMTK's encoders read uncompressed input: decompress first when the source is compressed.
+        source = _uncompressed(data, EXPLICIT_LE, quality)
+        arguments = [flag.format(quality=quality) for flag in flags]
+        with tempfile.TemporaryDirectory(prefix="transcode-") as folder:
+            with open(f"{folder}/in.dcm", "wb") as out:
+                out.write(source)
+            done = subprocess.run([binary, *arguments, f"{folder}/in.dcm", f"{folder}/out.dcm"],
+                                  capture_output=True, timeout=DCMTK_TIMEOUT)
+            if done.returncode != 0:
+                raise TranscodingFailed(f"{tool}: {done.stderr.decode(errors='replace').strip()[:300]}")
+            with open(f"{folder}/out.dcm", "rb") as result:
+                return result.read()
+    return run
+
+
+TRANSCODERS: dict[str, Callable[[bytes, str, int], bytes]] = {
+    EXPLICIT_LE: _uncompressed,
+    IMPLICIT_LE: _uncompressed,
+    DEFLATED: _uncompressed,
+    RLE: _pydicom_compress,
+    J2K_LOSSLESS: _pydicom_compress,
+    J2K: _pydicom_compress,
+    JPEG_BASELINE: _dcmtk("dcmcjpeg", "+eb", "+q", "{quality}", "+un"),
+    JPEG_LOSSLESS_SV1: _dcmtk("dcmcjpeg", "+e1", "+un"),
+    JPEG_LOSSLESS: _dcmtk("dcmcjpeg", "+el", "+un"),
+    JPEG_LS_LOSSLESS: _dcmtk("dcmcjpls", "+el", "+un"),
+    # JPEG-LS near-lossless (4.81): dcmcjpls refuses MONOCHROME images for it; not offered.
+}
+
+
+def file_transcode(data: bytes, *, syntax: str, quality: int = 90) -> bytes:
+    """``data`` (a Part 10 file) written in transfer syntax ``syntax``; the same bytes when it already is.
+    Raises TranscodingFailed when no codec can write it (or ArchiveError ParameterOutOfRange for an unknown
+    UID). ``quality`` (1-100) only matters for the lossy syntaxes."""
+    transcoder = TRANSCODERS.get(syntax)
+    if transcoder is None:
+        raise ArchiveError(f"Unsupported transfer syntax: {syntax}", orthanc_error=OrthancError.PARAMETER_OUT_OF_RANGE)
+    current = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
+    if str(current.file_meta.get("TransferSyntaxUID", "")) == syntax:
+        return data
+    try:
+        return transcoder(data, syntax, quality)
+    except ArchiveError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - codecs fail in many ways; the caller gets one error type
+        raise TranscodingFailed(f"Cannot transcode to {syntax}: {type(exc).__name__}: {exc}") from None

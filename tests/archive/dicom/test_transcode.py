@@ -1,0 +1,53 @@
+"""Transcoding to each transfer syntax: the pixels survive (exactly when lossless) and the instance stays the
+same instance (SOP Instance UID kept)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from archive.dicom import decode, transcode
+from archive.errors import ArchiveError
+from tests.dicom_factory import make_dicom
+
+SOURCE = make_dicom(Rows=64, Columns=64, PixelData=(np.arange(4096, dtype="<u2") % 4000).tobytes())
+LOSSLESS = [transcode.EXPLICIT_LE, transcode.IMPLICIT_LE, transcode.DEFLATED, transcode.RLE,
+            transcode.J2K_LOSSLESS, transcode.JPEG_LOSSLESS_SV1, transcode.JPEG_LOSSLESS, transcode.JPEG_LS_LOSSLESS]
+NEEDS_DCMTK = {transcode.JPEG_LOSSLESS_SV1, transcode.JPEG_LOSSLESS, transcode.JPEG_LS_LOSSLESS,
+               transcode.JPEG_BASELINE}
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    return decode.frame_decode(decode.dataset_read(data), 0).pixels
+
+
+@pytest.mark.parametrize("syntax", LOSSLESS)
+def test_lossless_transcoding_keeps_every_pixel_and_the_uid(syntax: str) -> None:
+    if syntax in NEEDS_DCMTK and shutil.which("dcmcjpeg") is None:
+        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    out = transcode.file_transcode(SOURCE, syntax=syntax)
+    ds = decode.dataset_read(out)
+    assert str(ds.file_meta.TransferSyntaxUID) == syntax
+    assert ds.SOPInstanceUID == decode.dataset_read(SOURCE).SOPInstanceUID
+    assert np.array_equal(_pixels(out), _pixels(SOURCE))
+
+
+def test_lossy_jpeg_2000_is_close_and_marked_lossy() -> None:
+    out = transcode.file_transcode(SOURCE, syntax=transcode.J2K, quality=90)
+    assert decode.dataset_read(out).LossyImageCompression == "01"
+    difference = np.abs(_pixels(out).astype(int) - _pixels(SOURCE).astype(int))
+    assert difference.max() < 100
+
+
+def test_same_syntax_is_the_same_bytes_and_unknown_syntax_an_error() -> None:
+    assert transcode.file_transcode(SOURCE, syntax=transcode.EXPLICIT_LE) is SOURCE
+    with pytest.raises(ArchiveError):
+        transcode.file_transcode(SOURCE, syntax="1.2.3.4")
+
+
+def test_compressed_back_to_uncompressed() -> None:
+    rle = transcode.file_transcode(SOURCE, syntax=transcode.RLE)
+    back = transcode.file_transcode(rle, syntax=transcode.EXPLICIT_LE)
+    assert np.array_equal(_pixels(back), _pixels(SOURCE))
