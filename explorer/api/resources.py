@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pydicom
 from django.http import HttpResponse
 from django.urls import path
@@ -126,6 +129,9 @@ class InstanceFileApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
         data = selectors.instance_dicom(instance=instance)
+        if request.META.get("HTTP_ACCEPT", "").strip() == "application/dicom+json":
+            # Orthanc compares the whole header with the one type: a list of types is not this case.
+            return _dicomweb_json(data)
         syntax = request.GET.get("transcode")
         if syntax:
             data = _transcoded(request, data, syntax.strip())
@@ -137,6 +143,14 @@ class InstanceFileApi(OrthancView):
             safe = "".join(c for c in filename if c.isalnum() or c in "._- ")
             response["Content-Disposition"] = f'filename="{safe}"'
         return response
+
+
+def _dicomweb_json(data: bytes) -> HttpResponse:
+    """The instance in DICOMweb JSON (PS3.18 F.2), binary values inline (base64), as Orthanc's /file sends it
+    for ``Accept: application/dicom+json``."""
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    body = json.dumps(ds.to_json_dict(bulk_data_threshold=1 << 62), indent=3, ensure_ascii=False)
+    return HttpResponse(body.encode("utf-8"), content_type="application/dicom+json")
 
 
 def _transcoded(request, data: bytes, syntax: str) -> bytes | None:

@@ -152,3 +152,14 @@ def test_file_transcoded_on_request() -> None:
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.5"
     assert ds.pixel_array.tolist() == np.arange(64).reshape(8, 8).tolist()
     assert client.get(f"/instances/{instance}/file?transcode=1.2.840.10008.1.2.4.90&lossy-quality=0").status_code == 400
+
+
+def test_file_as_dicomweb_json() -> None:
+    instance = store()
+    response = Client().get(f"/instances/{instance}/file", HTTP_ACCEPT="application/dicom+json")
+    assert response["Content-Type"] == "application/dicom+json"
+    body = response.json()
+    assert body["00100020"] == {"vr": "LO", "Value": ["P1"]}
+    assert "InlineBinary" in body["7FE00010"]
+    listed = Client().get(f"/instances/{instance}/file", HTTP_ACCEPT="application/dicom+json, */*")
+    assert listed["Content-Type"] == "application/dicom"
