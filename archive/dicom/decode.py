@@ -167,8 +167,10 @@ def image_info(ds: Dataset, *, pixel_data: bool = True) -> ImageInfo:
     high_bit = _int(ds, "HighBit", bits_stored - 1)
     planar = _int(ds, "PlanarConfiguration", 0)
     frames = frames_count(ds)
-    if rows > MAX_DIMENSION or columns > MAX_DIMENSION or rows <= 0 or columns <= 0:
-        raise CannotDecode(f"Image size {columns}x{rows} out of range")
+    if rows > MAX_DIMENSION or columns > MAX_DIMENSION:
+        raise _bad_file(f"Image size {columns}x{rows} out of range")  # 1.12.11's fix: a bad file
+    if rows <= 0 or columns <= 0:
+        raise CannotDecode(f"Image size {columns}x{rows}")
     if bits_allocated not in (1, 8, 16, 24, 32) or not 0 < bits_stored <= bits_allocated:
         raise CannotDecode(f"Unsupported bit depth: {bits_stored} stored in {bits_allocated}")
     if frames == 0 or planar not in (0, 1) or samples == 0:
@@ -177,7 +179,7 @@ def image_info(ds: Dataset, *, pixel_data: bool = True) -> ImageInfo:
                      bits_stored=bits_stored, high_bit=high_bit, signed=_int(ds, "PixelRepresentation", 0) == 1,
                      planar=planar == 1, photometric=str(ds.get("PhotometricInterpretation", "")).strip().upper())
     if info.frame_bytes > MAX_FRAME_BYTES:
-        raise CannotDecode(f"Frame of {info.frame_bytes} bytes is too large")
+        raise _bad_file(f"Frame of {info.frame_bytes} bytes is too large")
     return info
 
 

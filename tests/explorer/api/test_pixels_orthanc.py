@@ -155,3 +155,24 @@ def test_reference_images_of_the_samples(reference: str, sample: str, frame: int
         assert difference.max() <= 1 and np.count_nonzero(difference) <= difference.size // 1000
     else:
         assert difference.max() == 0
+
+
+@pytest.mark.parametrize("name", ["2026-05-26-oob-monochrome-46341.dcm", "2026-05-26-oob-monochrome-65535.dcm"])
+def test_images_that_crash_orthanc_1_10_answer_415_in_bounded_memory(name: str) -> None:
+    """Orthanc 1.10.1 crashes or takes 4 GB on these (impossible geometry over a tiny pixel data); 1.12.11
+    refuses them. Ours refuses them from the header, without allocating the frame."""
+    import tracemalloc
+
+    pixels.caches_clear()
+    ids = instance_store(data=sample_path(name).read_bytes(), origin=Origin()).ids
+    client = Client()
+    tracemalloc.start()
+    try:
+        for route in ("preview", "rendered", "image-uint16", "frames/0/raw"):
+            response = client.get(f"/instances/{ids.instance}/{route}")
+            assert response.status_code == (400 if "raw" in route else 415), route
+        assert client.get(f"/instances/{ids.instance}/matlab").status_code == 400
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20
