@@ -16,9 +16,10 @@ from typing import Generic, TypeVar
 
 from pydicom.dataset import Dataset
 
-from archive.dicom import decode
-from archive.dicom.decode import DecodedFrame
-from archive.errors import UnknownResource
+from archive.dicom import decode, render
+from archive.dicom.decode import CannotDecode, DecodedFrame
+from archive.dicom.render import Mode
+from archive.errors import ArchiveError, OrthancError, ParameterOutOfRange, UnknownResource
 from archive.models import Attachment, ContentType, Resource
 from archive.storage import dicom_storage, uncompress
 
@@ -27,6 +28,8 @@ V = TypeVar("V")
 
 DATASET_CACHE_BYTES = 256 << 20
 FRAME_CACHE_BYTES = 256 << 20
+ANSWER_CACHE_BYTES = 64 << 20
+PNG, JPEG, PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
 
 
 class BoundedCache(Generic[K, V]):
@@ -110,3 +113,91 @@ def instance_frame(*, instance: Resource, frame: int) -> tuple[DecodedFrame, Dat
 def caches_clear() -> None:
     _datasets.clear()
     _frames.clear()
+    _answers.clear()
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One image route's answer: which frame, how it is rendered, how it is encoded."""
+
+    frame: int
+    mode: Mode
+    content_type: str                   # image/png, image/jpeg or image/x-portable-arbitrarymap
+    quality: int = 90                   # JPEG only
+    window_center: float | None = None  # rendered only: the caller's window, else the file's
+    window_width: float | None = None
+    width: int = 0                      # rendered only: 0 = not given
+    height: int = 0
+    smooth: bool = False
+
+
+class NoSuchFrame(ArchiveError):
+    """The frame index is beyond an uncompressed instance's frames (Orthanc: a bare 404)."""
+
+    orthanc_error = OrthancError.PARAMETER_OUT_OF_RANGE
+
+
+class ImageRefused(ArchiveError):
+    """The frame cannot be decoded, rendered or encoded that way (Orthanc: a bare 415)."""
+
+    orthanc_error = OrthancError.UNSUPPORTED_MEDIA_TYPE
+
+
+class NotAcceptable(ArchiveError):
+    """16-bit images asked for as JPEG (Orthanc: a bare 404)."""
+
+    orthanc_error = OrthancError.PARAMETER_OUT_OF_RANGE
+
+
+_answers: BoundedCache[tuple[str, ImageRequest], bytes] = BoundedCache(ANSWER_CACHE_BYTES)
+
+
+def instance_image(*, instance: Resource, request: ImageRequest) -> bytes:
+    """The encoded image an image route answers (cached: a viewer asks for the same images again)."""
+    stored = instance_file(instance=instance)
+    return _answers.get((stored.uuid, request), lambda: _encoded(instance, request))
+
+
+def instance_frame_check(*, instance: Resource, frame: int) -> None:
+    """Decode the frame (or find it cached), raising what instance_image would for it."""
+    _frame_or_refuse(instance, frame)
+
+
+def _frame_or_refuse(instance: Resource, frame: int) -> tuple[DecodedFrame, Dataset]:
+    try:
+        return instance_frame(instance=instance, frame=frame)
+    except ParameterOutOfRange:
+        raise NoSuchFrame() from None
+    except ArchiveError as exc:
+        raise ImageRefused(exc.details) from None
+
+
+def _encoded(instance: Resource, request: ImageRequest) -> tuple[bytes, int]:
+    decoded, ds = _frame_or_refuse(instance, request.frame)
+    monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
+    signed = False
+    try:
+        if request.mode is Mode.PREVIEW:
+            image = render.preview(decoded, monochrome1=monochrome1)
+        elif request.mode is Mode.RENDERED:
+            window = render.default_windowing(ds, request.frame)
+            window = render.Windowing(
+                center=window.center if request.window_center is None else request.window_center,
+                width=window.width if request.window_width is None else request.window_width,
+                slope=window.slope, intercept=window.intercept)
+            image = render.rendered(decoded, windowing=window, monochrome1=monochrome1, width=request.width,
+                                    height=request.height, smooth=request.smooth)
+        else:
+            truncated = render.truncated(decoded, request.mode)
+            image, signed = truncated.pixels, truncated.signed
+    except CannotDecode as exc:
+        raise ImageRefused(exc.details) from None
+    if request.content_type == JPEG:
+        if request.mode in (Mode.UINT16, Mode.INT16):
+            raise NotAcceptable("JPEG holds 8-bit images only")
+        body = render.jpeg_encode(image, quality=request.quality)
+    elif request.content_type == PAM:
+        body = render.pam_encode(image, signed=signed)
+    else:
+        body = render.png_encode(image, signed=signed)
+    return body, len(body)

@@ -27,7 +27,7 @@ from archive.levels import Level
 from explorer.api.base import OrthancView
 from explorer.api.rendering import bare_response, json_response
 
-PNG, JPEG, PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
+PNG, JPEG, PAM = pixels.PNG, pixels.JPEG, pixels.PAM
 CACHE_CONTROL = "private, max-age=86400"
 FRAME_CHILDREN = ["image-int16", "image-uint16", "image-uint8", "matlab", "numpy", "preview", "raw", "raw.gz",
                   "rendered"]
@@ -128,6 +128,20 @@ def _etag(request, stored: str) -> str:
     return f'"{digest.hexdigest()}"'
 
 
+def _image_request(request, frame: int, mode: Mode) -> pixels.ImageRequest:
+    """The route's arguments, with Orthanc's answers to bad ones (_NoAnswer: 404, _Unsupported: 415)."""
+    quality = _quality(request)
+    content_type = accepted_image_type(request.META.get("HTTP_ACCEPT"))
+    if content_type is None:
+        raise _NoAnswer()
+    if mode is not Mode.RENDERED:
+        return pixels.ImageRequest(frame=frame, mode=mode, content_type=content_type, quality=quality)
+    return pixels.ImageRequest(
+        frame=frame, mode=mode, content_type=content_type, quality=quality,
+        window_center=_float_argument(request, "window-center"), window_width=_float_argument(request, "window-width"),
+        width=_int_argument(request, "width"), height=_int_argument(request, "height"), smooth=_smooth(request))
+
+
 def _image_answer(request, public_id: str, frame_text: str, mode: Mode) -> HttpResponse:
     try:
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
@@ -135,53 +149,24 @@ def _image_answer(request, public_id: str, frame_text: str, mode: Mode) -> HttpR
         return bare_response(404)
     try:
         frame = _frame_number(frame_text)
-        stored = pixels.instance_file(instance=instance)
-        etag = _etag(request, stored.uuid)
+        etag = _etag(request, pixels.instance_file(instance=instance).uuid)
         if request.META.get("HTTP_IF_NONE_MATCH") == etag:
             return bare_response(304, ETag=etag)
         try:
-            decoded, ds = pixels.instance_frame(instance=instance, frame=frame)
-        except ParameterOutOfRange:
-            raise _NoAnswer() from None  # a frame beyond the last: Orthanc 1.10.1 answers a bare 404
-        except ArchiveError:
-            raise _Unsupported() from None
-        quality = _quality(request)
-        monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
-        try:
-            if mode is Mode.PREVIEW:
-                image = render.Image8or16(render.preview(decoded, monochrome1=monochrome1))
-            elif mode is Mode.RENDERED:
-                window = render.default_windowing(ds, frame)
-                center, width = _float_argument(request, "window-center"), _float_argument(request, "window-width")
-                window = render.Windowing(center=window.center if center is None else center,
-                                          width=window.width if width is None else width,
-                                          slope=window.slope, intercept=window.intercept)
-                size = (_int_argument(request, "width"), _int_argument(request, "height"))
-                image = render.Image8or16(render.rendered(decoded, windowing=window, monochrome1=monochrome1,
-                                                          width=size[0], height=size[1], smooth=_smooth(request)))
-            else:
-                image = render.truncated(decoded, mode)
-        except CannotDecode:
-            raise _Unsupported() from None
-        content_type = accepted_image_type(request.META.get("HTTP_ACCEPT"))
-        if content_type is None:
-            raise _NoAnswer()
-        if content_type == JPEG:
-            if mode in (Mode.UINT16, Mode.INT16):
-                raise _NoAnswer()
-            body = render.jpeg_encode(image.pixels, quality=quality)
-        elif content_type == PAM:
-            body = render.pam_encode(image.pixels, signed=image.signed)
-        else:
-            body = render.png_encode(image.pixels, signed=image.signed)
-    except _NoAnswer:
+            wanted = _image_request(request, frame, mode)
+        except (_NoAnswer, _Unsupported):
+            # Orthanc decodes before it reads the arguments: an undecodable frame answers 415 first.
+            pixels.instance_frame_check(instance=instance, frame=frame)
+            raise
+        body = pixels.instance_image(instance=instance, request=wanted)
+    except (_NoAnswer, pixels.NoSuchFrame, pixels.NotAcceptable):
         return bare_response(404)
-    except _Unsupported:
+    except (_Unsupported, pixels.ImageRefused):
         if _return_unsupported_image(request):
             depth = request.path_info.strip("/").count("/")
             return bare_response(301, Location="../" * depth + "app/images/unsupported.png")
         return bare_response(415)
-    response = HttpResponse(body, content_type=content_type)
+    response = HttpResponse(body, content_type=wanted.content_type)
     response["ETag"] = etag
     response["Cache-Control"] = CACHE_CONTROL
     return response
