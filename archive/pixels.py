@@ -20,15 +20,17 @@ from archive.dicom import decode, render
 from archive.dicom.decode import CannotDecode, DecodedFrame
 from archive.dicom.render import Mode
 from archive.errors import ArchiveError, OrthancError, ParameterOutOfRange, UnknownResource
+from archive.levels import Level
 from archive.models import Attachment, ContentType, Resource
 from archive.storage import dicom_storage, uncompress
 
 K = TypeVar("K")
 V = TypeVar("V")
 
-DATASET_CACHE_BYTES = 256 << 20
-FRAME_CACHE_BYTES = 256 << 20
-ANSWER_CACHE_BYTES = 64 << 20
+# Per process (each HTTP worker has its own): sized so four workers stay under a gigabyte together.
+DATASET_CACHE_BYTES = 64 << 20
+FRAME_CACHE_BYTES = 128 << 20
+ANSWER_CACHE_BYTES = 32 << 20
 PNG, JPEG, PAM = "image/png", "image/jpeg", "image/x-portable-arbitrarymap"
 
 
@@ -66,42 +68,50 @@ class BoundedCache(Generic[K, V]):
             self._used = 0
 
 
-_datasets: BoundedCache[str, tuple[Dataset, int]] = BoundedCache(DATASET_CACHE_BYTES)
+_datasets: BoundedCache[str, Dataset] = BoundedCache(DATASET_CACHE_BYTES)
 _frames: BoundedCache[tuple[str, int], DecodedFrame] = BoundedCache(FRAME_CACHE_BYTES)
 
 
 @dataclass(frozen=True)
 class StoredFile:
+    """The DICOM file of an instance: the attachment's UUID names it for ever (the caches' key)."""
+
     uuid: str
     compressed: bool
 
 
-def instance_file(*, instance: Resource) -> StoredFile:
-    row = (Attachment.objects.filter(resource_id=instance.id, content_type=ContentType.Dicom)
+def stored_file(*, public_id: str) -> StoredFile:
+    """The file of instance ``public_id``, in one query (the hot path of every image request)."""
+    row = (Attachment.objects.filter(resource__public_id=public_id, resource__level=Level.INSTANCE.depth,
+                                     content_type=ContentType.Dicom)
            .values_list("uuid", "compression").first())
     if row is None:
         raise UnknownResource()
     return StoredFile(uuid=row[0], compressed=row[1] == 2)
 
 
-def _read_dataset(stored: StoredFile) -> tuple[tuple[Dataset, int], int]:
+def stored_files(*, instances: list[Resource]) -> dict[int, StoredFile]:
+    """The files of many instances, by resource id, in one query."""
+    rows = (Attachment.objects.filter(resource_id__in=[i.id for i in instances], content_type=ContentType.Dicom)
+            .values_list("resource_id", "uuid", "compression"))
+    return {rid: StoredFile(uuid=uuid, compressed=compression == 2) for rid, uuid, compression in rows}
+
+
+def _read_dataset(stored: StoredFile) -> tuple[Dataset, int]:
     data = dicom_storage().read(stored.uuid)
     if stored.compressed:
         data = uncompress(data)
-    ds = decode.dataset_read(data)
-    return (ds, len(data)), len(data)
+    return decode.dataset_read(data), len(data)
 
 
-def instance_pixel_dataset(*, instance: Resource) -> Dataset:
-    """The whole parsed file of an instance, pixel data included (cached)."""
-    stored = instance_file(instance=instance)
-    return _datasets.get(stored.uuid, lambda: _read_dataset(stored))[0]
+def pixel_dataset(*, stored: StoredFile) -> Dataset:
+    """The whole parsed file, pixel data included (cached)."""
+    return _datasets.get(stored.uuid, lambda: _read_dataset(stored))
 
 
-def instance_frame(*, instance: Resource, frame: int) -> tuple[DecodedFrame, Dataset]:
-    """Frame ``frame`` of an instance, decoded as Orthanc decodes it (cached), with its dataset."""
-    stored = instance_file(instance=instance)
-    ds = _datasets.get(stored.uuid, lambda: _read_dataset(stored))[0]
+def frame_decoded(*, stored: StoredFile, frame: int) -> tuple[DecodedFrame, Dataset]:
+    """Frame ``frame`` decoded as Orthanc decodes it (cached), with its dataset."""
+    ds = pixel_dataset(stored=stored)
 
     def compute() -> tuple[DecodedFrame, int]:
         decoded = decode.frame_decode(ds, frame)
@@ -152,28 +162,27 @@ class NotAcceptable(ArchiveError):
 _answers: BoundedCache[tuple[str, ImageRequest], bytes] = BoundedCache(ANSWER_CACHE_BYTES)
 
 
-def instance_image(*, instance: Resource, request: ImageRequest) -> bytes:
+def frame_image(*, stored: StoredFile, request: ImageRequest) -> bytes:
     """The encoded image an image route answers (cached: a viewer asks for the same images again)."""
-    stored = instance_file(instance=instance)
-    return _answers.get((stored.uuid, request), lambda: _encoded(instance, request))
+    return _answers.get((stored.uuid, request), lambda: _encoded(stored, request))
 
 
-def instance_frame_check(*, instance: Resource, frame: int) -> None:
-    """Decode the frame (or find it cached), raising what instance_image would for it."""
-    _frame_or_refuse(instance, frame)
+def frame_check(*, stored: StoredFile, frame: int) -> None:
+    """Decode the frame (or find it cached), raising what frame_image would for it."""
+    _frame_or_refuse(stored, frame)
 
 
-def _frame_or_refuse(instance: Resource, frame: int) -> tuple[DecodedFrame, Dataset]:
+def _frame_or_refuse(stored: StoredFile, frame: int) -> tuple[DecodedFrame, Dataset]:
     try:
-        return instance_frame(instance=instance, frame=frame)
+        return frame_decoded(stored=stored, frame=frame)
     except ParameterOutOfRange:
         raise NoSuchFrame() from None
     except ArchiveError as exc:
         raise ImageRefused(exc.details) from None
 
 
-def _encoded(instance: Resource, request: ImageRequest) -> tuple[bytes, int]:
-    decoded, ds = _frame_or_refuse(instance, request.frame)
+def _encoded(stored: StoredFile, request: ImageRequest) -> tuple[bytes, int]:
+    decoded, ds = _frame_or_refuse(stored, request.frame)
     monochrome1 = str(ds.get("PhotometricInterpretation", "")).strip().upper() == "MONOCHROME1"
     signed = False
     try:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import enum
 import io
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -227,12 +229,26 @@ def _pil_image(pixels: np.ndarray, *, signed: bool = False) -> Image.Image:
 
 
 def png_encode(pixels: np.ndarray, *, signed: bool = False) -> bytes:
-    """PNG of 8-bit grey, 8-bit RGB or 16-bit grey (int16 as its two's complement bit pattern).
-    zlib level 1: the pixels are what clients compare, and level 6 (libpng's) took several times longer."""
-    image = _pil_image(pixels, signed=signed)
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+    """PNG (PNG spec, ISO/IEC 15948) of 8-bit grey, 8-bit RGB or 16-bit grey (int16 as its two's complement
+    bit pattern), written with zlib directly: rows unfiltered, zlib level 1. Clients compare pixels, not PNG
+    bytes, and Pillow's adaptive row filters made encoding 4-7 times slower for a few percent of size."""
+    height, width = pixels.shape[:2]
+    if pixels.dtype == np.uint8:
+        rows = np.ascontiguousarray(pixels).reshape(height, -1)
+        depth, colour = 8, 2 if pixels.ndim == 3 else 0
+    else:
+        words = pixels.view(np.uint16) if signed else pixels.astype(np.uint16, copy=False)
+        rows = np.ascontiguousarray(words, dtype=">u2").view(np.uint8).reshape(height, -1)
+        depth, colour = 16, 0
+    scanlines = np.zeros((height, rows.shape[1] + 1), dtype=np.uint8)  # filter byte 0 (None) on each row
+    scanlines[:, 1:] = rows
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(scanlines.data, 1)) + _png_chunk(b"IEND", b""))
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def jpeg_encode(pixels: np.ndarray, *, quality: int) -> bytes:

@@ -144,21 +144,21 @@ def _image_request(request, frame: int, mode: Mode) -> pixels.ImageRequest:
 
 def _image_answer(request, public_id: str, frame_text: str, mode: Mode) -> HttpResponse:
     try:
-        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        stored = pixels.stored_file(public_id=public_id)
     except UnknownResource:
         return bare_response(404)
     try:
         frame = _frame_number(frame_text)
-        etag = _etag(request, pixels.instance_file(instance=instance).uuid)
+        etag = _etag(request, stored.uuid)
         if request.META.get("HTTP_IF_NONE_MATCH") == etag:
             return bare_response(304, ETag=etag)
         try:
             wanted = _image_request(request, frame, mode)
         except (_NoAnswer, _Unsupported):
             # Orthanc decodes before it reads the arguments: an undecodable frame answers 415 first.
-            pixels.instance_frame_check(instance=instance, frame=frame)
+            pixels.frame_check(stored=stored, frame=frame)
             raise
-        body = pixels.instance_image(instance=instance, request=wanted)
+        body = pixels.frame_image(stored=stored, request=wanted)
     except (_NoAnswer, pixels.NoSuchFrame, pixels.NotAcceptable):
         return bare_response(404)
     except (_Unsupported, pixels.ImageRefused):
@@ -192,18 +192,18 @@ class FrameChildrenApi(OrthancView):
         return json_response(FRAME_CHILDREN)
 
 
-def _instance(public_id: str):
-    return selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+def _stored(public_id: str) -> pixels.StoredFile:
+    return pixels.stored_file(public_id=public_id)
 
 
 class MatlabApi(OrthancView):
     def get(self, request, public_id: str, frame: str = "0"):
-        instance = _instance(public_id)
+        stored = _stored(public_id)
         try:
             number = _frame_number(frame)
         except _NoAnswer:
             return bare_response(404)
-        decoded, _ = pixels.instance_frame(instance=instance, frame=number)
+        decoded, _ = pixels.frame_decoded(stored=stored, frame=number)
         text = render.matlab_text(decoded)
         return HttpResponse(text, content_type="text/plain")
 
@@ -220,10 +220,10 @@ def _bool_argument(request, name: str, default: bool) -> bool:
     raise ParameterOutOfRange(f'Expected a Boolean for argument "{name}", found: {value}')
 
 
-def _numpy_frames(instance, frames: range, *, rescale: bool) -> list:
+def _numpy_frames(stored: pixels.StoredFile, frames: range, *, rescale: bool) -> list:
     out = []
     for frame in frames:
-        decoded, ds = pixels.instance_frame(instance=instance, frame=frame)
+        decoded, ds = pixels.frame_decoded(stored=stored, frame=frame)
         window = render.default_windowing(ds, frame)
         try:
             out.append(render.numpy_frame_array(decoded, rescale=rescale, slope=window.slope,
@@ -243,23 +243,23 @@ def _numpy_response(arrays: list, *, stacked: bool, compress: bool) -> HttpRespo
 
 class NumpyFrameApi(OrthancView):
     def get(self, request, public_id: str, frame: str):
-        instance = _instance(public_id)
+        stored = _stored(public_id)
         if not frame.strip().isdigit():
             raise BadRequest('Expected an unsigned integer for the "frame" argument')
         compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
-        arrays = _numpy_frames(instance, range(int(frame.strip()), int(frame.strip()) + 1), rescale=rescale)
+        arrays = _numpy_frames(stored, range(int(frame.strip()), int(frame.strip()) + 1), rescale=rescale)
         return _numpy_response(arrays, stacked=False, compress=compress)
 
 
 class NumpyInstanceApi(OrthancView):
     def get(self, request, public_id: str):
-        instance = _instance(public_id)
+        stored = _stored(public_id)
         compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
-        ds = pixels.instance_pixel_dataset(instance=instance)
+        ds = pixels.pixel_dataset(stored=stored)
         count = decode.frames_count(ds)
         if count == 0:
             raise ArchiveError("Empty DICOM instance", orthanc_error=BadRequest.orthanc_error)
-        return _numpy_response(_numpy_frames(instance, range(count), rescale=rescale), stacked=True,
+        return _numpy_response(_numpy_frames(stored, range(count), rescale=rescale), stacked=True,
                                compress=compress)
 
 
@@ -267,11 +267,13 @@ class NumpySeriesApi(OrthancView):
     def get(self, request, public_id: str):
         series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
         compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
-        instances = {i.public_id: i for i in selectors.resource_descendants(resource=series, level=Level.INSTANCE)}
-        datasets = [(pid, pixels.instance_pixel_dataset(instance=i)) for pid, i in instances.items()]
+        instances = selectors.resource_descendants(resource=series, level=Level.INSTANCE)
+        files = pixels.stored_files(instances=instances)
+        stored = {i.public_id: files[i.id] for i in instances if i.id in files}
+        datasets = [(pid, pixels.pixel_dataset(stored=f)) for pid, f in stored.items()]
         arrays = []
         for pid, first, count in ordered_slices(datasets)["SlicesShort"]:
-            arrays += _numpy_frames(instances[pid], range(first, first + count), rescale=rescale)
+            arrays += _numpy_frames(stored[pid], range(first, first + count), rescale=rescale)
         return _numpy_response(arrays, stacked=True, compress=compress)
 
 
@@ -279,12 +281,12 @@ class RawFrameApi(OrthancView):
     compressed = False
 
     def get(self, request, public_id: str, frame: str):
-        instance = _instance(public_id)
+        stored = _stored(public_id)
         try:
             number = _frame_number(frame)
         except _NoAnswer:
             return bare_response(404)
-        ds = pixels.instance_pixel_dataset(instance=instance)
+        ds = pixels.pixel_dataset(stored=stored)
         data, content_type = decode.frame_raw(ds, number)
         if self.compressed:
             return HttpResponse(gzip.compress(data, compresslevel=6, mtime=0), content_type="application/gzip")
@@ -296,8 +298,8 @@ PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 
 class PdfApi(OrthancView):
     def get(self, request, public_id: str):
-        instance = _instance(public_id)
-        ds = pixels.instance_pixel_dataset(instance=instance)
+        stored = _stored(public_id)
+        ds = pixels.pixel_dataset(stored=stored)
         document = ds.get("EncapsulatedDocument")
         if (str(ds.get("SOPClassUID", "")) != PDF_STORAGE or document is None
                 or str(ds.get("MIMETypeOfEncapsulatedDocument", "")).strip() != "application/pdf"):

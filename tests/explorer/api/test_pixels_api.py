@@ -163,3 +163,26 @@ def test_file_as_dicomweb_json() -> None:
     assert "InlineBinary" in body["7FE00010"]
     listed = Client().get(f"/instances/{instance}/file", HTTP_ACCEPT="application/dicom+json, */*")
     assert listed["Content-Type"] == "application/dicom"
+
+
+def test_a_repeated_image_costs_one_query_and_series_numpy_a_constant_number() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    instance = store()
+    client = Client()
+    client.get(f"/instances/{instance}/rendered")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/instances/{instance}/rendered").status_code == 200
+    assert len(queries) == 1
+
+    def series_numpy_queries(count: int) -> int:
+        for k in range(count):
+            store(SeriesInstanceUID=f"1.2.3.9.{count}", SOPInstanceUID=f"1.2.3.9.{count}.{k}",
+                  ImagePositionPatient=[0, 0, k])
+        series_id = client.get("/series").json()[-1]
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(f"/series/{series_id}/numpy").status_code == 200
+        return len(captured)
+
+    assert series_numpy_queries(2) == series_numpy_queries(5)
