@@ -75,10 +75,10 @@ class ToolsApi(OrthancView):
     """GET /tools: the operations registered under /tools, sorted, as Orthanc lists its URI children."""
 
     def get(self, request):
-        from explorer.api.urls import urlpatterns
+        from explorer.api.urls import flat_urlpatterns
 
         names = set()
-        for pattern in urlpatterns:
+        for pattern in flat_urlpatterns:
             route = str(pattern.pattern)
             if route.startswith("tools/"):
                 name = route.split("/")[1]
