@@ -129,9 +129,15 @@ class InstanceFileApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
         data = selectors.instance_dicom(instance=instance)
-        if request.META.get("HTTP_ACCEPT", "").strip() == "application/dicom+json":
-            # Orthanc compares the whole header with the one type: a list of types is not this case.
+        accept = request.META.get("HTTP_ACCEPT", "").strip()
+        # Orthanc compares the whole header with the one type: a list of types is not this case.
+        if accept == "application/dicom+json":
             return _dicomweb_json(data)
+        if accept == "application/dicom+xml":
+            from archive.dicom.xml import dataset_to_xml
+
+            xml = dataset_to_xml(pydicom.dcmread(io.BytesIO(data), force=True))
+            return HttpResponse(xml, content_type="application/dicom+xml")
         syntax = request.GET.get("transcode")
         if syntax:
             data = _transcoded(request, data, syntax.strip())

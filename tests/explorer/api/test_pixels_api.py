@@ -186,3 +186,17 @@ def test_a_repeated_image_costs_one_query_and_series_numpy_a_constant_number() -
         return len(captured)
 
     assert series_numpy_queries(2) == series_numpy_queries(5)
+
+
+def test_file_as_dicomweb_xml() -> None:
+    from xml.etree import ElementTree
+
+    instance = store(PatientName="Doe^John")
+    response = Client().get(f"/instances/{instance}/file", HTTP_ACCEPT="application/dicom+xml")
+    assert response["Content-Type"] == "application/dicom+xml"
+    root = ElementTree.fromstring(response.content)
+    ns = {"d": "http://dicom.nema.org/PS3.19/models/NativeDICOM"}
+    name = root.find("d:DicomAttribute[@keyword='PatientName']/d:PersonName/d:Alphabetic", ns)
+    assert name.find("d:FamilyName", ns).text == "Doe" and name.find("d:GivenName", ns).text == "John"
+    assert root.find("d:DicomAttribute[@tag='00100020']/d:Value", ns).text == "P1"
+    assert root.find("d:DicomAttribute[@tag='7FE00010']/d:InlineBinary", ns) is not None
