@@ -13,8 +13,9 @@ import os
 import queue
 import time
 
+from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connections
+from django.db import connection, connections
 
 from archive.populate import Shape, populate_worker
 
@@ -27,6 +28,20 @@ def _run_worker(shape: Shape, seed: int, worker: int, workers: int, updates: mul
                                       progress=updates.put)
     updates.put(("done", worker, stored, already))
     connections.close_all()
+
+
+def _after_bulk_load() -> None:
+    """On PostgreSQL, what autovacuum would do some time after a bulk load, done now: planner statistics and
+    the visibility map, without which index-only scans read the table (GET /studies?since=50000&limit=100 at
+    a million instances: 860 ms before VACUUM, 14 ms after). SQLite keeps no such state: the find plans are
+    tuned without ANALYZE statistics, as an archive filled over REST has none."""
+    if connection.vendor != "postgresql":
+        return
+    # VACUUM cannot run in a transaction (a caller's atomic block, the tests'): statistics only, then.
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+    with connection.cursor() as cursor:
+        for model in apps.get_app_config("archive").get_models():
+            cursor.execute(f"{command} {model._meta.db_table}")
 
 
 class Command(BaseCommand):
@@ -64,6 +79,9 @@ class Command(BaseCommand):
         seconds = time.perf_counter() - start
         self.stdout.write(f"populate: {stored} stored, {already} already there, in {seconds:.1f} s "
                           f"({(stored + already) / seconds:.0f} instances/s)")
+        start = time.perf_counter()
+        _after_bulk_load()
+        self.stdout.write(f"populate: statistics and visibility updated in {time.perf_counter() - start:.1f} s")
 
     def _parallel(self, shape: Shape, seed: int, workers: int, start: float) -> tuple[int, int]:
         connections.close_all()  # never share a connection (or an SQLite handle) with forked children
