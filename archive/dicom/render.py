@@ -317,7 +317,16 @@ def numpy_bytes(arrays: list[np.ndarray], *, stacked: bool, compress: bool) -> b
     shape = ((len(arrays),) + first.shape) if stacked else first.shape
     descr = first.dtype.str if first.dtype.itemsize > 1 else "|u1"
     descr = "<u1" if descr == "|u1" else descr
-    data = numpy_header(descr, shape) + b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+    header = numpy_header(descr, shape)
+    # One buffer, each frame copied in once: a series is often a hundred megabytes.
+    buffer = bytearray(len(header) + sum(a.nbytes for a in arrays))
+    buffer[:len(header)] = header
+    offset = len(header)
+    for array in arrays:
+        target = np.frombuffer(buffer, dtype=array.dtype, count=array.size, offset=offset).reshape(array.shape)
+        target[...] = array
+        offset += array.nbytes
+    data = bytes(buffer)
     if not compress:
         return data
     out = io.BytesIO()
