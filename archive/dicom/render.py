@@ -26,6 +26,7 @@ from PIL import Image
 from pydicom.datadict import tag_for_keyword
 
 from archive.dicom.decode import CannotDecode, DecodedFrame, PixelFormat
+from archive.errors import ArchiveError, OrthancError
 
 F32 = np.float32
 FLT_EPSILON = float(np.finfo(np.float32).eps)
@@ -290,46 +291,63 @@ def numpy_header(descr: str, shape: tuple[int, ...]) -> bytes:
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("ascii")
 
 
-def numpy_frame_array(frame: DecodedFrame, *, rescale: bool, slope: float, intercept: float) -> np.ndarray:
-    """One frame as Orthanc's /numpy writes it: (H, W, C); float32 slope * x + intercept unless colour."""
+@dataclass(frozen=True)
+class NumpyFrame:
+    """A decoded frame and the rescale /numpy applies to it (Orthanc's GetRescale: 1 and 0 when absent)."""
+
+    frame: DecodedFrame
+    slope: float = 1.0
+    intercept: float = 0.0
+
+
+def _numpy_type(frame: DecodedFrame, *, rescale: bool) -> tuple[np.dtype, int]:
+    """The dtype and channels Orthanc's /numpy writes a frame with: float32 slope * x + intercept for grey
+    when rescaling, the stored values otherwise; RGB24 always as is."""
     if frame.format is PixelFormat.RGB24:
-        return frame.pixels.reshape(frame.height, frame.width, 3)
+        return np.dtype(np.uint8), 3
     if rescale:
         if frame.format is PixelFormat.RGB48:
             raise CannotDecode("No rescale of 48-bit colour images")
-        values = frame.pixels.astype(F32)
-        if not (abs(intercept) <= 10 * FLT_EPSILON and abs(slope - 1) <= 10 * FLT_EPSILON):
-            values = F32(slope) * values + F32(intercept)
-        return values.reshape(frame.height, frame.width, 1)
+        return np.dtype("<f4"), 1
     if frame.format in (PixelFormat.GRAYSCALE32, PixelFormat.RGB48):
         raise CannotDecode(f"No numpy export of {frame.format.name} images")
-    return frame.pixels.reshape(frame.height, frame.width, 1)
+    return frame.format.dtype, 1
 
 
-def numpy_bytes(arrays: list[np.ndarray], *, stacked: bool, compress: bool) -> bytes:
-    """The .npy (or, compressed, a .npz with one entry ``arr_0``) of one frame or of frames stacked."""
-    if not arrays:
+def numpy_file(frames: list[NumpyFrame], *, rescale: bool, stacked: bool) -> bytearray:
+    """The .npy of one frame (H, W, C) or of frames stacked (N, H, W, C), as Orthanc writes it. Each frame is
+    converted straight into the answer's buffer: a series is often a hundred megabytes."""
+    if not frames:
         raise CannotDecode("Empty DICOM instance")
-    first = arrays[0]
-    for other in arrays[1:]:
-        if other.shape != first.shape or other.dtype != first.dtype:
-            raise CannotDecode("Frames of different sizes or formats")
-    shape = ((len(arrays),) + first.shape) if stacked else first.shape
-    descr = first.dtype.str if first.dtype.itemsize > 1 else "|u1"
-    descr = "<u1" if descr == "|u1" else descr
+    first = frames[0].frame
+    dtype, channels = _numpy_type(first, rescale=rescale)
+    for item in frames[1:]:
+        if item.frame.pixels.shape != first.pixels.shape:
+            raise ArchiveError(orthanc_error=OrthancError.INCOMPATIBLE_IMAGE_SIZE)
+        if item.frame.format is not first.format:
+            raise ArchiveError(orthanc_error=OrthancError.INCOMPATIBLE_IMAGE_FORMAT)
+    one = (first.height, first.width, channels)
+    shape = ((len(frames),) + one) if stacked else one
+    descr = "<u1" if dtype.itemsize == 1 else dtype.str
     header = numpy_header(descr, shape)
-    # One buffer, each frame copied in once: a series is often a hundred megabytes.
-    buffer = bytearray(len(header) + sum(a.nbytes for a in arrays))
+    size = first.height * first.width * channels
+    buffer = bytearray(len(header) + len(frames) * size * dtype.itemsize)
     buffer[:len(header)] = header
-    offset = len(header)
-    for array in arrays:
-        target = np.frombuffer(buffer, dtype=array.dtype, count=array.size, offset=offset).reshape(array.shape)
-        target[...] = array
-        offset += array.nbytes
-    data = bytes(buffer)
-    if not compress:
-        return data
+    for index, item in enumerate(frames):
+        target = np.frombuffer(buffer, dtype=dtype, count=size, offset=len(header) + index * size * dtype.itemsize)
+        source = item.frame.pixels.reshape(-1)
+        identity = abs(item.intercept) <= 10 * FLT_EPSILON and abs(item.slope - 1) <= 10 * FLT_EPSILON
+        if dtype.kind == "f" and not identity:
+            np.multiply(source, F32(item.slope), out=target, dtype=F32)  # float32 as Orthanc's ShiftScale2
+            np.add(target, F32(item.intercept), out=target)
+        else:
+            target[...] = source
+    return buffer
+
+
+def numpy_compressed(npy: bytes | bytearray) -> bytes:
+    """The .npz Orthanc writes with ?compress: a ZIP holding one entry named ``arr_0``."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("arr_0", data)
+        archive.writestr("arr_0", bytes(npy))
     return out.getvalue()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from archive import pixels, selectors
@@ -220,25 +220,32 @@ def _bool_argument(request, name: str, default: bool) -> bool:
     raise ParameterOutOfRange(f'Expected a Boolean for argument "{name}", found: {value}')
 
 
-def _numpy_frames(stored: pixels.StoredFile, frames: range, *, rescale: bool) -> list:
+def _numpy_frames(stored: pixels.StoredFile, frames: range) -> list[render.NumpyFrame]:
     out = []
     for frame in frames:
         decoded, ds = pixels.frame_decoded(stored=stored, frame=frame)
         window = render.default_windowing(ds, frame)
-        try:
-            out.append(render.numpy_frame_array(decoded, rescale=rescale, slope=window.slope,
-                                                intercept=window.intercept))
-        except CannotDecode as exc:
-            raise NotImplementedYet(exc.details) from None
+        out.append(render.NumpyFrame(decoded, slope=window.slope, intercept=window.intercept))
     return out
 
 
-def _numpy_response(arrays: list, *, stacked: bool, compress: bool) -> HttpResponse:
+NUMPY_CHUNK = 1 << 20
+
+
+def _numpy_response(frames: list[render.NumpyFrame], *, rescale: bool, stacked: bool,
+                    compress: bool) -> HttpResponse | StreamingHttpResponse:
     try:
-        body = render.numpy_bytes(arrays, stacked=stacked, compress=compress)
+        npy = render.numpy_file(frames, rescale=rescale, stacked=stacked)
     except CannotDecode as exc:
-        raise ArchiveError(exc.details, orthanc_error=BadRequest.orthanc_error) from None
-    return HttpResponse(body, content_type="application/octet-stream")
+        raise NotImplementedYet(exc.details) from None
+    if compress:
+        return HttpResponse(render.numpy_compressed(npy), content_type="application/octet-stream")
+    # Streamed from the one buffer, a megabyte at a time: no second copy of a hundred-megabyte volume.
+    view = memoryview(npy)
+    response = StreamingHttpResponse((view[i:i + NUMPY_CHUNK] for i in range(0, len(view), NUMPY_CHUNK)),
+                                     content_type="application/octet-stream")
+    response["Content-Length"] = str(len(view))
+    return response
 
 
 class NumpyFrameApi(OrthancView):
@@ -247,8 +254,8 @@ class NumpyFrameApi(OrthancView):
         if not frame.strip().isdigit():
             raise BadRequest('Expected an unsigned integer for the "frame" argument')
         compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
-        arrays = _numpy_frames(stored, range(int(frame.strip()), int(frame.strip()) + 1), rescale=rescale)
-        return _numpy_response(arrays, stacked=False, compress=compress)
+        frames = _numpy_frames(stored, range(int(frame.strip()), int(frame.strip()) + 1))
+        return _numpy_response(frames, rescale=rescale, stacked=False, compress=compress)
 
 
 class NumpyInstanceApi(OrthancView):
@@ -259,7 +266,7 @@ class NumpyInstanceApi(OrthancView):
         count = decode.frames_count(ds)
         if count == 0:
             raise ArchiveError("Empty DICOM instance", orthanc_error=BadRequest.orthanc_error)
-        return _numpy_response(_numpy_frames(stored, range(count), rescale=rescale), stacked=True,
+        return _numpy_response(_numpy_frames(stored, range(count)), rescale=rescale, stacked=True,
                                compress=compress)
 
 
@@ -271,10 +278,10 @@ class NumpySeriesApi(OrthancView):
         files = pixels.stored_files(instances=instances)
         stored = {i.public_id: files[i.id] for i in instances if i.id in files}
         datasets = [(pid, pixels.pixel_dataset(stored=f)) for pid, f in stored.items()]
-        arrays = []
+        frames = []
         for pid, first, count in ordered_slices(datasets)["SlicesShort"]:
-            arrays += _numpy_frames(stored[pid], range(first, first + count), rescale=rescale)
-        return _numpy_response(arrays, stacked=True, compress=compress)
+            frames += _numpy_frames(stored[pid], range(first, first + count))
+        return _numpy_response(frames, rescale=rescale, stacked=True, compress=compress)
 
 
 class RawFrameApi(OrthancView):

@@ -119,13 +119,13 @@ def test_matlab_text() -> None:
 
 def test_numpy_header_is_padded_to_64_and_loads() -> None:
     frame = grey([[1, 2], [3, 4]])
-    array = render.numpy_frame_array(frame, rescale=True, slope=2.0, intercept=-1.0)
-    data = render.numpy_bytes([array, array], stacked=True, compress=False)
+    item = render.NumpyFrame(frame, slope=2.0, intercept=-1.0)
+    data = bytes(render.numpy_file([item, item], rescale=True, stacked=True))
     assert (data.index(b"\n") + 1) % 64 == 0
     assert b"'shape': (2, 2,2,1), }" in data
     loaded = np.load(io.BytesIO(data))
     assert loaded.dtype == np.float32 and loaded.shape == (2, 2, 2, 1)
     assert loaded[1, :, :, 0].tolist() == [[1.0, 3.0], [5.0, 7.0]]
-    compressed = render.numpy_bytes([array], stacked=False, compress=True)
+    compressed = render.numpy_compressed(render.numpy_file([item], rescale=True, stacked=False))
     assert zipfile.ZipFile(io.BytesIO(compressed)).namelist() == ["arr_0"]
     assert np.load(io.BytesIO(compressed))["arr_0"].shape == (2, 2, 1)

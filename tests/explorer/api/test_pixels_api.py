@@ -121,10 +121,10 @@ def test_numpy_of_an_instance_and_a_series() -> None:
     first = store(SOPInstanceUID="1.2.3.100", InstanceNumber="2", ImagePositionPatient=[0, 0, 2])
     store(SOPInstanceUID="1.2.3.101", InstanceNumber="1", ImagePositionPatient=[0, 0, 1])
     client = Client()
-    array = np.load(io.BytesIO(client.get(f"/instances/{first}/numpy?rescale=0").content))
+    array = np.load(io.BytesIO(client.get(f"/instances/{first}/numpy?rescale=0").getvalue()))
     assert array.shape == (1, 8, 8, 1) and array.dtype == np.uint16
     series = client.get(f"/instances/{first}/series").json()["ID"]
-    volume = np.load(io.BytesIO(client.get(f"/series/{series}/numpy").content))
+    volume = np.load(io.BytesIO(client.get(f"/series/{series}/numpy").getvalue()))
     assert volume.shape == (2, 8, 8, 1) and volume.dtype == np.float32
     compressed = client.get(f"/series/{series}/numpy?compress")
     assert np.load(io.BytesIO(compressed.content))["arr_0"].shape == (2, 8, 8, 1)
