@@ -220,15 +220,6 @@ def rendered(frame: DecodedFrame, *, windowing: Windowing, monochrome1: bool, wi
 
 # -- encoders ------------------------------------------------------------------------------------------------
 
-def _pil_image(pixels: np.ndarray, *, signed: bool = False) -> Image.Image:
-    height, width = pixels.shape[:2]
-    if pixels.dtype == np.uint8:
-        mode = "RGB" if pixels.ndim == 3 else "L"
-        return Image.frombuffer(mode, (width, height), np.ascontiguousarray(pixels), "raw", mode, 0, 1)
-    words = pixels.view(np.uint16) if signed else pixels.astype(np.uint16, copy=False)
-    return Image.frombuffer("I;16", (width, height), np.ascontiguousarray(words, dtype="<u2"), "raw", "I;16", 0, 1)
-
-
 def png_encode(pixels: np.ndarray, *, signed: bool = False) -> bytes:
     """PNG (PNG spec, ISO/IEC 15948) of 8-bit grey, 8-bit RGB or 16-bit grey (int16 as its two's complement
     bit pattern), written with zlib directly: rows unfiltered, zlib level 1. Clients compare pixels, not PNG
@@ -256,7 +247,7 @@ def jpeg_encode(pixels: np.ndarray, *, quality: int) -> bytes:
     if pixels.dtype != np.uint8:
         raise ValueError("JPEG holds 8-bit images only")
     out = io.BytesIO()
-    _pil_image(pixels).save(out, format="JPEG", quality=quality)
+    Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

@@ -15,6 +15,19 @@ def flag(request: HttpRequest, name: str) -> bool:
     return request.GET.get(name, "").lower() not in ("false", "0")
 
 
+def boolean_argument(request: HttpRequest, name: str, default: bool) -> bool:
+    """Orthanc's strict GetBooleanArgument (numpy's compress, rescale): absent is the default, present and
+    empty is true, anything but 1/true/0/false is ParameterOutOfRange (unlike ``flag``)."""
+    if name not in request.GET:
+        return default
+    value = request.GET[name]
+    if value in ("", "1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise ParameterOutOfRange(f'Expected a Boolean for argument "{name}", found: {value}')
+
+
 def tag_format(request: HttpRequest, default: str = "full") -> str:
     for name in ("simplify", "short", "full"):
         if name in request.GET:

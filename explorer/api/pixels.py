@@ -22,9 +22,10 @@ from archive.dicom import decode, render
 from archive.dicom.decode import CannotDecode
 from archive.dicom.render import Mode
 from archive.dicom.slices import ordered_slices
-from archive.errors import ArchiveError, BadRequest, NotImplementedYet, ParameterOutOfRange, UnknownResource
+from archive.errors import ArchiveError, BadRequest, NotImplementedYet, UnknownResource
 from archive.levels import Level
 from explorer.api.base import OrthancView
+from explorer.api.params import boolean_argument
 from explorer.api.rendering import bare_response, json_response
 
 PNG, JPEG, PAM = pixels.PNG, pixels.JPEG, pixels.PAM
@@ -208,18 +209,6 @@ class MatlabApi(OrthancView):
         return HttpResponse(text, content_type="text/plain")
 
 
-def _bool_argument(request, name: str, default: bool) -> bool:
-    """Orthanc's GetBooleanArgument: absent is the default, present and empty is true."""
-    if name not in request.GET:
-        return default
-    value = request.GET[name]
-    if value in ("", "1", "true"):
-        return True
-    if value in ("0", "false"):
-        return False
-    raise ParameterOutOfRange(f'Expected a Boolean for argument "{name}", found: {value}')
-
-
 def _numpy_frames(stored: pixels.StoredFile, frames: range) -> list[render.NumpyFrame]:
     out = []
     for frame in frames:
@@ -253,7 +242,7 @@ class NumpyFrameApi(OrthancView):
         stored = _stored(public_id)
         if not frame.strip().isdigit():
             raise BadRequest('Expected an unsigned integer for the "frame" argument')
-        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        compress, rescale = boolean_argument(request, "compress", False), boolean_argument(request, "rescale", True)
         frames = _numpy_frames(stored, range(int(frame.strip()), int(frame.strip()) + 1))
         return _numpy_response(frames, rescale=rescale, stacked=False, compress=compress)
 
@@ -261,7 +250,7 @@ class NumpyFrameApi(OrthancView):
 class NumpyInstanceApi(OrthancView):
     def get(self, request, public_id: str):
         stored = _stored(public_id)
-        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        compress, rescale = boolean_argument(request, "compress", False), boolean_argument(request, "rescale", True)
         ds = pixels.pixel_dataset(stored=stored)
         count = decode.frames_count(ds)
         if count == 0:
@@ -273,7 +262,7 @@ class NumpyInstanceApi(OrthancView):
 class NumpySeriesApi(OrthancView):
     def get(self, request, public_id: str):
         series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
-        compress, rescale = _bool_argument(request, "compress", False), _bool_argument(request, "rescale", True)
+        compress, rescale = boolean_argument(request, "compress", False), boolean_argument(request, "rescale", True)
         instances = selectors.resource_descendants(resource=series, level=Level.INSTANCE)
         files = pixels.stored_files(instances=instances)
         stored = {i.public_id: files[i.id] for i in instances if i.id in files}
