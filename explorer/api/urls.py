@@ -8,6 +8,7 @@ from explorer.api import (
     attachments,
     changes,
     find,
+    jobs,
     labels,
     metadata,
     pixels,
@@ -27,6 +28,7 @@ urlpatterns += find.urlpatterns          # /tools/find, /tools/count-resources (
 urlpatterns += metadata.urlpatterns
 urlpatterns += attachments.urlpatterns
 urlpatterns += labels.urlpatterns
+urlpatterns += jobs.urlpatterns          # /jobs, archives
 urlpatterns += pixels.urlpatterns        # preview, rendered, image-*, matlab, numpy, raw, pdf
 
 

@@ -1,0 +1,13 @@
+"""Job kinds: ``KINDS[type](job)`` runs a job as a generator yielding its progress (percent) after each step;
+the runner (jobs.tasks) saves it and honours pause and cancel between steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from jobs.kinds import archive
+from jobs.models import Job
+
+KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
+    "Archive": archive.archive_job,
+}

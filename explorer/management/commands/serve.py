@@ -1,6 +1,6 @@
 """``manage.py serve [--config orthanc.json]``: everything the configuration asks for, started and stopped
-together: the HTTP server (gunicorn, several workers), the housekeeper (stable resources, storage
-recovery), and later the DICOM SCP and the job workers."""
+together: the HTTP server (gunicorn, several workers), the job workers (django-q2's qcluster on the ORM
+broker, ConcurrentJobs of them), the housekeeper (stable resources, storage recovery), and later the DICOM SCP."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("HTTP_WORKERS", "0")) or None)
         parser.add_argument("--no-migrate", action="store_true")
+        parser.add_argument("--no-jobs", action="store_true", help="do not start the job workers (django-q2)")
 
     def handle(self, *args, **options):
         cfg = settings.ORTHANC
@@ -34,6 +35,16 @@ class Command(BaseCommand):
             self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
 
         children: list[subprocess.Popen] = []
+        if not options["no_jobs"]:
+            from jobs.engine import jobs_recover
+
+            # Jobs left running by the last stop start again (SaveJobs), before any worker can take them.
+            recovered = jobs_recover()
+            if recovered:
+                self.stdout.write(f"jobs: {recovered} interrupted job(s) recovered")
+            children.append(subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=os.environ.copy(),
+                                             cwd=settings.BASE_DIR, start_new_session=False))
+            self.stdout.write(f"job workers started ({settings.Q_CLUSTER['workers']} concurrent jobs)")
         if cfg.get("HttpServerEnabled", True):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",

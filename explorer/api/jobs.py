@@ -1,0 +1,195 @@
+"""/jobs and the routes that start jobs (archives so far), with Orthanc's Synchronous/Asynchronous/Priority."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.urls import path
+
+from archive import selectors
+from archive.errors import BadFileFormat, BadRequest, InexistentItem
+from archive.levels import Level
+from archive.timeutil import iso
+from explorer.api.base import OrthancView
+from explorer.api.params import flag
+from explorer.api.rendering import json_response
+from jobs import engine
+from jobs.kinds.archive import archive_entries, archive_stream
+from jobs.models import Job
+from jobs.outputs import output_path, output_remove
+
+
+def _moment(value) -> str:
+    # Orthanc's job times carry microseconds: 20261201T043727.172532
+    return iso(value) + value.strftime(".%f")
+
+
+def job_json(job: Job) -> dict:
+    """A job as Orthanc's GET /jobs/{id} shows it."""
+    out = {
+        "Content": job.content,
+        "CreationTime": _moment(job.creation_time),
+        "EffectiveRuntime": round(job.runtime, 6),
+        "ErrorCode": job.error_code,
+        "ErrorDescription": job.error_description,
+        "ErrorDetails": job.error_details,
+        "ID": job.id,
+        "Priority": job.priority,
+        "Progress": job.progress,
+        "State": job.state,
+        "Timestamp": _moment(job.timestamp),
+        "Type": job.type,
+    }
+    if job.completion_time is not None:
+        out["CompletionTime"] = _moment(job.completion_time)
+    return dict(sorted(out.items()))
+
+
+@dataclass(frozen=True)
+class JobMode:
+    asynchronous: bool
+    priority: int
+
+
+def job_mode(body: dict) -> JobMode:
+    """Synchronous (default true) / Asynchronous (default false) and Priority of a job-creating request."""
+    for name in ("Synchronous", "Asynchronous"):
+        if name in body and not isinstance(body[name], bool):
+            raise BadFileFormat(f"Boolean value expected in field: {name}")
+    if "Priority" in body and (not isinstance(body["Priority"], int) or isinstance(body["Priority"], bool)):
+        raise BadFileFormat("Integer value expected in field: Priority")
+    asynchronous = body.get("Asynchronous", False) or not body.get("Synchronous", True)
+    return JobMode(asynchronous=bool(asynchronous), priority=int(body.get("Priority", 0)))
+
+
+def body_object(raw: bytes) -> dict:
+    """A POST body that must be a JSON object; empty means {}."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise BadRequest("The body must contain a JSON object")
+    return value
+
+
+def submitted(job: Job) -> HttpResponse:
+    return json_response({"ID": job.id, "Path": f"/jobs/{job.id}"})
+
+
+class JobListApi(OrthancView):
+    def get(self, request):
+        jobs = Job.objects.order_by("creation_time", "id")
+        if flag(request, "expand"):
+            return json_response([job_json(j) for j in jobs])
+        return json_response(list(jobs.values_list("id", flat=True)))
+
+
+class JobApi(OrthancView):
+    def get(self, request, job_id: str):
+        return json_response(job_json(engine.job_get(job_id=job_id)))
+
+    def delete(self, request, job_id: str):
+        engine.job_delete(job_id=job_id)
+        return json_response({})
+
+
+ACTIONS = {"cancel": engine.job_cancel, "pause": engine.job_pause, "resume": engine.job_resume,
+           "resubmit": engine.job_resubmit}
+
+
+class JobActionApi(OrthancView):
+    action = "cancel"
+
+    def post(self, request, job_id: str):
+        ACTIONS[self.action](job_id=job_id)
+        return json_response({})
+
+
+class JobOutputApi(OrthancView):
+    def get(self, request, job_id: str, key: str):
+        job = engine.job_get(job_id=job_id)
+        output = job.outputs.get(key)
+        if output is None:
+            raise InexistentItem(f"Job has no such output: {key}")
+        response = FileResponse(open(output_path(job, key), "rb"), content_type=output["content_type"])
+        response["Content-Disposition"] = f'filename="{output["filename"]}"'
+        return response
+
+    def delete(self, request, job_id: str, key: str):
+        job = engine.job_get(job_id=job_id)
+        if not output_remove(job, key):
+            raise InexistentItem(f"Job has no such output: {key}")
+        return json_response({})
+
+
+# -- archives -------------------------------------------------------------------------------------------------
+
+def _safe_filename(name: str) -> str:
+    return "".join(c for c in name if c.isalnum() or c in "._- ") or "archive.zip"
+
+
+def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, description: str):
+    mode = job_mode(body)
+    for level, public_id in resources:
+        selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
+    if mode.asynchronous:
+        job = engine.job_submit(kind="Archive", priority=mode.priority, parameters={
+            "resources": [[level.value, public_id] for level, public_id in resources],
+            "filename": filename, "description": description})
+        return submitted(job)
+    response = StreamingHttpResponse(archive_stream(archive_entries(resources=resources)),
+                                     content_type="application/zip")
+    response["Content-Disposition"] = f'filename="{filename}"'
+    return response
+
+
+class ResourceArchiveApi(OrthancView):
+    def get(self, request, public_id: str):
+        name = _safe_filename(request.GET.get("filename") or f"{public_id}.zip")
+        return _archive_answer([(self.level, public_id)], body={}, filename=name, description="REST API")
+
+    def post(self, request, public_id: str):
+        body = body_object(request._request.body)
+        name = _safe_filename(str(body.get("Filename") or f"{public_id}.zip"))
+        return _archive_answer([(self.level, public_id)], body=body, filename=name, description="REST API")
+
+
+def _levels_of(public_ids: list[str]) -> list[tuple[Level, str]]:
+    out = []
+    for public_id in public_ids:
+        resource = selectors.resource_get_any_level(public_id=public_id)
+        out.append((list(Level)[resource.level], public_id))
+    return out
+
+
+class CreateArchiveApi(OrthancView):
+    def get(self, request):
+        ids = [i for i in request.GET.get("resources", "").split(",") if i]
+        if not ids:
+            raise BadRequest('Missing "resources" argument')
+        name = _safe_filename(request.GET.get("filename") or "Archive.zip")
+        return _archive_answer(_levels_of(ids), body={}, filename=name, description="REST API")
+
+    def post(self, request):
+        body = body_object(request._request.body)
+        ids = body.get("Resources")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadRequest('"Resources" must be a list of identifiers')
+        name = _safe_filename(str(body.get("Filename") or "Archive.zip"))
+        return _archive_answer(_levels_of(ids), body=body, filename=name, description="REST API")
+
+
+urlpatterns = [
+    path("jobs", JobListApi.as_view()),
+    path("jobs/<str:job_id>", JobApi.as_view()),
+    *[path(f"jobs/<str:job_id>/{action}", JobActionApi.as_view(action=action)) for action in ACTIONS],
+    path("jobs/<str:job_id>/<str:key>", JobOutputApi.as_view()),
+    path("tools/create-archive", CreateArchiveApi.as_view()),
+    *[path(f"{level.plural}/<str:public_id>/archive", ResourceArchiveApi.as_view(level=level))
+      for level in (Level.PATIENT, Level.STUDY, Level.SERIES)],
+]

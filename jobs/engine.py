@@ -1,0 +1,190 @@
+"""The jobs engine: submit, dispatch by priority within ConcurrentJobs, pause/resume/cancel/resubmit, wait.
+
+Jobs live in the database, so any process can submit, list or control them; django-q2 runs them (the ORM
+broker inside ``manage.py serve``, or Redis and any number of ``qcluster`` workers) and only ever imports
+``jobs.tasks``. A job is stepped by its kind (jobs/kinds): between steps the runner saves the progress and
+looks at the job's ``request`` (pause or cancel), so both take effect within one step.
+
+Dispatch is a claim in the database: a pending job becomes Running with a conditional UPDATE, so two
+dispatchers never start the same job, and no more than ConcurrentJobs run at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from archive.errors import ArchiveError, BadRequest, OrthancError, UnknownResource
+from jobs.models import Job, State
+
+CANCELED = OrthancError.CANCELED_JOB
+DONE = (State.SUCCESS, State.FAILURE)
+
+
+def _option(name: str, default):
+    return settings.ORTHANC.get(name, default)
+
+
+def concurrent_jobs() -> int:
+    return max(1, int(_option("ConcurrentJobs", 2) or 2))
+
+
+def job_submit(*, kind: str, parameters: dict, priority: int = 0, content: dict | None = None) -> Job:
+    """A new pending job of ``kind`` (a name of jobs.kinds.KINDS), dispatched at once if a slot is free."""
+    job = Job.objects.create(type=kind, parameters=parameters, priority=priority, content=content or {})
+    jobs_dispatch()
+    return job
+
+
+def job_get(*, job_id: str) -> Job:
+    job = Job.objects.filter(id=job_id).first()
+    if job is None:
+        raise UnknownResource()
+    return job
+
+
+def jobs_dispatch(enqueue: Callable[[str], None] | None = None) -> int:
+    """Start pending jobs, highest priority first (then oldest), while fewer than ConcurrentJobs run.
+    Returns how many were started."""
+    started = 0
+    while Job.objects.filter(state=State.RUNNING).count() < concurrent_jobs():
+        candidate = (Job.objects.filter(state=State.PENDING).order_by("-priority", "creation_time", "id")
+                     .values_list("id", flat=True).first())
+        if candidate is None:
+            break
+        claimed = Job.objects.filter(id=candidate, state=State.PENDING).update(state=State.RUNNING, request="")
+        if claimed:
+            started += 1
+            (enqueue or _enqueue)(candidate)
+    return started
+
+
+def _enqueue(job_id: str) -> None:
+    from django_q.tasks import async_task
+
+    if getattr(settings, "JOBS_RUN_INLINE", False):
+        # django-q2's own synchronous mode (tests, scripts): the job runs here and now.
+        async_task("jobs.tasks.job_run", job_id, task_name=f"job {job_id}", sync=True)
+        return
+    # After the commit: a worker must see the Running row (and the job's data) when it starts.
+    transaction.on_commit(lambda: async_task("jobs.tasks.job_run", job_id, task_name=f"job {job_id}"))
+
+
+def job_finish(*, job: Job, state: State, error: ArchiveError | None = None) -> None:
+    """Record the end of a run (Success, Failure, or Paused between steps), then start what waits."""
+    job.state = state
+    if error is not None:
+        job.error_code = error.orthanc_error.code
+        job.error_description = error.orthanc_error.description
+        job.error_details = error.details or ""
+    if state in DONE:
+        job.completion_time = dt.datetime.now(dt.UTC)
+        if state is State.SUCCESS:
+            job.progress = 100
+    job.request = ""
+    job.save()
+    jobs_history_trim()
+    jobs_dispatch()
+
+
+def job_cancel(*, job_id: str) -> None:
+    """Pending or paused: failed at once as canceled; running: at its next step; done: nothing (Orthanc)."""
+    job = job_get(job_id=job_id)
+    if job.state in (State.PENDING, State.PAUSED, State.RETRY):
+        job_finish(job=job, state=State.FAILURE, error=ArchiveError(orthanc_error=CANCELED))
+    elif job.state is State.RUNNING or job.state == State.RUNNING:
+        Job.objects.filter(id=job_id, state=State.RUNNING).update(request="cancel")
+
+
+def job_pause(*, job_id: str) -> None:
+    job = job_get(job_id=job_id)
+    if job.state in (State.PENDING, State.RETRY):
+        Job.objects.filter(id=job_id, state=job.state).update(state=State.PAUSED)
+    elif job.state == State.RUNNING:
+        Job.objects.filter(id=job_id, state=State.RUNNING).update(request="pause")
+
+
+def job_resume(*, job_id: str) -> None:
+    """Only a paused job resumes (Orthanc answers a bare 400 otherwise)."""
+    job = job_get(job_id=job_id)
+    if job.state != State.PAUSED:
+        raise _bare(BadRequest())
+    Job.objects.filter(id=job_id, state=State.PAUSED).update(state=State.PENDING)
+    jobs_dispatch()
+
+
+def job_resubmit(*, job_id: str) -> None:
+    """Only a failed job runs again, from the start (Orthanc answers a bare 400 otherwise)."""
+    job = job_get(job_id=job_id)
+    if job.state != State.FAILURE:
+        raise _bare(BadRequest())
+    Job.objects.filter(id=job_id, state=State.FAILURE).update(
+        state=State.PENDING, progress=0, error_code=0, error_description="Success", error_details="",
+        completion_time=None, request="")
+    jobs_dispatch()
+
+
+def job_delete(*, job_id: str) -> None:
+    """1.12: forget a finished job (its outputs too); a job still to run cannot be deleted."""
+    job = job_get(job_id=job_id)
+    if job.state not in DONE:
+        raise BadRequest("Cannot delete a job that has not completed")
+    _forget(job)
+
+
+def _bare(error: ArchiveError) -> ArchiveError:
+    error.bare = True
+    return error
+
+
+def _forget(job: Job) -> None:
+    from jobs.outputs import outputs_remove
+
+    outputs_remove(job)
+    job.delete()
+
+
+def jobs_history_trim() -> None:
+    """Keep the JobsHistorySize most recent finished jobs (Orthanc's default 10)."""
+    size = max(0, int(_option("JobsHistorySize", 10) or 0))
+    old = Job.objects.filter(state__in=DONE).order_by("-completion_time", "-creation_time")[size:]
+    for job in list(old):
+        _forget(job)
+
+
+def jobs_recover() -> int:
+    """At start: jobs left Running by a stopped server run again from their start (SaveJobs true), or are
+    dropped with everything not finished (SaveJobs false, as Orthanc forgets them)."""
+    if not _option("SaveJobs", True):
+        lost = list(Job.objects.exclude(state__in=DONE))
+        for job in lost:
+            _forget(job)
+        return len(lost)
+    count = Job.objects.filter(state=State.RUNNING).update(state=State.PENDING, progress=0, request="")
+    jobs_dispatch()
+    return count
+
+
+def job_wait(*, job_id: str, timeout: float | None = None) -> Job:
+    """Block until the job is finished (Synchronous requests), polling the database."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        job = job_get(job_id=job_id)
+        if job.state in DONE:
+            return job
+        if deadline is not None and time.monotonic() > deadline:
+            return job
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def job_add_runtime(*, job_id: str, seconds: float, progress: int) -> str:
+    """Save a step's progress and runtime; returns the pending request ("pause", "cancel" or "")."""
+    Job.objects.filter(id=job_id).update(runtime=F("runtime") + seconds, progress=progress)
+    return Job.objects.filter(id=job_id).values_list("request", flat=True).first() or ""

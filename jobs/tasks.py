@@ -1,0 +1,56 @@
+"""The one module django-q2 imports: run a job, step by step."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from archive.errors import ArchiveError, OrthancError
+from jobs.engine import CANCELED, job_add_runtime, job_finish
+from jobs.models import Job, State
+
+logger = logging.getLogger(__name__)
+
+
+def job_run(job_id: str) -> None:
+    """Run a claimed (Running) job through its kind's steps. Between steps: progress and runtime saved, then
+    a pause stops it (Paused; resume starts it again from the beginning, its outputs rebuilt) and a cancel
+    fails it. Never raises: a failure is the job's state, with Orthanc's error code and details."""
+    from jobs.kinds import KINDS
+
+    job = Job.objects.filter(id=job_id, state=State.RUNNING).first()
+    if job is None:
+        return  # canceled or deleted before a worker took it
+    kind = KINDS.get(job.type)
+    if kind is None:
+        job_finish(job=job, state=State.FAILURE, error=ArchiveError(f"Unknown job type: {job.type}"))
+        return
+    started = time.perf_counter()
+    try:
+        for progress in kind(job):
+            now = time.perf_counter()
+            request = job_add_runtime(job_id=job.id, seconds=now - started, progress=int(progress))
+            started = now
+            if request == "cancel":
+                job.refresh_from_db()
+                job_finish(job=job, state=State.FAILURE, error=ArchiveError(orthanc_error=CANCELED))
+                return
+            if request == "pause":
+                job.refresh_from_db()
+                job_finish(job=job, state=State.PAUSED)
+                return
+    except ArchiveError as error:
+        job.refresh_from_db()
+        job_finish(job=job, state=State.FAILURE, error=error)
+        return
+    except Exception as exc:  # noqa: BLE001 - a job's bug fails the job, never the worker
+        logger.exception("job %s (%s) failed", job.id, job.type)
+        job.refresh_from_db()
+        job_finish(job=job, state=State.FAILURE,
+                   error=ArchiveError(f"{type(exc).__name__}: {exc}", orthanc_error=OrthancError.INTERNAL_ERROR))
+        return
+    content = job.content
+    job.refresh_from_db()
+    job.content = content
+    job.runtime += time.perf_counter() - started
+    job_finish(job=job, state=State.SUCCESS)

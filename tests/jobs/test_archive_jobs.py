@@ -1,0 +1,114 @@
+"""Archives, synchronous (streamed) and as jobs, and the /jobs routes around them."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.test import Client
+
+from archive.ingest import Origin, instance_store
+from tests.dicom_factory import make_dicom
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _inline_jobs(settings, tmp_path):
+    settings.JOBS_RUN_INLINE = True  # django-q2's synchronous mode: the job runs inside the request
+    settings.ORTHANC = {**settings.ORTHANC, "StorageDirectory": str(tmp_path / "storage")}
+
+
+def _study() -> str:
+    for k, (modality, description) in enumerate([("MR", "sT2W/FLAIR"), ("MR", "sT2W/FLAIR"), ("CT", "")]):
+        ids = instance_store(data=make_dicom(
+            PatientID="5Yp0E", PatientName="BRAINIX", AccessionNumber="0",
+            StudyDescription="IRM cérébrale, neuro-crâne", Modality=modality, SeriesDescription=description,
+            SeriesInstanceUID=f"1.2.3.{1 if modality == 'MR' else 2}", SOPInstanceUID=f"1.2.3.{k}", InstanceNumber=str(k + 1)),
+            origin=Origin()).ids
+    return ids.study
+
+
+def _names(data: bytes) -> list[str]:
+    return sorted(zipfile.ZipFile(io.BytesIO(data)).namelist())
+
+
+EXPECTED = ["5Yp0E BRAINIX/0 IRM crbrale neurocrne/CT/CT000003.dcm",
+            "5Yp0E BRAINIX/0 IRM crbrale neurocrne/MR sT2WFLAIR/MR000001.dcm",
+            "5Yp0E BRAINIX/0 IRM crbrale neurocrne/MR sT2WFLAIR/MR000002.dcm"]
+
+
+def test_synchronous_archive_is_streamed_with_orthancs_layout() -> None:
+    study = _study()
+    response = Client().get(f"/studies/{study}/archive")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response["Content-Disposition"] == f'filename="{study}.zip"'
+    assert response.streaming
+    assert _names(response.getvalue()) == EXPECTED
+
+
+def test_asynchronous_archive_is_a_job_with_an_output() -> None:
+    study = _study()
+    client = Client()
+    submitted = client.post(f"/studies/{study}/archive", {"Asynchronous": True, "Priority": 3},
+                            content_type="application/json").json()
+    assert submitted["Path"] == f"/jobs/{submitted['ID']}"
+    job = client.get(submitted["Path"]).json()
+    assert job["State"] == "Success" and job["Type"] == "Archive" and job["Progress"] == 100
+    assert job["Priority"] == 3 and job["ErrorCode"] == 0 and job["ErrorDescription"] == "Success"
+    assert job["Content"]["InstancesCount"] == 3 and "CompletionTime" in job
+    output = client.get(f"{submitted['Path']}/archive")
+    assert output["Content-Type"] == "application/zip"
+    assert _names(b"".join(output.streaming_content)) == EXPECTED
+    assert client.get("/jobs").json() == [submitted["ID"]]
+    assert client.get("/jobs?expand").json()[0]["ID"] == submitted["ID"]
+    missing = client.get(f"{submitted['Path']}/nope")
+    assert missing.status_code == 404 and missing.json()["Details"] == "Job has no such output: nope"
+
+
+def test_job_state_machine_as_orthanc() -> None:
+    study = _study()
+    client = Client()
+    job_id = client.post(f"/studies/{study}/archive", {"Asynchronous": True},
+                         content_type="application/json").json()["ID"]
+    # A finished job: cancel and pause change nothing, resume and resubmit are a bare 400.
+    assert client.post(f"/jobs/{job_id}/cancel").json() == {}
+    assert client.post(f"/jobs/{job_id}/pause").json() == {}
+    for action in ("resume", "resubmit"):
+        response = client.post(f"/jobs/{job_id}/{action}")
+        assert response.status_code == 400 and response.content == b""
+    assert client.get("/jobs/nope").status_code == 404
+    assert client.delete(f"/jobs/{job_id}").status_code == 200
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+
+
+def test_bad_requests() -> None:
+    client = Client()
+    assert client.post("/studies/nope/archive", {"Asynchronous": True},
+                       content_type="application/json").status_code == 404
+    study = _study()
+    response = client.post(f"/studies/{study}/archive", {"Asynchronous": "x"}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["Details"] == "Boolean value expected in field: Asynchronous"
+
+
+def test_create_archive_of_several_resources() -> None:
+    study = _study()
+    client = Client()
+    series = client.get(f"/studies/{study}/series").json()
+    response = client.post("/tools/create-archive", {"Resources": [s["ID"] for s in series[:1]]},
+                           content_type="application/json")
+    assert response.status_code == 200 and len(_names(response.getvalue())) in (1, 2)
+
+
+def test_names_keep_what_orthanc_keeps() -> None:
+    # Checked on real Orthanc 1.10.1: '^' becomes a space, '_' and '.' stay, brackets and signs go.
+    for k, (modality, description) in enumerate([("OT", "a_b.c(d) e+f=g"), ("SEG", "x")]):
+        ids = instance_store(data=make_dicom(
+            PatientID="Z9_x.y", PatientName="Doe^John", AccessionNumber="A_1", StudyInstanceUID="1.2.9",
+            StudyDescription="S_1", Modality=modality, SeriesDescription=description,
+            SeriesInstanceUID=f"1.2.9.{k}", SOPInstanceUID=f"1.2.9.{k}.1", InstanceNumber=None),
+            origin=Origin()).ids
+    names = _names(Client().get(f"/studies/{ids.study}/archive").getvalue())
+    assert names == ["Z9_x.y Doe John/A_1 S_1/OT a_b.cd efg/OT000000.dcm", "Z9_x.y Doe John/A_1 S_1/SEG x/SE000000.dcm"]
