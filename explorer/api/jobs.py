@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
@@ -17,6 +19,7 @@ from explorer.api.params import flag
 from explorer.api.rendering import json_response
 from jobs import engine
 from jobs.kinds.archive import archive_entries, archive_stream
+from jobs.kinds.media import media_build
 from jobs.models import Job
 from jobs.outputs import output_path, output_remove
 
@@ -133,30 +136,40 @@ def _safe_filename(name: str) -> str:
     return "".join(c for c in name if c.isalnum() or c in "._- ") or "archive.zip"
 
 
-def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, description: str):
+def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, media: bool = False):
     mode = job_mode(body)
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
     if mode.asynchronous:
-        job = engine.job_submit(kind="Archive", priority=mode.priority, parameters={
+        job = engine.job_submit(kind="Media" if media else "Archive", priority=mode.priority, parameters={
             "resources": [[level.value, public_id] for level, public_id in resources],
-            "filename": filename, "description": description})
+            "filename": filename, "description": "REST API"})
         return submitted(job)
-    response = StreamingHttpResponse(archive_stream(archive_entries(resources=resources)),
-                                     content_type="application/zip")
+    entries = archive_entries(resources=resources)
+    if media:
+        # FileSet stages on disk: the ZIP is built in a temporary file, then streamed from it (deleted on close).
+        target = tempfile.NamedTemporaryFile(prefix="media-", suffix=".zip")
+        for _ in media_build(entries, Path(target.name)):
+            pass
+        target.seek(0)
+        response = FileResponse(target, content_type="application/zip")
+    else:
+        response = StreamingHttpResponse(archive_stream(entries), content_type="application/zip")
     response["Content-Disposition"] = f'filename="{filename}"'
     return response
 
 
 class ResourceArchiveApi(OrthancView):
+    media = False
+
     def get(self, request, public_id: str):
         name = _safe_filename(request.GET.get("filename") or f"{public_id}.zip")
-        return _archive_answer([(self.level, public_id)], body={}, filename=name, description="REST API")
+        return _archive_answer([(self.level, public_id)], body={}, filename=name, media=self.media)
 
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
         name = _safe_filename(str(body.get("Filename") or f"{public_id}.zip"))
-        return _archive_answer([(self.level, public_id)], body=body, filename=name, description="REST API")
+        return _archive_answer([(self.level, public_id)], body=body, filename=name, media=self.media)
 
 
 def _levels_of(public_ids: list[str]) -> list[tuple[Level, str]]:
@@ -168,12 +181,14 @@ def _levels_of(public_ids: list[str]) -> list[tuple[Level, str]]:
 
 
 class CreateArchiveApi(OrthancView):
+    media = False
+
     def get(self, request):
         ids = [i for i in request.GET.get("resources", "").split(",") if i]
         if not ids:
             raise BadRequest('Missing "resources" argument')
         name = _safe_filename(request.GET.get("filename") or "Archive.zip")
-        return _archive_answer(_levels_of(ids), body={}, filename=name, description="REST API")
+        return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media)
 
     def post(self, request):
         body = body_object(request._request.body)
@@ -181,7 +196,7 @@ class CreateArchiveApi(OrthancView):
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadRequest('"Resources" must be a list of identifiers')
         name = _safe_filename(str(body.get("Filename") or "Archive.zip"))
-        return _archive_answer(_levels_of(ids), body=body, filename=name, description="REST API")
+        return _archive_answer(_levels_of(ids), body=body, filename=name, media=self.media)
 
 
 urlpatterns = [
@@ -190,6 +205,8 @@ urlpatterns = [
     *[path(f"jobs/<str:job_id>/{action}", JobActionApi.as_view(action=action)) for action in ACTIONS],
     path("jobs/<str:job_id>/<str:key>", JobOutputApi.as_view()),
     path("tools/create-archive", CreateArchiveApi.as_view()),
-    *[path(f"{level.plural}/<str:public_id>/archive", ResourceArchiveApi.as_view(level=level))
-      for level in (Level.PATIENT, Level.STUDY, Level.SERIES)],
+    # create-media-extended adds Type 3 tags to the DICOMDIR records in Orthanc; pydicom writes its records.
+    *[path(f"tools/{name}", CreateArchiveApi.as_view(media=True)) for name in ("create-media", "create-media-extended")],
+    *[path(f"{level.plural}/<str:public_id>/{kind}", ResourceArchiveApi.as_view(level=level, media=kind == "media"))
+      for level in (Level.PATIENT, Level.STUDY, Level.SERIES) for kind in ("archive", "media")],
 ]

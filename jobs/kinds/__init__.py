@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from jobs.kinds import archive
+from jobs.kinds import archive, media
 from jobs.models import Job
 
 KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
     "Archive": archive.archive_job,
+    "Media": media.media_job,
 }

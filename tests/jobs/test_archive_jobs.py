@@ -112,3 +112,22 @@ def test_names_keep_what_orthanc_keeps() -> None:
             origin=Origin()).ids
     names = _names(Client().get(f"/studies/{ids.study}/archive").getvalue())
     assert names == ["Z9_x.y Doe John/A_1 S_1/OT a_b.cd efg/OT000000.dcm", "Z9_x.y Doe John/A_1 S_1/SEG x/SE000000.dcm"]
+
+
+def test_media_is_a_dicomdir_file_set(tmp_path) -> None:
+    import pydicom
+    from pydicom.fileset import FileSet
+
+    study = _study()
+    client = Client()
+    data = client.get(f"/studies/{study}/media").getvalue()
+    folder = zipfile.ZipFile(io.BytesIO(data))
+    assert "DICOMDIR" in folder.namelist() and len(folder.namelist()) == 4
+    folder.extractall(tmp_path / "media")
+    fileset = FileSet(pydicom.dcmread(tmp_path / "media" / "DICOMDIR"))
+    assert fileset.ID == "ORTHANC_MEDIA" and len(fileset) == 3
+    assert sorted(str(i.SOPInstanceUID) for i in fileset) == ["1.2.3.0", "1.2.3.1", "1.2.3.2"]
+    job_id = client.post(f"/studies/{study}/media", {"Asynchronous": True}, content_type="application/json").json()["ID"]
+    job = client.get(f"/jobs/{job_id}").json()
+    assert job["Type"] == "Media" and job["State"] == "Success"
+    assert "DICOMDIR" in zipfile.ZipFile(io.BytesIO(b"".join(client.get(f"/jobs/{job_id}/archive").streaming_content))).namelist()
