@@ -11,7 +11,7 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from archive import selectors
-from archive.errors import BadFileFormat, BadRequest, InexistentItem
+from archive.errors import ArchiveError, BadFileFormat, BadRequest, InexistentItem, OrthancError
 from archive.levels import Level
 from archive.timeutil import iso
 from explorer.api.base import OrthancView
@@ -209,4 +209,51 @@ urlpatterns = [
     *[path(f"tools/{name}", CreateArchiveApi.as_view(media=True)) for name in ("create-media", "create-media-extended")],
     *[path(f"{level.plural}/<str:public_id>/{kind}", ResourceArchiveApi.as_view(level=level, media=kind == "media"))
       for level in (Level.PATIENT, Level.STUDY, Level.SERIES) for kind in ("archive", "media")],
+]
+
+
+# -- modification ---------------------------------------------------------------------------------------------
+
+class InstanceModifyApi(OrthancView):
+    """POST /instances/{id}/modify: the modified file as the answer; nothing is stored."""
+
+    def post(self, request, public_id: str):
+        from archive.modification import instance_modify, modification_parse
+
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        mod = modification_parse(body_object(request._request.body), level=Level.INSTANCE)
+        data = instance_modify(selectors.instance_dicom(instance=instance), mod)
+        return HttpResponse(data, content_type="application/dicom")
+
+
+class ResourceModifyApi(OrthancView):
+    """POST /{patients,studies,series}/{id}/modify: a ResourceModification job, waited for unless asynchronous."""
+
+    def post(self, request, public_id: str):
+        from archive.modification import modification_parse
+
+        body = body_object(request._request.body)
+        mode = job_mode(body)
+        selectors.resource_get(level=self.level, public_id=public_id)
+        modification_parse(body, level=self.level)  # Orthanc's 400 now, not a failed job later
+        job = engine.job_submit(kind="ResourceModification", priority=mode.priority, parameters={
+            "level": self.level.value, "public_id": public_id, "body": body,
+            "remote_ip": request.META.get("REMOTE_ADDR", "")})
+        if mode.asynchronous:
+            return submitted(job)
+        return job_result(engine.job_wait(job_id=job.id))
+
+
+def job_result(job: Job) -> HttpResponse:
+    """A synchronous job's answer: its Content, or its error as Orthanc reports it."""
+    if job.state == "Success":
+        return json_response(job.content)
+    error = next((e for e in OrthancError if e.code == job.error_code), OrthancError.INTERNAL_ERROR)
+    raise ArchiveError(job.error_details or None, orthanc_error=error)
+
+
+urlpatterns += [
+    path("instances/<str:public_id>/modify", InstanceModifyApi.as_view(level=Level.INSTANCE)),
+    *[path(f"{level.plural}/<str:public_id>/modify", ResourceModifyApi.as_view(level=level))
+      for level in (Level.PATIENT, Level.STUDY, Level.SERIES)],
 ]

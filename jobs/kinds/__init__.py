@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from jobs.kinds import archive, media
+from jobs.kinds import archive, media, modify
 from jobs.models import Job
 
 KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
     "Archive": archive.archive_job,
     "Media": media.media_job,
+    "ResourceModification": modify.modify_job,
 }
