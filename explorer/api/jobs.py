@@ -257,3 +257,26 @@ urlpatterns += [
     *[path(f"{level.plural}/<str:public_id>/modify", ResourceModifyApi.as_view(level=level))
       for level in (Level.PATIENT, Level.STUDY, Level.SERIES)],
 ]
+
+
+class BulkDeleteApi(OrthancView):
+    """POST /tools/bulk-delete {"Resources": [ids of any level]}: unknown IDs are skipped (Orthanc 1.10.1 answers
+    200 with an empty body either way)."""
+
+    def post(self, request):
+        from archive import services
+
+        body = body_object(request._request.body)
+        ids = body.get("Resources")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise BadFileFormat("List of strings expected in field: Resources")
+        for public_id in ids:
+            try:
+                resource = selectors.resource_get_any_level(public_id=public_id)
+            except ArchiveError:
+                continue
+            services.resource_delete(level=list(Level)[resource.level], public_id=public_id)
+        return HttpResponse(b"", content_type="application/json")
+
+
+urlpatterns.append(path("tools/bulk-delete", BulkDeleteApi.as_view()))

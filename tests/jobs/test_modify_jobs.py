@@ -83,3 +83,14 @@ def test_a_failing_modification_leaves_the_archive_as_it_was() -> None:
                              content_type="application/json")
     assert response.status_code >= 400
     assert sorted(Client().get("/instances").json()) == before
+
+
+def test_bulk_delete_skips_unknown_ids() -> None:
+    a, b = _store(1, series=1), _store(1, series=2)
+    client = Client()
+    response = client.post("/tools/bulk-delete", {"Resources": [a.series, "nope", b.instance]},
+                           content_type="application/json")
+    assert response.status_code == 200 and response.content == b""
+    assert client.get("/instances").json() == []
+    bad = client.post("/tools/bulk-delete", {}, content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["Details"] == "List of strings expected in field: Resources"
