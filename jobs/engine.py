@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from archive.errors import ArchiveError, BadRequest, OrthancError, UnknownResource
@@ -48,20 +48,31 @@ def job_get(*, job_id: str) -> Job:
     return job
 
 
+JOBS_LOCK = 0x4A4F4253  # "JOBS": the PostgreSQL advisory lock that serializes dispatchers
+
+
 def jobs_dispatch(enqueue: Callable[[str], None] | None = None) -> int:
     """Start pending jobs, highest priority first (then oldest), while fewer than ConcurrentJobs run.
-    Returns how many were started."""
-    started = 0
-    while Job.objects.filter(state=State.RUNNING).count() < concurrent_jobs():
-        candidate = (Job.objects.filter(state=State.PENDING).order_by("-priority", "creation_time", "id")
-                     .values_list("id", flat=True).first())
-        if candidate is None:
-            break
-        claimed = Job.objects.filter(id=candidate, state=State.PENDING).update(state=State.RUNNING, request="")
-        if claimed:
-            started += 1
-            (enqueue or _enqueue)(candidate)
-    return started
+    Counting the running jobs and claiming the next must be one step for all dispatchers (two workers finish
+    together and both dispatch): a transaction holding a lock, SQLite's write lock (IMMEDIATE transactions)
+    or a PostgreSQL advisory lock. The claimed jobs are queued after it. Returns how many were started."""
+    claimed: list[str] = []
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [JOBS_LOCK])
+        running = Job.objects.filter(state=State.RUNNING).count()
+        while running < concurrent_jobs():
+            candidate = (Job.objects.filter(state=State.PENDING).order_by("-priority", "creation_time", "id")
+                         .values_list("id", flat=True).first())
+            if candidate is None:
+                break
+            if Job.objects.filter(id=candidate, state=State.PENDING).update(state=State.RUNNING, request=""):
+                claimed.append(candidate)
+                running += 1
+    for job_id in claimed:
+        (enqueue or _enqueue)(job_id)
+    return len(claimed)
 
 
 def _enqueue(job_id: str) -> None:
