@@ -136,14 +136,36 @@ def _safe_filename(name: str) -> str:
     return "".join(c for c in name if c.isalnum() or c in "._- ") or "archive.zip"
 
 
-def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, media: bool = False):
+def _transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
+    """"Transcode" (POST) or "transcode" (GET) and the lossy quality (LossyQuality, lossy-quality, 1.12.7)."""
+    from archive.dicom.transcode import TRANSCODERS
+    from archive.settings import archive_settings
+
+    syntax = body.get("Transcode", query.get("transcode"))
+    if syntax is None or syntax == "":
+        return None, 90
+    if not isinstance(syntax, str) or syntax.strip() not in TRANSCODERS:
+        raise BadRequest(f"Unsupported transfer syntax: {syntax}")
+    quality = body.get("LossyQuality", query.get("lossy-quality", archive_settings().lossy_quality))
+    try:
+        quality = int(quality)
+    except (TypeError, ValueError):
+        raise BadRequest("LossyQuality must be an integer between 1 and 100") from None
+    if not 1 <= quality <= 100:
+        raise BadRequest("LossyQuality must be an integer between 1 and 100")
+    return syntax.strip(), quality
+
+
+def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, media: bool = False,
+                    query: dict | None = None):
     mode = job_mode(body)
+    transcode, quality = _transcode_of(body, query or {})
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
     if mode.asynchronous:
         job = engine.job_submit(kind="Media" if media else "Archive", priority=mode.priority, parameters={
             "resources": [[level.value, public_id] for level, public_id in resources],
-            "filename": filename, "description": "REST API"})
+            "filename": filename, "description": "REST API", "transcode": transcode, "quality": quality})
         return submitted(job)
     entries = archive_entries(resources=resources)
     if media:
@@ -154,7 +176,8 @@ def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename:
         target.seek(0)
         response = FileResponse(target, content_type="application/zip")
     else:
-        response = StreamingHttpResponse(archive_stream(entries), content_type="application/zip")
+        response = StreamingHttpResponse(archive_stream(entries, transcode=transcode, quality=quality),
+                                         content_type="application/zip")
     response["Content-Disposition"] = f'filename="{filename}"'
     return response
 
@@ -164,7 +187,8 @@ class ResourceArchiveApi(OrthancView):
 
     def get(self, request, public_id: str):
         name = _safe_filename(request.GET.get("filename") or f"{public_id}.zip")
-        return _archive_answer([(self.level, public_id)], body={}, filename=name, media=self.media)
+        return _archive_answer([(self.level, public_id)], body={}, filename=name, media=self.media,
+                               query=request.GET)
 
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
@@ -188,7 +212,7 @@ class CreateArchiveApi(OrthancView):
         if not ids:
             raise BadRequest('Missing "resources" argument')
         name = _safe_filename(request.GET.get("filename") or "Archive.zip")
-        return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media)
+        return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media, query=request.GET)
 
     def post(self, request):
         body = body_object(request._request.body)

@@ -87,21 +87,29 @@ def archive_entries(*, resources: Iterable[tuple[Level, str]]) -> list[Entry]:
     return entries
 
 
-def _read(entry: Entry) -> bytes:
+def _read(entry: Entry, transcode: str | None = None, quality: int = 90) -> bytes:
     data = dicom_storage().read(entry.uuid)
-    return uncompress(data) if entry.compressed else data
+    data = uncompress(data) if entry.compressed else data
+    if transcode:
+        from archive.dicom.transcode import TranscodingFailed, file_transcode
+
+        try:
+            return file_transcode(data, syntax=transcode, quality=quality)
+        except TranscodingFailed:
+            return data  # a file no codec can write in that syntax goes in as stored
+    return data
 
 
-def archive_stream(entries: list[Entry]) -> Iterator[bytes]:
-    """The ZIP, chunk by chunk, each file read when its turn comes."""
+def archive_stream(entries: list[Entry], *, transcode: str | None = None, quality: int = 90) -> Iterator[bytes]:
+    """The ZIP, chunk by chunk, each file read (and transcoded, if asked) when its turn comes."""
     stream = ZipStream(compress_type=zipfile.ZIP_DEFLATED, compress_level=COMPRESS_LEVEL)
     for entry in entries:
-        stream.add(_lazy(entry), entry.name)
+        stream.add(_lazy(entry, transcode, quality), entry.name)
     yield from stream
 
 
-def _lazy(entry: Entry) -> Iterator[bytes]:
-    yield _read(entry)
+def _lazy(entry: Entry, transcode: str | None, quality: int) -> Iterator[bytes]:
+    yield _read(entry, transcode, quality)
 
 
 def archive_job(job: Job) -> Iterator[float]:
@@ -117,7 +125,8 @@ def archive_job(job: Job) -> Iterator[float]:
     path = output_path(job, "archive")
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
         for done, entry in enumerate(entries, start=1):
-            out.writestr(entry.name, _read(entry))
+            out.writestr(entry.name, _read(entry, job.parameters.get("transcode"),
+                                           job.parameters.get("quality", 90)))
             yield 100.0 * done / max(1, len(entries)) * 0.99
     size = path.stat().st_size
     job.content.update({"ArchiveSize": str(size), "ArchiveSizeMB": size // (1024 * 1024)})

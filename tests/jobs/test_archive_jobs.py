@@ -131,3 +131,20 @@ def test_media_is_a_dicomdir_file_set(tmp_path) -> None:
     job = client.get(f"/jobs/{job_id}").json()
     assert job["Type"] == "Media" and job["State"] == "Success"
     assert "DICOMDIR" in zipfile.ZipFile(io.BytesIO(b"".join(client.get(f"/jobs/{job_id}/archive").streaming_content))).namelist()
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_archive_transcoded(asynchronous: bool) -> None:
+    import pydicom
+
+    study = _study()
+    client = Client()
+    body = {"Transcode": "1.2.840.10008.1.2.5", "Asynchronous": asynchronous}
+    response = client.post(f"/studies/{study}/archive", body, content_type="application/json")
+    if asynchronous:
+        response = client.get(f"/jobs/{response.json()['ID']}/archive")
+    folder = zipfile.ZipFile(io.BytesIO(response.getvalue()))
+    syntaxes = {pydicom.dcmread(io.BytesIO(folder.read(n))).file_meta.TransferSyntaxUID for n in folder.namelist()}
+    assert syntaxes == {"1.2.840.10008.1.2.5"}
+    bad = client.post(f"/studies/{study}/archive", {"Transcode": "1.2.3"}, content_type="application/json")
+    assert bad.status_code == 400
