@@ -140,6 +140,7 @@ class Details:
     indexes: dict[int, list[int | None]] = field(default_factory=lambda: defaultdict(list))
     patient_tags: dict[int, dict] = field(default_factory=dict)
     sequences: dict[int, dict] = field(default_factory=dict)   # MainDicomSequences, Orthanc's full format
+    sources: dict[int, dict] = field(default_factory=lambda: defaultdict(dict))  # ModifiedFrom, AnonymizedFrom
 
 
 def resource_details(resources: Iterable[Resource]) -> Details:
@@ -167,10 +168,14 @@ def resource_details(resources: Iterable[Resource]) -> Details:
                 resource_id__in=chunk, content_type=ContentType.Dicom).values_list(
                 "resource_id", "uncompressed_size", "uuid"):
             details.files[rid] = (size, uuid)
+    wanted = (MetadataType.MainDicomSequences, MetadataType.ModifiedFrom, MetadataType.AnonymizedFrom)
     for chunk in _chunks(ids):
-        for rid, text in Metadata.objects.filter(resource_id__in=chunk, type=MetadataType.MainDicomSequences
-                                                 ).values_list("resource_id", "value"):
-            details.sequences[rid] = json.loads(text).get("Sequences", {})
+        for rid, kind, text in Metadata.objects.filter(resource_id__in=chunk, type__in=wanted
+                                                       ).values_list("resource_id", "type", "value"):
+            if kind == MetadataType.MainDicomSequences:
+                details.sequences[rid] = json.loads(text).get("Sequences", {})
+            else:
+                details.sources[rid][MetadataType(kind).name] = text
     for r in resources:
         if r.level == 2 and r.expected_instances is not None:
             details.expected[r.id] = r.expected_instances

@@ -87,6 +87,7 @@ def resource_json(resource: Resource, details: Details, *, fmt: str = "simplify"
         out["FileUuid"] = uuid
         out["IndexInSeries"] = _index_in_series(resource.index_in_series)
     out["Labels"] = list(details.labels.get(resource.id, []))
+    out.update(details.sources.get(resource.id, {}))  # "ModifiedFrom" / "AnonymizedFrom" of a copy
     if requested is not None:
         out["RequestedTags"] = format_tags(requested, fmt)
     return out

@@ -94,3 +94,14 @@ def test_bulk_delete_skips_unknown_ids() -> None:
     assert client.get("/instances").json() == []
     bad = client.post("/tools/bulk-delete", {}, content_type="application/json")
     assert bad.status_code == 400 and bad.json()["Details"] == "List of strings expected in field: Resources"
+
+
+def test_modified_resources_say_where_they_come_from() -> None:
+    ids = _store(1)
+    client = Client()
+    answer = client.post(f"/studies/{ids.study}/modify", {"Replace": {"StudyDescription": "NEW"}},
+                         content_type="application/json").json()
+    assert client.get(f"/studies/{answer['ID']}").json()["ModifiedFrom"] == ids.study
+    new_series = client.get(f"/studies/{answer['ID']}/series").json()[0]
+    assert new_series["ModifiedFrom"] == ids.series
+    assert "ModifiedFrom" not in client.get(f"/studies/{ids.study}").json()
