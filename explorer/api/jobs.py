@@ -304,3 +304,23 @@ class BulkDeleteApi(OrthancView):
 
 
 urlpatterns.append(path("tools/bulk-delete", BulkDeleteApi.as_view()))
+
+
+class CreateDicomApi(OrthancView):
+    """POST /tools/create-dicom: a new instance from Tags and Content, stored (Orthanc's upload answer)."""
+
+    def post(self, request):
+        from archive import runtime
+        from archive.create import dicom_create
+        from archive.dicom.tags import ENCODING_TO_CHARSET
+        from archive.ingest import Origin, instance_store
+        from explorer.api.upload import upload_answer
+
+        body = body_object(request._request.body)
+        charset = ENCODING_TO_CHARSET.get(runtime.default_encoding(), "ISO_IR 100") or "ISO_IR 100"
+        data = dicom_create(body, default_encoding=charset)
+        result = instance_store(data=data, origin=Origin.rest(remote_ip=request.META.get("REMOTE_ADDR", "")))
+        return json_response(upload_answer(result))
+
+
+urlpatterns.append(path("tools/create-dicom", CreateDicomApi.as_view()))
