@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from zipstream import ZipStream
 
@@ -112,8 +113,9 @@ def _lazy(entry: Entry, transcode: str | None, quality: int) -> Iterator[bytes]:
     yield _read(entry, transcode, quality)
 
 
-def archive_job(job: Job) -> Iterator[float]:
-    """The Archive job: the ZIP written to the job's "archive" output, one instance a step."""
+def zip_job(job: Job, build: Callable[[list[Entry], Path], Iterator[float]]) -> Iterator[float]:
+    """An Archive or Media job: the entries of the job's resources, ``build`` writing the ZIP to the job's
+    "archive" output (Orthanc's key for both), Orthanc's Content before and after."""
     from jobs.outputs import output_path, output_register
 
     resources = [(Level(level), public_id) for level, public_id in job.parameters["resources"]]
@@ -123,12 +125,21 @@ def archive_job(job: Job) -> Iterator[float]:
                    "InstancesCount": len(entries), "UncompressedSize": str(total),
                    "UncompressedSizeMB": total // (1024 * 1024)}
     path = output_path(job, "archive")
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
-        for done, entry in enumerate(entries, start=1):
-            out.writestr(entry.name, _read(entry, job.parameters.get("transcode"),
-                                           job.parameters.get("quality", 90)))
-            yield 100.0 * done / max(1, len(entries)) * 0.99
+    yield from build(entries, path)
     size = path.stat().st_size
     job.content.update({"ArchiveSize": str(size), "ArchiveSizeMB": size // (1024 * 1024)})
     output_register(job, "archive", content_type="application/zip",
                     filename=job.parameters.get("filename") or "archive.zip")
+
+
+def archive_job(job: Job) -> Iterator[float]:
+    """The Archive job: the ZIP written one instance a step."""
+    transcode, quality = job.parameters.get("transcode"), job.parameters.get("quality", 90)
+
+    def build(entries: list[Entry], path: Path) -> Iterator[float]:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL) as out:
+            for done, entry in enumerate(entries, start=1):
+                out.writestr(entry.name, _read(entry, transcode, quality))
+                yield 99.0 * done / max(1, len(entries))
+
+    return zip_job(job, build)

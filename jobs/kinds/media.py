@@ -18,8 +18,7 @@ import pydicom
 from pydicom.fileset import FileSet
 
 from archive.errors import ArchiveError, OrthancError
-from archive.levels import Level
-from jobs.kinds.archive import COMPRESS_LEVEL, Entry, _read, archive_entries
+from jobs.kinds.archive import COMPRESS_LEVEL, Entry, _read, zip_job
 from jobs.models import Job
 
 
@@ -45,18 +44,5 @@ def media_build(entries: list[Entry], target: Path) -> Iterator[float]:
 
 
 def media_job(job: Job) -> Iterator[float]:
-    """The Media job: the DICOMDIR ZIP as the job's "archive" output (Orthanc's key for media too)."""
-    from jobs.outputs import output_path, output_register
-
-    resources = [(Level(level), public_id) for level, public_id in job.parameters["resources"]]
-    entries = archive_entries(resources=resources)
-    total = sum(e.size for e in entries)
-    job.content = {"Description": job.parameters.get("description", "REST API"),
-                   "InstancesCount": len(entries), "UncompressedSize": str(total),
-                   "UncompressedSizeMB": total // (1024 * 1024)}
-    path = output_path(job, "archive")
-    yield from media_build(entries, path)
-    size = path.stat().st_size
-    job.content.update({"ArchiveSize": str(size), "ArchiveSizeMB": size // (1024 * 1024)})
-    output_register(job, "archive", content_type="application/zip",
-                    filename=job.parameters.get("filename") or "archive.zip")
+    """The Media job: the DICOMDIR ZIP."""
+    return zip_job(job, media_build)
