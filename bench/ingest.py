@@ -25,17 +25,15 @@ import json
 import os
 import resource
 import signal
-import socket
 import statistics
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import SERVERS, Server  # noqa: E402
+from servers import SERVERS, KeepAliveClient, Server  # noqa: E402
 from synth import SynthInstance, generate_count  # noqa: E402
 
 MAX_ERRORS = 20
@@ -72,48 +70,26 @@ class RunResult:
         return size / (t[start + size - 1] - t0)
 
 
-class Sender:
+class Sender(KeepAliveClient):
     """One keep-alive connection; sends head and pixels without concatenating them."""
 
     def __init__(self, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.conn: http.client.HTTPConnection | None = None
-
-    def _connect(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        conn.connect()
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+        super().__init__(base_url, timeout=120)
 
     def post(self, inst: SynthInstance) -> tuple[int, bytes]:
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = self._connect()
-            try:
-                c = self.conn
-                c.putrequest("POST", "/instances", skip_accept_encoding=True)
-                c.putheader("Content-Type", "application/dicom")
-                c.putheader("Content-Length", str(inst.size))
-                c.endheaders(inst.head)
-                c.send(inst.pixels)
-                resp = c.getresponse()
-                body = resp.read()
-                if resp.will_close:
-                    self.close()
-                return resp.status, body
-            except (http.client.HTTPException, ConnectionError, TimeoutError, OSError):
-                # A server may close an idle keep-alive connection: reconnect once (a repeated upload of
-                # the same instance is harmless, it answers AlreadyStored).
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        # A reconnection repeats the upload: harmless, the instance then answers AlreadyStored.
+        def send(c: http.client.HTTPConnection) -> None:
+            c.putrequest("POST", "/instances", skip_accept_encoding=True)
+            c.putheader("Content-Type", "application/dicom")
+            c.putheader("Content-Length", str(inst.size))
+            c.endheaders(inst.head)
+            c.send(inst.pixels)
 
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        resp, _ = self.exchange(send)
+        body = resp.read()
+        if resp.will_close:
+            self.close()
+        return resp.status, body
 
 
 class RssSampler(threading.Thread):

@@ -46,7 +46,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import threading
@@ -54,11 +53,10 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import Server, orthanc_server, ours_server  # noqa: E402
+from servers import KeepAliveClient, Server, orthanc_server, ours_server  # noqa: E402
 from synth import SynthInstance, generate  # noqa: E402
 
 FIRST_BYTE_GOAL_MS = 200.0
@@ -68,42 +66,18 @@ DONE = ("Success", "Failure")
 # ---------------------------------------------------------------------------------------------- client
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection (TCP_NODELAY); reconnects once when the server closed it."""
+class Client(KeepAliveClient):
+    """The shared keep-alive client, with JSON bodies and answers read as they arrive."""
 
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.conn: http.client.HTTPConnection | None = None
-
-    def _connect(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
-        conn.connect()
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
-
-    def call(self, method: str, path: str, body: dict | bytes | None = None,
+    def fetch(self, method: str, path: str, body: dict | bytes | None = None,
              headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         if isinstance(body, dict):
             body = json.dumps(body).encode()
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = self._connect()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                data = resp.read()
-                if resp.will_close:
-                    self.close()
-                return resp.status, data
-            except (http.client.HTTPException, ConnectionError, OSError):
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        status, _, data, _ = self.call(method, path, body=body, headers=headers)
+        return status, data
 
     def json(self, method: str, path: str, body: dict | None = None):
-        status, data = self.call(method, path, body)
+        status, data = self.fetch(method, path, body)
         if status != 200:
             raise RequestFailed(f"{method} {path}: HTTP {status}: {data[:300]!r}")
         return json.loads(data)
@@ -111,19 +85,7 @@ class Client:
     def download(self, method: str, path: str, body: dict | None = None) -> Download:
         """The answer read as it arrives: seconds to the first byte of the body, to the last, and the body."""
         data = json.dumps(body).encode() if body is not None else None
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = self._connect()
-            t0 = time.perf_counter()
-            try:
-                self.conn.request(method, path, body=data)
-                resp = self.conn.getresponse()
-                break
-            except (http.client.HTTPException, ConnectionError, OSError):
-                # A keep-alive connection the server closed meanwhile (Orthanc's idle timeout): once more.
-                self.close()
-                if attempt:
-                    raise
+        resp, t0 = self.exchange(lambda conn: conn.request(method, path, body=data))
         try:
             chunks = []
             first = None
@@ -141,11 +103,6 @@ class Client:
             self.close()
             raise
         return Download(resp.status, resp.getheader("Content-Type", ""), first, total, b"".join(chunks))
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 class RequestFailed(Exception):
@@ -203,7 +160,7 @@ def upload_all(sides: list[Side], instances: list[SynthInstance], threads: int =
             opened.extend(clients.values())
         out = {}
         for side in sides:
-            status, body = clients[side.name].call("POST", "/instances", inst.to_bytes(),
+            status, body = clients[side.name].fetch("POST", "/instances", inst.to_bytes(),
                                                    {"Content-Type": "application/dicom"})
             if status != 200:
                 raise RequestFailed(f"{side.name}: upload: HTTP {status}: {body[:300]!r}\n{side.srv.log_tail(20)}")
@@ -486,7 +443,7 @@ def burst(side: Side, series: list[str], threads: int, concurrent: int, poll: fl
         for _, _, job_id in jobs:
             if last.get(job_id, {}).get("State") != "Success":
                 continue
-            status, body = side.client.call("GET", f"/jobs/{job_id}/archive")
+            status, body = side.client.fetch("GET", f"/jobs/{job_id}/archive")
             if status != 200:
                 side.error(f"GET /jobs/{job_id}/archive: HTTP {status}: {body[:200]!r}")
                 continue

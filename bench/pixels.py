@@ -42,7 +42,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pydicom
@@ -64,7 +62,7 @@ from pydicom.uid import (
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import Server, orthanc_server, ours_server  # noqa: E402
+from servers import KeepAliveClient, Server, orthanc_server, ours_server  # noqa: E402
 from synth import generate  # noqa: E402
 
 GDCM_PLUGIN = "/usr/share/orthanc/plugins/libOrthancGdcm.so"
@@ -300,47 +298,7 @@ def copy_with_uid(template: bytes, uid: str) -> bytes:
 # ---------------------------------------------------------------------------------------------- client
 
 
-class Client:
-    """One keep-alive HTTP/1.1 connection (TCP_NODELAY); reconnects once when the server closed it."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.conn: http.client.HTTPConnection | None = None
-        self.reconnects = 0
-
-    def _connect(self) -> http.client.HTTPConnection:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
-        conn.connect()
-        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
-
-    def call(self, method: str, path: str, *, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, str, bytes, float]:
-        """(status, Content-Type, body, seconds); the time excludes opening the connection."""
-        for attempt in (0, 1):
-            if self.conn is None:
-                self.conn = self._connect()
-                self.reconnects += attempt
-            t = time.perf_counter()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                data = resp.read()
-                elapsed = time.perf_counter() - t
-                if resp.will_close:
-                    self.close()
-                return resp.status, resp.getheader("Content-Type", ""), data, elapsed
-            except (http.client.HTTPException, ConnectionError, OSError):
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+Client = KeepAliveClient
 
 
 @dataclass

@@ -15,6 +15,7 @@ own session (process group), which is terminated, then killed after a grace peri
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -25,9 +26,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 PROJECT = Path(__file__).resolve().parent.parent
 PYTHON = PROJECT / ".venv" / "bin" / "python"
@@ -74,6 +76,61 @@ class Server(str):
 
     def log_tail(self, lines: int = 40) -> str:
         return _tail(self.log, lines)
+
+
+class KeepAliveClient:
+    """One keep-alive HTTP/1.1 connection to a server (TCP_NODELAY), reopened once when the server closed it
+    meanwhile (Orthanc closes idle ones): what every bench's client shares."""
+
+    def __init__(self, url: str, *, timeout: float = 600.0) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.timeout = timeout
+        self.conn: http.client.HTTPConnection | None = None
+        self.reconnects = 0
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        conn.connect()
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def exchange(self, send: Callable[[http.client.HTTPConnection], None]
+                 ) -> tuple[http.client.HTTPResponse, float]:
+        """``send`` a request on the connection and read the answer's headers: (response, perf_counter() just
+        before sending, so a time taken from it excludes opening the connection)."""
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = self._connect()
+                self.reconnects += attempt
+            started = time.perf_counter()
+            try:
+                send(self.conn)
+                return self.conn.getresponse(), started
+            except (http.client.HTTPException, ConnectionError, OSError):
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, *, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, str, bytes, float]:
+        """(status, Content-Type, body, seconds)."""
+        resp, started = self.exchange(lambda conn: conn.request(method, path, body=body, headers=headers or {}))
+        try:
+            data = resp.read()
+        except (http.client.HTTPException, OSError):
+            self.close()
+            raise
+        elapsed = time.perf_counter() - started
+        if resp.will_close:
+            self.close()
+        return resp.status, resp.getheader("Content-Type", ""), data, elapsed
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 def free_port() -> int:
