@@ -311,3 +311,19 @@ def accepted_sop_classes() -> list[str]:
     for entry in cfg.get("RejectedSopClasses") or []:
         accepted = {uid for uid in accepted if not _pattern(entry).match(uid)}
     return sorted(accepted)
+
+
+# -- sequences ----------------------------------------------------------------------------------------
+
+def anonymization_sequence_next() -> int:
+    """The next number of Orthanc's "Anonymized{N}" patient names: a server-wide counter kept in the database
+    (not reset by /tools/reset), taken under the row lock (PostgreSQL) or the write lock (SQLite)."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        row, _ = GlobalProperty.objects.select_for_update().get_or_create(key="AnonymizationSequence",
+                                                                           defaults={"value": "0"})
+        number = int(row.value or 0) + 1
+        row.value = str(number)
+        row.save(update_fields=["value"])
+    return number

@@ -21,7 +21,6 @@ from archive import selectors
 from archive.dicom.tags import MAIN_DICOM_TAGS, parse_tag, tag_key
 from archive.errors import (
     ArchiveError,
-    BadFileFormat,
     BadRequest,
     OrthancError,
     ParameterOutOfRange,
@@ -42,6 +41,7 @@ from archive.requested_tags import requested_values_many
 from archive.selectors import series_status_from
 from archive.settings import archive_settings
 from explorer.api.base import OrthancView
+from explorer.api.params import tag_format_of_body
 from explorer.api.rendering import json_response
 from explorer.api.representations import format_tags, main_tags_of, resource_json
 
@@ -113,18 +113,6 @@ def _tag(text: str) -> BaseTag:
         return parse_tag(text)
     except ValueError:
         raise UnknownDicomTag() from None
-
-
-def _tag_format(body: dict) -> str:
-    """OrthancRestApi::GetDicomFormat on a body: Simplify, then Short, then Full; the first that is present must
-    be a Boolean, and the first true one wins."""
-    for name in ("Simplify", "Short", "Full"):
-        if name in body:
-            if not isinstance(body[name], bool):
-                raise BadFileFormat(f"Boolean value expected in field: {name}")
-            if body[name]:
-                return name.lower()
-    return "simplify"
 
 
 def _index_tags() -> set[int]:
@@ -302,7 +290,7 @@ def find_request_parse(body: bytes, *, count: bool = False) -> FindRequest:
     _check_types(data)
     expand = _as_bool(data.get("Expand"))
     level = _level(data["Level"])
-    fmt = _tag_format(data)
+    fmt = tag_format_of_body(data)
     limit = _non_negative(data, "Limit")
     since = _non_negative(data, "Since")
     case_sensitive = data.get("CaseSensitive", False)

@@ -136,7 +136,7 @@ def _safe_filename(name: str) -> str:
     return "".join(c for c in name if c.isalnum() or c in "._- ") or "archive.zip"
 
 
-def _transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
+def transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
     """"Transcode" (POST) or "transcode" (GET) and the lossy quality (LossyQuality, lossy-quality, 1.12.7)."""
     from archive.dicom.transcode import TRANSCODERS
     from archive.settings import archive_settings
@@ -159,7 +159,7 @@ def _transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
 def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, media: bool = False,
                     query: dict | None = None):
     mode = job_mode(body)
-    transcode, quality = _transcode_of(body, query or {})
+    transcode, quality = transcode_of(body, query or {})
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
     if mode.asynchronous:
@@ -236,38 +236,6 @@ urlpatterns = [
 ]
 
 
-# -- modification ---------------------------------------------------------------------------------------------
-
-class InstanceModifyApi(OrthancView):
-    """POST /instances/{id}/modify: the modified file as the answer; nothing is stored."""
-
-    def post(self, request, public_id: str):
-        from archive.modification import instance_modify, modification_parse
-
-        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        mod = modification_parse(body_object(request._request.body), level=Level.INSTANCE)
-        data = instance_modify(selectors.instance_dicom(instance=instance), mod)
-        return HttpResponse(data, content_type="application/dicom")
-
-
-class ResourceModifyApi(OrthancView):
-    """POST /{patients,studies,series}/{id}/modify: a ResourceModification job, waited for unless asynchronous."""
-
-    def post(self, request, public_id: str):
-        from archive.modification import modification_parse
-
-        body = body_object(request._request.body)
-        mode = job_mode(body)
-        selectors.resource_get(level=self.level, public_id=public_id)
-        modification_parse(body, level=self.level)  # Orthanc's 400 now, not a failed job later
-        job = engine.job_submit(kind="ResourceModification", priority=mode.priority, parameters={
-            "level": self.level.value, "public_id": public_id, "body": body,
-            "remote_ip": request.META.get("REMOTE_ADDR", "")})
-        if mode.asynchronous:
-            return submitted(job)
-        return job_result(engine.job_wait(job_id=job.id))
-
-
 def job_result(job: Job) -> HttpResponse:
     """A synchronous job's answer: its Content, or its error as Orthanc reports it."""
     if job.state == "Success":
@@ -275,12 +243,6 @@ def job_result(job: Job) -> HttpResponse:
     error = next((e for e in OrthancError if e.code == job.error_code), OrthancError.INTERNAL_ERROR)
     raise ArchiveError(job.error_details or None, orthanc_error=error)
 
-
-urlpatterns += [
-    path("instances/<str:public_id>/modify", InstanceModifyApi.as_view(level=Level.INSTANCE)),
-    *[path(f"{level.plural}/<str:public_id>/modify", ResourceModifyApi.as_view(level=level))
-      for level in (Level.PATIENT, Level.STUDY, Level.SERIES)],
-]
 
 
 class BulkDeleteApi(OrthancView):

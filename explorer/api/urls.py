@@ -11,6 +11,7 @@ from explorer.api import (
     jobs,
     labels,
     metadata,
+    modification,
     pixels,
     resources,
     system,
@@ -29,6 +30,7 @@ urlpatterns += metadata.urlpatterns
 urlpatterns += attachments.urlpatterns
 urlpatterns += labels.urlpatterns
 urlpatterns += jobs.urlpatterns          # /jobs, archives
+urlpatterns += modification.urlpatterns  # modify, anonymize, bulk, merge, split, reconstruct
 urlpatterns += pixels.urlpatterns        # preview, rendered, image-*, matlab, numpy, raw, pdf
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from jobs.kinds import archive, media, modify
+from jobs.kinds import archive, media, modify, restructure
 from jobs.models import Job
 
 KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
     "Archive": archive.archive_job,
     "Media": media.media_job,
     "ResourceModification": modify.modify_job,
+    "MergeStudy": restructure.merge_job,
+    "SplitStudy": restructure.split_job,
 }

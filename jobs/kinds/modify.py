@@ -1,64 +1,81 @@
-"""The ResourceModification job: every instance of a patient, study or series modified and stored as a new
-instance through instance_store, with ModifiedFrom metadata, one instance a step.
+"""The ResourceModification job (/modify, /anonymize, /tools/bulk-modify, /tools/bulk-anonymize): every instance
+of the given resources modified or anonymized and stored as a new instance, one instance a step, all or nothing
+(jobs.kinds.copies), with ModifiedFrom/AnonymizedFrom on each new resource as Orthanc's job writes them.
 
-All or nothing: if an instance fails (or the job is canceled), the instances this run already stored are
-deleted again, so a failed job leaves the archive as it was.
+Parameters: ``anonymize`` (bool), ``level`` (the modification level), ``resources`` (public IDs), ``single``
+(a /{level}/{id} route: its Content names the one new resource; bulk routes list all of them), ``body`` (the
+request), ``transcode``/``quality``, ``remote_ip``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archive import selectors, services
-from archive.identifiers import ResourceIds
-from archive.ingest import Origin, instance_store
+from archive import modification
+from archive.ingest import Origin, StoreResult
 from archive.levels import Level
-from archive.models import Metadata, MetadataType, Resource
-from archive.modification import instance_modify, modification_parse
+from archive.models import MetadataType, Resource
+from archive.modification import Modification
+from jobs.kinds.copies import Source, copies_store, mark_provenance, sources_of
 from jobs.models import Job
 
 
-def _mark_modified_from(new: ResourceIds, old_instance: Resource, level: Level) -> None:
-    """ModifiedFrom on the new instance and on each new ancestor up to the modified level."""
-    new_ids = [new.patient, new.study, new.series, new.instance]
-    old: Resource | None = old_instance
-    for depth in range(Level.INSTANCE.depth, level.depth - 1, -1):
-        if old is None:
-            break
-        if new_ids[depth] != old.public_id:
-            resource_id = Resource.objects.filter(public_id=new_ids[depth]).values_list("id", flat=True).first()
-            if resource_id is not None:
-                Metadata.objects.update_or_create(resource_id=resource_id, type=MetadataType.ModifiedFrom,
-                                                  defaults={"value": old.public_id})
-        old = old.parent
+def job_modification(job: Job) -> Modification:
+    """The job's Modification, its new identifiers derived from the job ID so a rerun makes the same ones."""
+    p = job.parameters
+    parse = modification.anonymization_parse if p.get("anonymize") else modification.modification_parse
+    mod = parse(p["body"], level=Level(p["level"]))
+    mod.uid_seed = job.id
+    return mod
+
+
+def _content(job: Job, *, count: int, stored: list[StoreResult]) -> dict:
+    p = job.parameters
+    content: dict = {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": count,
+                     "IsAnonymization": bool(p.get("anonymize"))}
+    if p.get("single"):
+        if stored:
+            level = Level(p["level"])
+            new_id = getattr(stored[0].ids, level.name.lower())
+            content.update({"ID": new_id, "Path": f"/{level.plural}/{new_id}", "PatientID": stored[0].ids.patient,
+                            "Type": level.value})
+    else:
+        found: list[dict] = []
+        for depth, level in ((3, Level.INSTANCE), (2, Level.SERIES), (1, Level.STUDY), (0, Level.PATIENT)):
+            found += [{"ID": i, "Path": f"/{level.plural}/{i}", "Type": level.value}
+                      for i in sorted({r.ids[depth] for r in stored})]
+        content["Resources"] = found
+    if p.get("transcode"):
+        content["Transcode"] = p["transcode"]
+    return dict(sorted(content.items()))
 
 
 def modify_job(job: Job) -> Iterator[float]:
-    level, public_id = Level(job.parameters["level"]), job.parameters["public_id"]
-    mod = modification_parse(job.parameters["body"], level=level)
-    root = selectors.resource_get(level=level, public_id=public_id)
-    instances = selectors.resource_descendants(resource=root, level=Level.INSTANCE)
-    origin = Origin.rest(remote_ip=job.parameters.get("remote_ip", ""), username="")
-    stored: list[str] = []
-    last: ResourceIds | None = None
-    completed = False
-    try:
-        for done, instance in enumerate(instances, start=1):
-            data = instance_modify(selectors.instance_dicom(instance=instance), mod)
-            last = instance_store(data=data, origin=origin, overwrite=True).ids
-            stored.append(last.instance)
-            _mark_modified_from(last, Resource.objects.select_related("parent__parent__parent").get(id=instance.id),
-                                level)
-            yield 99.0 * done / max(1, len(instances))
-        completed = True
-    finally:
-        if not completed:
-            for instance_id in stored:  # failed or canceled: nothing of this run remains
-                services.resource_delete(level=Level.INSTANCE, public_id=instance_id)
-    if not mod.keep_source:
-        services.resource_delete(level=level, public_id=public_id)
-    new_id = getattr(last, level.name.lower()) if last else public_id
-    job.content = {"Description": "REST API", "FailedInstancesCount": 0, "ID": new_id,
-                   "InstancesCount": len(instances), "IsAnonymization": False,
-                   "Path": f"/{level.plural}/{new_id}", "PatientID": last.patient if last else "",
-                   "Type": level.value}
+    p = job.parameters
+    mod = job_modification(job)
+    order = {public_id: k for k, public_id in enumerate(p["resources"])}
+    roots = sorted(Resource.objects.filter(public_id__in=p["resources"]), key=lambda r: order[r.public_id])
+    sources = sources_of(roots)
+    metadata_type = MetadataType.AnonymizedFrom if p.get("anonymize") else MetadataType.ModifiedFrom
+    keep_labels = bool(p["body"].get("KeepLabels", False))
+    transcode, quality = p.get("transcode"), int(p.get("quality", 90))
+    results: list[StoreResult] = []
+
+    def rewrite(source: Source, data: bytes) -> bytes:
+        data = modification.instance_modify(data, mod)
+        if transcode:
+            from archive.dicom.transcode import TranscodingFailed, file_transcode
+
+            try:  # Orthanc keeps the original transfer syntax of an instance it cannot transcode
+                data = file_transcode(data, syntax=transcode, quality=quality)
+            except TranscodingFailed:
+                pass
+        return data
+
+    def stored(source: Source, result: StoreResult) -> None:
+        results.append(result)
+        mark_provenance(new=result.ids, old=source.ids, metadata_type=metadata_type, keep_labels=keep_labels)
+
+    yield from copies_store(sources=sources, rewrite=rewrite, origin=Origin.rest(remote_ip=p.get("remote_ip", "")),
+                            keep_source=bool(p["body"].get("KeepSource", True)), stored=stored)
+    job.content = _content(job, count=len(sources), stored=results)
