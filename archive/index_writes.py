@@ -61,6 +61,15 @@ class IndexWriter:
             self.cursor.execute(f"INSERT INTO archive_metadata (resource_id, type, value, revision) VALUES {values}",
                                 [x for row in rows for x in (row[0], int(row[1]), row[2])])
 
+    def upsert_metadata(self, rows: Iterable[tuple[int, int, str]]) -> None:
+        """Set metadata that may already exist (two stores of one series may set the same row at once: an
+        upsert, not a delete then an insert, which would race)."""
+        for rid, kind, value in rows:
+            self.cursor.execute(
+                "INSERT INTO archive_metadata (resource_id, type, value, revision) VALUES (%s, %s, %s, 0)"
+                " ON CONFLICT (resource_id, type) DO UPDATE SET value = excluded.value",
+                [rid, int(kind), value])
+
     def insert_main_tags(self, resources: Iterable[tuple[int, int, dict]]) -> None:
         """The MainDicomTag rows of new resources, (id, level depth, main_tags), in one statement."""
         params: list = []

@@ -11,12 +11,15 @@ import enum
 import hashlib
 import json
 import logging
+import random
 import re
+import time
 import uuid as uuidlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
@@ -131,8 +134,12 @@ def _expected_instances(tags: dict[str, str]) -> int | None:
     return None
 
 
-def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None) -> StoreResult:
-    """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input."""
+def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None,
+                   metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None = None
+                   ) -> StoreResult:
+    """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input.
+    ``metadata(ids)`` names (level, type, value) to set on the instance or its ancestors in the same transaction,
+    as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs)."""
     parsed = dicom_parse(data)
     ds = parsed.dataset
     patient_id, study_uid, series_uid, sop_uid = _identifiers(ds)
@@ -162,7 +169,8 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
                 with transaction.atomic():
                     status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
                                              md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
-                                             overwrite=overwrite, removed_files=removed_files)
+                                             overwrite=overwrite, removed_files=removed_files,
+                                             extra_metadata=tuple(metadata(ids)) if metadata else ())
                 break
             except IntegrityError:
                 # Another connection created the same patient, study, series or instance between our lookup
@@ -170,6 +178,12 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
                 # do not): the transaction rolled back whole, so look again and store on what is there now.
                 if attempt == _INDEX_ATTEMPTS - 1:
                     raise
+            except OperationalError as error:
+                # PostgreSQL broke a deadlock between two stores of one series (an overwrite deletes and
+                # touches the ancestors the other one touches): ours rolled back whole, so run it again.
+                if not _is_deadlock(error) or attempt == _INDEX_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
     except BaseException:
         storage.discard(file_uuid)  # compensate: no orphan file
         raise
@@ -185,9 +199,14 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
 _INDEX_ATTEMPTS = 4
 
 
+def _is_deadlock(error: OperationalError) -> bool:
+    # SQLSTATE 40P01 deadlock_detected, 40001 serialization_failure (psycopg sets .sqlstate on the cause)
+    return getattr(error.__cause__, "sqlstate", None) in ("40P01", "40001")
+
+
 def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, sizes: tuple[int, int],
                     md5s: tuple[str, str], compressed: bool, file_uuid: str, overwrite: bool,
-                    removed_files: list[str]) -> StoreStatus:
+                    removed_files: list[str], extra_metadata: tuple = ()) -> StoreStatus:
     """Index one instance in the caller's transaction. The hot path of every upload: plain SQL that SQLite
     and PostgreSQL both run (the ORM costs ~20x more per statement here), a handful of statements."""
     ds = parsed.dataset
@@ -266,7 +285,16 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     )
     metadata.extend((instance_id, t, v) for t, v in values if v is not None)
     metadata.extend(_main_sequences(instance_id, ds, Level.INSTANCE, cfg=cfg, encoding=encoding))
+    ids_by_level = [*ancestors, instance_id]
+    existing_rows = []
+    for level, kind, value in extra_metadata:
+        rid = ids_by_level[level.depth]
+        if level is Level.INSTANCE or level in created:
+            metadata.append((rid, kind, value))
+        else:
+            existing_rows.append((rid, kind, value))
     db.insert_metadata(metadata)
+    db.upsert_metadata(existing_rows)
 
     # Changes in Orthanc's order: the instance first, then the new ancestors from the bottom up.
     changes.append((ChangeType.NewInstance, 3, ids.instance))

@@ -31,6 +31,12 @@ CT, ~0.53 MB each) are uploaded to both.
    priorities, one digit a job) are printed, and the most jobs seen Running at once in ``GET /jobs?expand``
    (polled every ``--burst-poll-ms``), which should not exceed ConcurrentJobs.
 
+3. Modification of the same study, ``--modify-runs`` (2) times per server, alternating: ``POST
+   /studies/{id}/anonymize`` ``{}`` and ``POST /studies/{id}/modify`` ``{"Replace": {"StudyDescription": ...}}``,
+   synchronous: seconds from the request to the answer (the job stores ``--instances`` new instances). Each
+   answer must name a new study of ``--instances`` instances, deleted again before the next run (not timed).
+   Goal: anonymization seconds ours / Orthanc <= 1.0. Orthanc 1.10.1 applies the 2021b profile, ours 2023b.
+
 Then a table (figure, ours, Orthanc, ratio ours/Orthanc, goal met?) and the RSS of both servers. The exit status
 is 1 when something failed on our server (an error answer, a wrong ZIP, a job failed, lost or stuck).
 """
@@ -455,6 +461,31 @@ def burst(side: Side, series: list[str], threads: int, concurrent: int, poll: fl
 # ---------------------------------------------------------------------------------------------- report
 
 
+def modify_bench(sides: list[Side], studies: dict[str, str], expected: int,
+                 runs: int) -> dict[str, dict[str, list[float]]]:
+    """Seconds of a synchronous /anonymize and /modify of the study, alternating between the servers; each new
+    study is checked, then deleted (not timed)."""
+    times: dict[str, dict[str, list[float]]] = {s.name: {"anonymize": [], "modify": []} for s in sides}
+    for run in range(runs):
+        for kind, body in (("anonymize", {}), ("modify", {"Replace": {"StudyDescription": f"BENCH {run}"}})):
+            for side in sides:
+                t = time.perf_counter()
+                try:
+                    answer = side.client.json("POST", f"/studies/{studies[side.name]}/{kind}", body)
+                except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
+                    side.error(f"{kind}: {exc}")
+                    continue
+                seconds = time.perf_counter() - t
+                count = len(side.client.json("GET", f"/studies/{answer['ID']}/instances"))
+                if answer.get("InstancesCount") != expected or count != expected:
+                    side.error(f"{kind}: {answer.get('InstancesCount')} instances in the answer, {count} stored")
+                times[side.name][kind].append(seconds)
+                print(f"  {side.name:8s} {kind:9s} run {run + 1}: {seconds:.2f} s "
+                      f"({expected / seconds:.0f} instances/s)", flush=True)
+                side.client.fetch("DELETE", f"/studies/{answer['ID']}")
+    return times
+
+
 def med(values: list[float]) -> float:
     values = [v for v in values if v == v]  # drop NaN (failed runs)
     return statistics.median(values) if values else float("nan")
@@ -492,6 +523,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="synchronous and asynchronous archives per server")
     ap.add_argument("--small-jobs", type=int, default=200, help="single-instance archives submitted at once (0: skip)")
     ap.add_argument("--threads", type=int, default=4, help="threads submitting the small jobs")
+    ap.add_argument("--modify-runs", type=int, default=2, help="anonymizations and modifications per server")
     ap.add_argument("--concurrent-jobs", type=int, default=2, help="ConcurrentJobs of both servers")
     ap.add_argument("--poll-ms", type=float, default=50, help="GET /jobs/{id} interval for the archive jobs")
     ap.add_argument("--burst-poll-ms", type=float, default=100, help="GET /jobs?expand interval for the small jobs")
@@ -581,6 +613,13 @@ def main() -> int:
                       f"EffectiveRuntime (Orthanc's counts the pending time too)\n   and the CompletionTime of the job "
                       f"ConcurrentJobs places before it in completion order (a slot must free))")
 
+            modify_times: dict[str, dict[str, list[float]]] = {}
+            if args.modify_runs:
+                print(f"\n3. anonymize and modify the study ({args.instances} instances), {args.modify_runs} run(s)",
+                      flush=True)
+                modify_times = modify_bench(sides, {s.name: answers[0][s.name]["ParentStudy"] for s in sides},
+                                            args.instances, args.modify_runs)
+
             ours_r = archive_results["ours"]
             orth_r = archive_results.get("orthanc")
 
@@ -600,6 +639,13 @@ def main() -> int:
             am = both(lambda r: med(r.async_mbs))
             rows.append(("async MB/s", *am, ">= Orthanc", _met(am[1] is None or am[0] >= am[1])))
             rows.append(("async ZIP MB", *both(lambda r: r.async_bytes / 1e6), "", ""))
+            for kind in ("anonymize", "modify"):
+                if modify_times:
+                    mt = (med(modify_times["ours"][kind]),
+                          med(modify_times["orthanc"][kind]) if "orthanc" in modify_times else None)
+                    goal = kind == "anonymize"
+                    rows.append((f"{kind} study (s)", *mt, "ratio <= 1.0" if goal else "",
+                                 _met(mt[1] is None or mt[0] <= mt[1]) if goal else ""))
             if small:
                 bo, bt = bursts["ours"], bursts.get("orthanc")
                 rows.append(("small jobs Success, jobs", bo.success, bt.success if bt else None,

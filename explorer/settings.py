@@ -121,6 +121,8 @@ Q_CLUSTER = {
     # The ORM broker is polled: its default 0.2 s added that much to every job (bench/jobs.py: 200 small
     # jobs ran at 10/s); 0.05 s costs an indexed read 20 times a second when idle.
     "poll": 0.05,
+    # A modification job forks worker processes of its own (jobs.kinds.copies): daemonic processes may not.
+    "daemonize_workers": False,
 }
 
 LOGGING = {

@@ -10,11 +10,13 @@ from jobs.engine import CANCELED, job_add_runtime, job_finish
 from jobs.models import Job, State
 
 logger = logging.getLogger(__name__)
+# Seconds between two saves of a running job's progress (and reads of a pause or cancel request).
+SAVE_INTERVAL = 0.1
 
 
 def job_run(job_id: str) -> None:
-    """Run a claimed (Running) job through its kind's steps. Between steps: progress and runtime saved, then
-    a pause stops it (Paused; resume starts it again from the beginning, its outputs rebuilt) and a cancel
+    """Run a claimed (Running) job through its kind's steps. Between steps (at most every SAVE_INTERVAL):
+    progress and runtime saved, then a pause stops it (Paused; resume starts it again from the beginning, its outputs rebuilt) and a cancel
     fails it. Never raises: a failure is the job's state, with Orthanc's error code and details."""
     from jobs.kinds import KINDS
 
@@ -29,6 +31,8 @@ def job_run(job_id: str) -> None:
     try:
         for progress in kind(job):
             now = time.perf_counter()
+            if now - started < SAVE_INTERVAL:
+                continue  # short steps (one instance of a modification): progress saved a few times a second
             request = job_add_runtime(job_id=job.id, seconds=now - started, progress=int(progress))
             started = now
             if request == "cancel":

@@ -29,10 +29,19 @@ def _moment(value) -> str:
     return iso(value) + value.strftime(".%f")
 
 
+def _sorted(value):
+    """Keys in Orthanc's (JsonCpp's) order at every depth: PostgreSQL's jsonb keeps its own order."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def job_json(job: Job) -> dict:
     """A job as Orthanc's GET /jobs/{id} shows it."""
     out = {
-        "Content": job.content,
+        "Content": _sorted(job.content),
         "CreationTime": _moment(job.creation_time),
         "EffectiveRuntime": round(job.runtime, 6),
         "ErrorCode": job.error_code,
@@ -239,7 +248,7 @@ urlpatterns = [
 def job_result(job: Job) -> HttpResponse:
     """A synchronous job's answer: its Content, or its error as Orthanc reports it."""
     if job.state == "Success":
-        return json_response(job.content)
+        return json_response(_sorted(job.content))
     error = next((e for e in OrthancError if e.code == job.error_code), OrthancError.INTERNAL_ERROR)
     raise ArchiveError(job.error_details or None, orthanc_error=error)
 
@@ -269,20 +278,24 @@ urlpatterns.append(path("tools/bulk-delete", BulkDeleteApi.as_view()))
 
 
 class CreateDicomApi(OrthancView):
-    """POST /tools/create-dicom: a new instance from Tags and Content, stored (Orthanc's upload answer)."""
+    """POST /tools/create-dicom: new instance(s) from Tags and Content, stored; Orthanc's upload answer, or the
+    series' answer when Content is a list (a series of instances)."""
 
     def post(self, request):
-        from archive import runtime
         from archive.create import dicom_create
-        from archive.dicom.tags import ENCODING_TO_CHARSET
-        from archive.ingest import Origin, instance_store
+        from archive.ingest import Origin
         from explorer.api.upload import upload_answer
 
-        body = body_object(request._request.body)
-        charset = ENCODING_TO_CHARSET.get(runtime.default_encoding(), "ISO_IR 100") or "ISO_IR 100"
-        data = dicom_create(body, default_encoding=charset)
-        result = instance_store(data=data, origin=Origin.rest(remote_ip=request.META.get("REMOTE_ADDR", "")))
-        return json_response(upload_answer(result))
+        try:
+            body = json.loads(request._request.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if not isinstance(body, dict):
+            raise BadRequest()  # Orthanc: no details
+        created = dicom_create(body=body, origin=Origin.rest(remote_ip=request.META.get("REMOTE_ADDR", "")))
+        if created.series is not None:
+            return json_response({"ID": created.series, "Path": f"/series/{created.series}", "Status": "Success"})
+        return json_response(upload_answer(created.results[0]))
 
 
 urlpatterns.append(path("tools/create-dicom", CreateDicomApi.as_view()))

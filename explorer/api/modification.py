@@ -20,8 +20,6 @@ from explorer.api.rendering import json_response
 from explorer.api.representations import resource_json
 from jobs import engine
 
-PATIENT_NAME = 0x00100010
-
 
 def _run(request, body: dict, *, kind: str, parameters: dict, content: dict | None = None) -> HttpResponse:
     """Submit a job; answer {ID, Path} when asynchronous, else wait and answer its Content."""
@@ -34,15 +32,18 @@ def _run(request, body: dict, *, kind: str, parameters: dict, content: dict | No
     return job_result(engine.job_wait(job_id=job.id))
 
 
-def _anonymization_body(body: dict) -> dict:
-    """Orthanc names the anonymized patient "Anonymized{N}" (a server-wide counter) unless Replace names it;
-    the name is fixed at submission so a job that runs again keeps it."""
-    mod = modification.anonymization_parse(body, level=Level.PATIENT)  # Orthanc's 400 now, not a failed job later
-    if PATIENT_NAME in mod.replace:
-        return body
+def _anonymized_patient_name(body: dict) -> str | None:
+    """Orthanc names the anonymized patient "Anonymized{N}" (N a server-wide counter) unless the body sets
+    PatientName; the request is checked first (Orthanc's 400 before anything moves) and the name is fixed at
+    submission, so a job that runs again keeps it. None when the body names the patient."""
     from archive.runtime import anonymization_sequence_next
 
-    return {**body, "_GeneratedPatientName": f"Anonymized{anonymization_sequence_next()}"}
+    modification.anonymization_parse(body, level=Level.PATIENT)
+    names: list[str] = []
+    modification.anonymization_parse(
+        body, level=Level.PATIENT,
+        patient_name=lambda: names.append(f"Anonymized{anonymization_sequence_next()}") or names[-1])
+    return names[0] if names else None
 
 
 def _transcode(body: dict) -> tuple[str | None, int]:
@@ -60,8 +61,8 @@ class InstanceModifyApi(OrthancView):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
         body = body_object(request._request.body)
         if self.anonymize:
-            body = _anonymization_body(body)
-            mod = modification.anonymization_parse(body, level=Level.INSTANCE)
+            mod = modification.anonymization_parse(body, level=Level.INSTANCE,
+                                                    patient_name=_anonymized_patient_name(body))
         else:
             mod = modification.modification_parse(body, level=Level.INSTANCE)
         syntax = body.get("Transcode")
@@ -83,15 +84,18 @@ class ResourceModifyApi(OrthancView):
 
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
+        name = None
         if self.anonymize:
-            body = _anonymization_body(body)
+            modification.anonymization_parse(body, level=self.level)
         else:
             modification.modification_parse(body, level=self.level)
         transcode, quality = _transcode(body)
         selectors.resource_get(level=self.level, public_id=public_id)
+        if self.anonymize:
+            name = _anonymized_patient_name(body)
         return _run(request, body, kind="ResourceModification", parameters={
             "anonymize": self.anonymize, "level": self.level.value, "resources": [public_id], "single": True,
-            "body": body, "transcode": transcode, "quality": quality})
+            "body": body, "transcode": transcode, "quality": quality, "patient_name": name})
 
 
 def _resources(body: dict) -> list[str]:
@@ -121,8 +125,8 @@ class BulkModifyApi(OrthancView):
     def post(self, request):
         body = body_object(request._request.body)
         if self.anonymize:
-            body = _anonymization_body(body)
             level = Level.PATIENT
+            modification.anonymization_parse(body, level=level)
         else:
             level = _modify_level(body)
             modification.modification_parse(body, level=level)
@@ -130,9 +134,10 @@ class BulkModifyApi(OrthancView):
         ids = sorted(set(_resources(body)))
         if Resource.objects.filter(public_id__in=ids).count() != len(ids):
             raise UnknownResource()
+        name = _anonymized_patient_name(body) if self.anonymize else None
         return _run(request, body, kind="ResourceModification", parameters={
             "anonymize": self.anonymize, "level": level.value, "resources": ids, "single": False, "body": body,
-            "transcode": transcode, "quality": quality})
+            "transcode": transcode, "quality": quality, "patient_name": name})
 
 
 urlpatterns = [

@@ -4,12 +4,26 @@ nothing, the sources deleted at the end unless KeepSource (jobs.kinds.copies).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from archive.ingest import Origin, StoreResult
+from archive.identifiers import ResourceIds
+from archive.ingest import Origin
 from archive.models import Resource
 from archive.restructure import Restructure, instance_restructure
-from jobs.kinds.copies import Source, copies_store, derived_uid, mark_provenance, sources_of
+from jobs.kinds.copies import LabelsKeeper, Source, copies_store, derived_uid, sources_of
 from jobs.models import Job
+
+
+@dataclass(frozen=True)
+class RestructureRewrite:
+    """A copy's file, in the target study with UIDs derived from the job (picklable, for the workers)."""
+
+    plan: Restructure
+    seed: str
+
+    def __call__(self, source: Source, data: bytes) -> bytes:
+        return instance_restructure(data, self.plan, series_uid=derived_uid(self.seed, "series", source.ids.series),
+                                    sop_uid=derived_uid(self.seed, source.ids.instance))
 
 
 def _run(job: Job, *, keep_labels: bool, on_stored=None) -> Iterator[float]:
@@ -20,16 +34,15 @@ def _run(job: Job, *, keep_labels: bool, on_stored=None) -> Iterator[float]:
     sources = sources_of(sorted(resources, key=lambda r: order[r.public_id]))
     job.content["InstancesCount"] = len(sources)
 
-    def rewrite(source: Source, data: bytes) -> bytes:
-        return instance_restructure(data, plan, series_uid=derived_uid(job.id, "series", source.ids.series),
-                                    sop_uid=derived_uid(job.id, source.ids.instance))
+    labels = LabelsKeeper() if keep_labels else None
 
-    def stored(source: Source, result: StoreResult) -> None:
-        mark_provenance(new=result.ids, old=source.ids, metadata_type=None, keep_labels=keep_labels)
+    def stored(source: Source, ids: ResourceIds) -> None:
+        if labels is not None:
+            labels(ids, source.ids)
         if on_stored is not None:
-            on_stored(result)
+            on_stored(ids)
 
-    yield from copies_store(sources=sources, rewrite=rewrite, origin=Origin.rest(remote_ip=p.get("remote_ip", "")),
+    yield from copies_store(sources=sources, rewrite=RestructureRewrite(plan=plan, seed=job.id), origin=Origin.rest(remote_ip=p.get("remote_ip", "")),
                             keep_source=p["keep_source"], stored=stored)
 
 
@@ -38,7 +51,7 @@ def merge_job(job: Job) -> Iterator[float]:
 
 
 def split_job(job: Job) -> Iterator[float]:
-    def stored(result: StoreResult) -> None:
-        job.content["TargetStudy"] = result.ids.study
+    def stored(ids: ResourceIds) -> None:
+        job.content["TargetStudy"] = ids.study
 
     yield from _run(job, keep_labels=job.parameters.get("keep_labels", False), on_stored=stored)

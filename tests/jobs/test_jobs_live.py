@@ -66,3 +66,57 @@ def _sql(database_url: str, statement: str, *params) -> None:
 
     with psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True) as db:
         db.execute(statement, params)
+
+
+def _upload_many(base: str, count: int) -> str:
+    """``count`` small instances of one study in two series, uploaded from 4 threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(k: int) -> str:
+        data = make_dicom(SOPInstanceUID=f"1.2.3.9.{k}", SeriesInstanceUID=f"1.2.3.9.{k % 2}",
+                          InstanceNumber=str(k + 1))
+        return requests.post(f"{base}/instances", data=data, timeout=10).json()["ParentStudy"]
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))[0]
+
+
+def test_anonymization_killed_mid_run_runs_again_and_leaves_one_whole_copy(tmp_path) -> None:
+    """SIGKILL while an anonymization job is storing copies (in its worker processes); after the restart the
+    job runs again from the start (SaveJobs) and, its identifiers being derived from the job, stores the same
+    copies again: one anonymized study, whole, and no half-written instance."""
+    count = 300
+    with live_server(tmp_path, JobsEngineThreadsCount={"ResourceModification": 2}) as server:
+        study = _upload_many(server.url, count)
+        job_id = requests.post(f"{server.url}/studies/{study}/anonymize", json={"Asynchronous": True},
+                               timeout=10).json()["ID"]
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            job = requests.get(f"{server.url}/jobs/{job_id}", timeout=5).json()
+            if job["State"] == "Running" and 5 <= job["Progress"] <= 60:
+                break
+            assert job["State"] in ("Pending", "Running"), job
+            time.sleep(0.02)
+        copies_before = len(requests.get(f"{server.url}/instances", timeout=10).json()) - count
+        assert 0 < copies_before < count, copies_before  # killed in the middle of the job
+        server.kill()
+
+        server = restart(server)
+        job = _wait(server.url, job_id, timeout=120)
+        assert job["State"] == "Success", job
+        assert job["Content"]["InstancesCount"] == count and job["Content"]["IsAnonymization"] is True
+        studies = requests.get(f"{server.url}/studies", timeout=10).json()
+        assert sorted(studies) == sorted([study, job["Content"]["ID"]])
+        instances = requests.get(f"{server.url}/studies/{job['Content']['ID']}/instances", timeout=10).json()
+        assert len(instances) == count
+        assert len(requests.get(f"{server.url}/instances", timeout=10).json()) == 2 * count
+        statistics = requests.get(f"{server.url}/statistics", timeout=10).json()
+        assert statistics["CountInstances"] == 2 * count and statistics["CountStudies"] == 2
+        for instance in instances[:: count // 10]:  # every copy readable, with its provenance
+            assert requests.get(f"{server.url}/instances/{instance['ID']}/file", timeout=10).status_code == 200
+            assert requests.get(f"{server.url}/instances/{instance['ID']}/metadata/AnonymizedFrom",
+                                timeout=10).status_code == 200
+        from archive.storage import INCOMING
+
+        staged = [p for p in (tmp_path / "storage" / INCOMING).iterdir()]
+        assert not staged, staged  # staged files of the killed run settled at the restart

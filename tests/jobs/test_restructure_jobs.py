@@ -211,3 +211,48 @@ def test_reconstruct_rewrites_main_tags_from_the_files(archive, settings) -> Non
     assert Client().get(f"/instances/{a.instance}/file").status_code == 200
     assert post(f"/series/{a.series}/reconstruct", {"LimitToThisLevelMainDicomTags": True}).json() == {}
     assert post("/studies/nope/reconstruct", {}).status_code == 404
+
+
+def test_instance_anonymize_answers_a_file_named_by_the_anonymization_counter(archive) -> None:
+    a = archive["A11"]
+    first = pydicom.dcmread(io.BytesIO(post(f"/instances/{a.instance}/anonymize", {}).content))
+    second = pydicom.dcmread(io.BytesIO(post(f"/instances/{a.instance}/anonymize", {}).content))
+    assert (str(first.PatientName), str(second.PatientName)) == ("Anonymized1", "Anonymized2")  # as Orthanc
+    assert first.PatientID != "P1" and first.PatientIdentityRemoved == "YES"
+    assert first.StudyInstanceUID != "1.2.3.4.1" and "StudyDescription" not in first
+    named = pydicom.dcmread(io.BytesIO(post(f"/instances/{a.instance}/anonymize",
+                                            {"Replace": {"PatientName": "Me"}}).content))
+    assert str(named.PatientName) == "Me"
+    third = pydicom.dcmread(io.BytesIO(post(f"/instances/{a.instance}/anonymize", {}).content))
+    assert str(third.PatientName) == "Anonymized3"  # a name given in the body does not use a number
+    assert len(Client().get("/instances").json()) == 6  # nothing stored
+
+
+def test_study_anonymize_is_a_job_with_anonymized_from(archive) -> None:
+    a = archive["A11"]
+    answer = post(f"/studies/{a.study}/anonymize", {"Keep": ["StudyDescription"]}).json()
+    assert answer["IsAnonymization"] is True and answer["Type"] == "Study" and answer["InstancesCount"] == 4
+    study = Client().get(f"/studies/{answer['ID']}").json()
+    assert study["MainDicomTags"]["StudyDescription"] == "Chest"
+    assert study["PatientMainDicomTags"]["PatientName"] == "Anonymized1"
+    assert study["ParentPatient"] == answer["PatientID"] != a.patient
+    assert len(study["Series"]) == 2
+    client = Client()
+    assert client.get(f"/studies/{answer['ID']}/metadata/AnonymizedFrom").content.decode() == a.study
+    assert client.get(f"/patients/{answer['PatientID']}/metadata/AnonymizedFrom").content.decode() == a.patient
+    instance = client.get(f"/studies/{answer['ID']}/instances").json()[0]["ID"]
+    assert client.get(f"/instances/{instance}/metadata/AnonymizedFrom").status_code == 200
+    assert client.get(f"/studies/{a.study}").status_code == 200  # the source stays
+
+
+def test_bulk_anonymize_and_its_errors(archive) -> None:
+    a, b = archive["A11"], archive["B11"]
+    answer = post("/tools/bulk-anonymize", {"Resources": [a.series, b.instance]}).json()
+    types = [r["Type"] for r in answer["Resources"]]
+    assert answer["IsAnonymization"] is True and types.count("Instance") == 3 and types.count("Patient") == 2
+    assert post("/tools/bulk-anonymize", {"Resources": ["nope"]}).status_code == 404
+    bad = post(f"/studies/{a.study}/anonymize", {"DicomVersion": "1999"})
+    assert bad.status_code == 400
+    assert bad.json()["Details"] == "Unknown specific version of the DICOM standard: 1999"
+    forced = post(f"/studies/{a.study}/anonymize", {"Replace": {"StudyInstanceUID": "1.2"}})
+    assert forced.status_code == 400 and "Force" in forced.json()["Details"]
