@@ -260,7 +260,15 @@ def _common(mod: Modification, body: dict, *, force: bool) -> None:
         _parse_list(mod, body["Keep"], keep=True, force=force)
 
 
+def _default_private_creator() -> str:
+    """The configuration's DefaultPrivateCreator, Orthanc's creator when the body names none."""
+    from django.conf import settings
+
+    return str(settings.ORTHANC.get("DefaultPrivateCreator") or "")
+
+
 def _finish(mod: Modification, body: dict, *, force: bool) -> Modification:
+    mod.private_creator = _default_private_creator()
     if "PrivateCreator" in body:
         if not isinstance(body["PrivateCreator"], str):
             raise BadFileFormat("String value expected in field: PrivateCreator")

@@ -524,6 +524,8 @@ def main() -> int:
     ap.add_argument("--small-jobs", type=int, default=200, help="single-instance archives submitted at once (0: skip)")
     ap.add_argument("--threads", type=int, default=4, help="threads submitting the small jobs")
     ap.add_argument("--modify-runs", type=int, default=2, help="anonymizations and modifications per server")
+    ap.add_argument("--modify-workers", type=int, default=0,
+                    help="our JobsEngineThreadsCount.ResourceModification (0: one per core)")
     ap.add_argument("--concurrent-jobs", type=int, default=2, help="ConcurrentJobs of both servers")
     ap.add_argument("--poll-ms", type=float, default=50, help="GET /jobs/{id} interval for the archive jobs")
     ap.add_argument("--burst-poll-ms", type=float, default=100, help="GET /jobs?expand interval for the small jobs")
@@ -552,7 +554,8 @@ def main() -> int:
     bursts: dict[str, BurstResult] = {}
     try:
         with contextlib.ExitStack() as stack:
-            ours = stack.enter_context(ours_server(extra=common))
+            ours = stack.enter_context(ours_server(extra={
+                **common, "JobsEngineThreadsCount": {"ResourceModification": args.modify_workers}}))
             sides.append(Side("ours", ours, Client(ours)))
             if not args.no_orthanc:
                 # MediaArchiveSize: Orthanc's own bound on kept media archives (1 by default); not ours.

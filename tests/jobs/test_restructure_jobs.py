@@ -256,3 +256,22 @@ def test_bulk_anonymize_and_its_errors(archive) -> None:
     assert bad.json()["Details"] == "Unknown specific version of the DICOM standard: 1999"
     forced = post(f"/studies/{a.study}/anonymize", {"Replace": {"StudyInstanceUID": "1.2"}})
     assert forced.status_code == 400 and "Force" in forced.json()["Details"]
+
+
+def test_modify_with_transcode_and_keep_labels(archive) -> None:
+    a = archive["A11"]
+    client = Client()
+    assert client.put(f"/studies/{a.study}/labels/urgent").status_code == 200
+    assert client.put(f"/series/{a.series}/labels/axial").status_code == 200
+    answer = post(f"/studies/{a.study}/modify", {"Replace": {"StudyDescription": "T"}, "KeepLabels": True,
+                                                 "Transcode": "1.2.840.10008.1.2.4.70"}).json()
+    assert answer["Transcode"] == "1.2.840.10008.1.2.4.70"
+    assert client.get(f"/studies/{answer['ID']}/labels").json() == ["urgent"]
+    new_series = client.get(f"/studies/{answer['ID']}/series").json()
+    assert sorted(label for s in new_series for label in s["Labels"]) == ["axial"]
+    instance = client.get(f"/studies/{answer['ID']}/instances").json()[0]["ID"]
+    assert client.get(f"/instances/{instance}/metadata/TransferSyntax").content.decode() == "1.2.840.10008.1.2.4.70"
+    without = post(f"/studies/{a.study}/modify", {"Replace": {"StudyDescription": "U"}}).json()
+    assert client.get(f"/studies/{without['ID']}/labels").json() == []  # KeepLabels defaults to false
+    bad = post(f"/studies/{a.study}/modify", {"Transcode": "1.2.3"})
+    assert bad.status_code == 400
