@@ -11,7 +11,9 @@ from explorer.api import (
     jobs,
     labels,
     metadata,
+    modalities,
     modification,
+    peers,
     pixels,
     resources,
     system,
@@ -31,6 +33,8 @@ urlpatterns += attachments.urlpatterns
 urlpatterns += labels.urlpatterns
 urlpatterns += jobs.urlpatterns          # /jobs, archives
 urlpatterns += modification.urlpatterns  # modify, anonymize, bulk, merge, split, reconstruct
+urlpatterns += modalities.urlpatterns    # DICOM SCU: modalities, queries, retrieve
+urlpatterns += peers.urlpatterns         # Orthanc peers over HTTP
 urlpatterns += pixels.urlpatterns        # preview, rendered, image-*, matlab, numpy, raw, pdf
 
 

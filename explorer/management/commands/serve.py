@@ -30,6 +30,9 @@ class Command(BaseCommand):
         cfg = settings.ORTHANC
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        from archive.network.registry import registry_reset
+
+        registry_reset()  # REST-made modalities and peers last until the server stops, unless *InDatabase
         published, discarded = storage_recover()
         if published or discarded:
             self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
