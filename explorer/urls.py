@@ -1,8 +1,11 @@
 from django.urls import include, path
 
 urlpatterns = [
+    # The web UI (issue 8); GET / redirects to it (explorer/api/system.py RootApi, as Orthanc to its explorer).
+    path("ui", include("explorer.ui.urls")),
     path("", include("explorer.api.urls")),
 ]
 
-handler404 = "explorer.api.errors.not_found"
-handler500 = "explorer.api.errors.server_error"
+# The UI's own pages get HTML error pages; every other path keeps Orthanc's JSON error bodies.
+handler404 = "explorer.ui.errors.not_found"
+handler500 = "explorer.ui.errors.server_error"

@@ -1,0 +1,185 @@
+"""Keyset pages over the find engine: the lists a person scrolls (the web UI's study list).
+
+/tools/find pages with Since/Limit, whose cost grows with the offset, and sorts an OrderBy by reading every
+match. A person scrolling a million-instance archive needs neither: a page is "the next N after this row"
+(keyset pagination), in insertion order or sorted by one main tag. The constraints are the find engine's
+own (``FindQuery`` and its plan, archive/find.py), so a filter answers the same here as in /tools/find;
+only the order and the paging are decided here.
+
+Two shapes, chosen as the find engine chooses for a Limit (``find._shape_for_limit``):
+
+- few matches (the most selective constraint counts at most ``find._scan_threshold`` candidates): read
+  them all (id and sort value) and sort them in Python; a few thousand pairs cost a few milliseconds;
+- many matches (or no constraint): walk an index in the wanted order and probe each row with the
+  constraints (EXISTS) until the page is full: the (level, id) index for insertion order, the
+  (level, tag, value_folded, resource) index of ``MainDicomTag`` for a tag. The cost follows the page
+  size over the density of matches, never the size of the archive.
+
+Sorted by a tag, resources without that tag come last in either direction (then in insertion order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from archive import find
+from archive.find import FindQuery
+from archive.levels import Level
+from archive.models import MainDicomTag, Resource
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: after the resource ``id`` whose sort value was ``value`` (None: the resource
+    has no such tag, the tail of a sorted list)."""
+
+    id: int
+    value: str | None = None
+
+    def encode(self) -> str:
+        return f"{self.id}" if self.value is None else f"{self.id}:{self.value}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor | None:
+        """The cursor of a URL parameter, or None for junk (a bad cursor means the first page)."""
+        head, sep, value = text.partition(":")
+        if not head.isdigit():
+            return None
+        return cls(int(head), value if sep else None)
+
+
+@dataclass(frozen=True)
+class Page:
+    resources: list[Resource]
+    next: Cursor | None          # None: this is the last page
+
+
+def _driver(plan: find._Plan, level: Level, wanted: int) -> int:
+    """The index of the term to read as IN (few matches), or find._SCAN, as find._shape_for_limit picks."""
+    if not plan.terms:
+        return find._SCAN
+    best, fewest = find._SCAN, find._scan_threshold(level, wanted)
+    for i, term in enumerate(plan.terms):
+        if term.rows is None:
+            continue
+        fanout = find._fanout(level, term.rows_level)
+        matches = math.ceil(find._capped_count(term.rows, math.floor(fewest / fanout)) * fanout)
+        if matches <= fewest:
+            best, fewest = i, matches
+            if matches <= wanted:
+                break
+    return best
+
+
+def _after_id(qs: QuerySet, cursor: Cursor | None, descending: bool) -> QuerySet:
+    if cursor is None:
+        return qs
+    return qs.filter(id__lt=cursor.id) if descending else qs.filter(id__gt=cursor.id)
+
+
+def _load(ids: list[int]) -> list[Resource]:
+    rows = Resource.objects.select_related("parent").in_bulk(ids)
+    return [rows[i] for i in ids if i in rows]
+
+
+def _sort_key(value: str | None, rid: int, descending: bool) -> tuple:
+    # Missing values last in both directions; the id breaks ties in the list's direction.
+    if value is None:
+        return (1, "", rid)
+    return (0, value, rid)
+
+
+def _page_few(qs: QuerySet, *, tag: int | None, descending: bool, cursor: Cursor | None,
+              size: int, level: Level) -> Page:
+    """The few-matches shape: every match's (id, sort value), sorted here."""
+    ids = list(qs.values_list("id", flat=True))
+    if tag is None:
+        ids.sort(reverse=descending)
+        if cursor is not None:
+            ids = [i for i in ids if (i < cursor.id if descending else i > cursor.id)]
+        chosen = ids[:size + 1]
+    else:
+        values = dict(MainDicomTag.objects.filter(resource_id__in=ids, tag=tag, level=level.depth)
+                      .values_list("resource_id", "value_folded")) if ids else {}
+        present = sorted((i for i in ids if i in values), key=lambda i: (values[i], i), reverse=descending)
+        missing = sorted((i for i in ids if i not in values), reverse=descending)
+        ordered = present + missing
+        if cursor is not None:
+            key = _sort_key(cursor.value, cursor.id, descending)
+
+            def after(i: int) -> bool:
+                mine = _sort_key(values.get(i), i, descending)
+                if mine[0] != key[0]:
+                    return mine[0] > key[0]
+                return mine[1:] < key[1:] if descending else mine[1:] > key[1:]
+
+            ordered = [i for i in ordered if after(i)]
+        chosen = ordered[:size + 1]
+        return _finish(chosen, size, lambda i: values.get(i))
+    return _finish(chosen, size, lambda i: None)
+
+
+def _finish(ids: list[int], size: int, value_of) -> Page:
+    more = len(ids) > size
+    ids = ids[:size]
+    resources = _load(ids)
+    nxt = Cursor(ids[-1], value_of(ids[-1])) if more and ids else None
+    return Page(resources, nxt)
+
+
+def _page_scan_tag(probe: QuerySet | None, *, level: Level, tag: int, descending: bool,
+                   cursor: Cursor | None, size: int) -> Page:
+    """The many-matches shape sorted by a tag: the tag's folded-value index in order, each row probed."""
+    found: list[tuple[int, str | None]] = []
+    if cursor is None or cursor.value is not None:
+        rows = MainDicomTag.objects.filter(level=level.depth, tag=tag)
+        if cursor is not None:
+            v = cursor.value
+            # value >= v first: a range the index seeks to, then the tie-break on the id
+            if descending:
+                rows = rows.filter(value_folded__lte=v).exclude(value_folded=v, resource_id__gte=cursor.id)
+            else:
+                rows = rows.filter(value_folded__gte=v).exclude(value_folded=v, resource_id__lte=cursor.id)
+        if probe is not None:
+            rows = rows.filter(Exists(probe.filter(id=OuterRef("resource_id"))))
+        order = ("-value_folded", "-resource_id") if descending else ("value_folded", "resource_id")
+        found = list(rows.order_by(*order).values_list("resource_id", "value_folded")[:size + 1])
+    if len(found) <= size:
+        # The tail: resources without the tag, in insertion order.
+        base = probe if probe is not None else Resource.objects.filter(level=level.depth)
+        tail = base.filter(~Exists(MainDicomTag.objects.filter(resource_id=OuterRef("id"), tag=tag)))
+        tail_cursor = cursor if cursor is not None and cursor.value is None else None
+        tail = _after_id(tail, tail_cursor, descending).order_by("-id" if descending else "id")
+        found += [(i, None) for i in tail.values_list("id", flat=True)[:size + 1 - len(found)]]
+    values = dict(found)
+    return _finish([i for i, _ in found], size, lambda i: values[i])
+
+
+def resources_page(*, query: FindQuery, sort_tag: int | None = None, descending: bool = False,
+                   cursor: Cursor | None = None, size: int = 50) -> Page:
+    """A page of ``size`` resources matching ``query`` (its tags, labels and parent; its since, limit and
+    order_by are ignored), after ``cursor``, in insertion order or by the folded value of ``sort_tag`` (a
+    main tag of the level: patient tags at the study level too). Constraints that need the files (tags
+    outside the index, ``?`` wildcards) are not supported here: ParameterOutOfRange."""
+    plan = find._plan(query)
+    if plan.qs is None or plan.base is None:
+        return Page([], None)
+    if plan.recheck:
+        from archive.errors import ParameterOutOfRange
+
+        raise ParameterOutOfRange("This filter needs the files: use /tools/find")
+    level = query.level
+    driver = _driver(plan, level, size + 1)
+    if driver != find._SCAN:
+        qs = find._shape(plan, driver=driver)
+        return _page_few(qs, tag=sort_tag, descending=descending, cursor=cursor, size=size, level=level)
+    scan = find._shape(plan, driver=find._SCAN)
+    if sort_tag is None:
+        qs = _after_id(scan, cursor, descending).order_by("-id" if descending else "id")
+        ids = list(qs.values_list("id", flat=True)[:size + 1])
+        return _finish(ids, size, lambda i: None)
+    probe = scan if plan.terms else None
+    return _page_scan_tag(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor, size=size)

@@ -1,0 +1,197 @@
+"""The web UI's study list on a big archive: server time, first contentful paint, filter-as-you-type, weight.
+
+    .venv/bin/python bench/ui.py                      # 1,000,000 instances if /tmp/find-bench has it, else 100,000
+    .venv/bin/python bench/ui.py --count 100000 --runs 20
+
+The archive is bench/find.py's (``--data``/sqlite-N, built by ``manage.py populate --count N`` when missing:
+~3 minutes for 100,000 instances, ~30 for 1,000,000). Our server starts on it as a user starts it
+(bench/servers.py). Figures:
+
+- server time: GET of the study list (whole page, and the HTMX fragment a filter asks for), wall time seen by
+  a keep-alive client on 127.0.0.1, for the unfiltered list, typical filters, sorts, and a page deep in the list;
+- first contentful paint: headless Chromium (Debian's, through Playwright), a new browser context per run
+  (cold cache), ``performance.getEntriesByName('first-contentful-paint')``;
+- filter-as-you-type: from the request HTMX sends after the debounce to the swapped results
+  (``htmx:beforeRequest`` -> ``htmx:afterSettle``), the debounce itself (300 ms) left out;
+- page weight: the study list's HTML, CSS and JS, uncompressed.
+
+Goals (issue 8): server <= 150 ms, FCP <= 500 ms, filter answer <= 250 ms, weight <= 150 KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from find import ensure_ours  # noqa: E402
+from servers import ours_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+GOAL_SERVER_MS, GOAL_FCP_MS, GOAL_FILTER_MS, GOAL_WEIGHT_KB = 150.0, 500.0, 250.0, 150.0
+
+# (name, query string, as HTMX fragment)
+QUERIES = [
+    ("list, newest first (page)", "", False),
+    ("list, newest first (fragment)", "", True),
+    ("name contains 'smi'", "name=smi", True),
+    ("name contains 'smith'", "name=smith", True),
+    ("name contains 'zzz' (no match)", "name=zzz", True),
+    ("patient ID contains '00012'", "pid=00012", True),
+    ("accession contains 'A0001'", "accession=A0001", True),
+    ("description contains 'brain'", "description=brain", True),
+    ("modality MR", "modality=MR", True),
+    ("last 7 days", "dates=7days", True),
+    ("dates 2015-01-01..2015-12-31", "dates=custom&date_from=2015-01-01&date_to=2015-12-31", True),
+    ("label teaching", "label=teaching", True),
+    ("sorted by patient name", "sort=name", True),
+    ("sorted by study date, newest", "sort=-date", True),
+    ("name 'smith' sorted by date", "name=smith&sort=-date", True),
+]
+
+
+class Client:
+    def __init__(self, base: str):
+        parts = urlsplit(base)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[float, int, bytes]:
+        start = time.perf_counter()
+        self.conn.request("GET", path, headers=headers or {})
+        response = self.conn.getresponse()
+        body = response.read()
+        return (time.perf_counter() - start) * 1000, response.status, body
+
+
+def _p(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def server_times(base: str, runs: int) -> list[tuple[str, float, float]]:
+    client = Client(base)
+    out = []
+    for name, query, fragment in QUERIES:
+        headers = {"HX-Request": "true"} if fragment else {}
+        path = "/ui/" + (f"?{query}" if query else "")
+        times = []
+        for i in range(runs + 1):   # the first run warms up
+            ms, status, _ = client.get(path, headers)
+            if status != 200:
+                raise RuntimeError(f"{path}: HTTP {status}")
+            if i:
+                times.append(ms)
+        out.append((name, statistics.median(times), _p(times, 0.95)))
+    # 20 pages deep, following the keyset cursor of each "Load more"
+    times = []
+    path = "/ui/?fragment=rows"
+    for _ in range(20):
+        ms, _, body = client.get(path, {"HX-Request": "true"})
+        times.append(ms)
+        match = re.search(rb'href="\?&amp;after=([^"&]+)"', body)
+        if not match:
+            break
+        path = f"/ui/?after={match.group(1).decode()}&fragment=rows"
+    out.append(("load more, 20 pages in a row", statistics.median(times), _p(times, 0.95)))
+    return out
+
+
+def page_weight(base: str) -> tuple[int, dict[str, int]]:
+    client = Client(base)
+    _, _, html = client.get("/ui/")
+    sizes = {"/ui/ (HTML)": len(html)}
+    for asset in re.findall(rb'(?:href|src)="(/static/[^"]+\.(?:css|js))"', html):
+        _, _, body = client.get(asset.decode())
+        sizes[asset.decode()] = len(body)
+    return sum(sizes.values()), sizes
+
+
+def browser_figures(base: str, runs: int) -> tuple[list[float], list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    fcps: list[float] = []
+    answers: list[float] = []
+    terms = ["smi", "jon", "gar", "bro", "wil", "lee", "kin", "mar", "dav", "tho"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for i in range(runs + 1):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                page.goto(base + "/ui/", wait_until="load")
+                fcp = page.evaluate(
+                    "() => new Promise(r => { const e = performance.getEntriesByName('first-contentful-paint');"
+                    " if (e.length) return r(e[0].startTime);"
+                    " new PerformanceObserver(l => r(l.getEntries()[0].startTime))"
+                    ".observe({type: 'paint', buffered: true}); })")
+                if i:
+                    fcps.append(fcp)
+                # filter as you type: time the request HTMX makes once typing pauses
+                page.evaluate("""() => { window.__t = []; let s = 0;
+                    document.body.addEventListener('htmx:beforeRequest', () => { s = performance.now(); });
+                    document.body.addEventListener('htmx:afterSettle', () => { window.__t.push(performance.now() - s); }); }""")
+                box = page.get_by_label("Patient name")
+                box.press_sequentially(terms[i % len(terms)], delay=40)
+                page.wait_for_function("window.__t.length >= 1", timeout=30_000)
+                if i:
+                    answers.append(page.evaluate("window.__t[window.__t.length - 1]"))
+                context.close()
+        finally:
+            browser.close()
+    return fcps, answers
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--count", type=int, default=0, help="instances (default: the largest prebuilt archive)")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--browser-runs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="populate processes")
+    ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
+    args = ap.parse_args()
+
+    count = args.count
+    if not count:
+        count = next((n for n in (1_000_000, 100_000) if (args.data / f"sqlite-{n}" / "populated.json").exists()),
+                     100_000)
+    folder = args.data / f"sqlite-{count}"
+    db = f"sqlite:///{folder}/index/index.sqlite3"
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"WARNING: load average {load:.2f} before the bench: other work on this machine skews the figures")
+    print(f"[study list on {count:,} instances, SQLite, {folder}]", flush=True)
+    ensure_ours(folder, db, count, args.seed, args.workers)
+    with ours_server(workdir=folder, env={"DATABASE_URL": db}) as srv:
+        print(f"\nserver time, ms (p50 / p95 over {args.runs} runs; goal <= {GOAL_SERVER_MS:.0f}):")
+        for name, p50, p95 in server_times(srv, args.runs):
+            flag = "" if p50 <= GOAL_SERVER_MS else "   <-- over the goal"
+            print(f"  {name:<36} {p50:8.1f} {p95:8.1f}{flag}")
+        total, sizes = page_weight(srv)
+        print(f"\npage weight of the study list, uncompressed (goal <= {GOAL_WEIGHT_KB:.0f} KB):")
+        for name, size in sizes.items():
+            print(f"  {name:<36} {size / 1024:8.1f} KB")
+        print(f"  {'total':<36} {total / 1024:8.1f} KB")
+        fcps, answers = browser_figures(srv, args.browser_runs)
+        print(f"\nbrowser (headless Chromium, {args.browser_runs} runs, new context each):")
+        print(f"  first contentful paint, ms           p50 {statistics.median(fcps):7.1f}  p95 {_p(fcps, 0.95):7.1f}"
+              f"  (goal <= {GOAL_FCP_MS:.0f})")
+        print(f"  filter-as-you-type answer, ms        p50 {statistics.median(answers):7.1f}  "
+              f"p95 {_p(answers, 0.95):7.1f}  (goal <= {GOAL_FILTER_MS:.0f}; 300 ms debounce not counted)")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""What the study browser's pages show, read from the index in a handful of queries per page.
+
+Plain functions over archive's selectors; no HTTP here. Values are plain text: the templates escape them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from archive import selectors
+from archive.browse import Cursor, resources_page
+from archive.dicom import json as dicom_json
+from archive.levels import Level
+from archive.models import Label, Resource
+from archive.runtime import default_encoding
+from archive.settings import archive_settings
+from archive.statistics import Totals, statistics_totals
+from explorer.ui.filters import StudyFilter
+
+PAGE_SIZE = 50
+
+
+def dicom_date(value: str | None) -> str:
+    """``20240131`` as ``2024-01-31``; anything else as it is."""
+    if value and len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value or ""
+
+
+def person_name(value: str | None) -> str:
+    """A DICOM PN for reading: ``DOE^JOHN`` -> ``DOE, JOHN`` (first component group only)."""
+    if not value:
+        return ""
+    parts = [p for p in value.split("=")[0].split("^") if p]
+    if len(parts) >= 2:
+        return f"{parts[0]}, {' '.join(parts[1:])}"
+    return parts[0] if parts else value
+
+
+@dataclass
+class StudyRow:
+    study: Resource
+    patient_public_id: str
+    tags: dict
+    modalities: list[str] = field(default_factory=list)
+    series_count: int = 0
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def public_id(self) -> str:
+        return self.study.public_id
+
+    @property
+    def patient_name(self) -> str:
+        return person_name(self.tags.get("PatientName"))
+
+    @property
+    def study_date(self) -> str:
+        return dicom_date(self.tags.get("StudyDate"))
+
+
+def study_rows(studies: list[Resource]) -> list[StudyRow]:
+    """Rows for studies (loaded with their parent): modalities, series counts and labels in two queries."""
+    ids = [s.id for s in studies]
+    modalities: dict[int, set[str]] = defaultdict(set)
+    counts: dict[int, int] = defaultdict(int)
+    labels: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        for parent_id, tags in Resource.objects.filter(parent_id__in=ids).values_list("parent_id", "main_tags"):
+            counts[parent_id] += 1
+            if tags.get("Modality"):
+                modalities[parent_id].add(tags["Modality"])
+        for rid, name in Label.objects.filter(resource_id__in=ids).order_by("name").values_list(
+                "resource_id", "name"):
+            labels[rid].append(name)
+    return [StudyRow(study=s, patient_public_id=s.parent.public_id, tags=s.main_tags,
+                     modalities=sorted(modalities[s.id]), series_count=counts[s.id], labels=labels[s.id])
+            for s in studies]
+
+
+@dataclass
+class StudyList:
+    rows: list[StudyRow]
+    next: Cursor | None
+    totals: Totals
+
+
+def study_list(*, filters: StudyFilter, cursor: Cursor | None, today: dt.date,
+               size: int = PAGE_SIZE) -> StudyList:
+    """A page of the study list: keyset-paged, filtered by the FindQuery /tools/find would build."""
+    page = resources_page(query=filters.find_query(today=today), sort_tag=filters.sort_tag,
+                          descending=filters.descending, cursor=cursor, size=size)
+    return StudyList(rows=study_rows(page.resources), next=page.next, totals=statistics_totals())
+
+
+def known_labels() -> list[str]:
+    from archive.labels import labels_all
+
+    return labels_all()
+
+
+@dataclass
+class PatientView:
+    patient: Resource
+    studies: list[StudyRow]
+
+
+def patient_view(*, public_id: str) -> PatientView:
+    patient = selectors.resource_get(level=Level.PATIENT, public_id=public_id)
+    studies = list(Resource.objects.filter(parent_id=patient.id).select_related("parent").order_by("id"))
+    return PatientView(patient=patient, studies=study_rows(studies))
+
+
+@dataclass
+class SeriesRow:
+    series: Resource
+    instance_count: int
+    preview_instance: str | None   # public ID of the middle instance, for the thumbnail
+
+    @property
+    def tags(self) -> dict:
+        return self.series.main_tags
+
+
+@dataclass
+class StudyView:
+    study: Resource
+    patient: Resource
+    series: list[SeriesRow]
+    labels: list[str]
+
+    @property
+    def tags(self) -> dict:
+        return self.study.main_tags
+
+    @property
+    def study_date(self) -> str:
+        return dicom_date(self.tags.get("StudyDate"))
+
+
+def series_rows(series: list[Resource]) -> list[SeriesRow]:
+    """Each series with its instance count and its middle instance (by index in series), in one query."""
+    ids = [s.id for s in series]
+    members: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
+    if ids:
+        for parent_id, rid, index, public_id in (Resource.objects.filter(parent_id__in=ids)
+                                                 .values_list("parent_id", "id", "index_in_series", "public_id")):
+            members[parent_id].append((index if index is not None else 1 << 30, rid, public_id))
+    rows = []
+    for s in series:
+        items = sorted(members[s.id])
+        middle = items[len(items) // 2][2] if items else None
+        rows.append(SeriesRow(series=s, instance_count=len(items), preview_instance=middle))
+    return rows
+
+
+def _series_key(s: Resource) -> tuple:
+    number = s.main_tags.get("SeriesNumber", "")
+    try:
+        return (0, int(number), s.id)
+    except ValueError:
+        return (1, 0, s.id)
+
+
+def study_view(*, public_id: str) -> StudyView:
+    study = selectors.resource_get(level=Level.STUDY, public_id=public_id)
+    series = sorted(Resource.objects.filter(parent_id=study.id), key=_series_key)
+    labels = sorted(Label.objects.filter(resource_id=study.id).values_list("name", flat=True))
+    return StudyView(study=study, patient=study.parent, series=series_rows(series), labels=labels)
+
+
+@dataclass
+class SeriesView:
+    series: Resource
+    study: Resource
+    instances: list[Resource]
+    more: bool
+
+
+SERIES_PAGE = 500
+
+
+def series_view(*, public_id: str) -> SeriesView:
+    series = selectors.resource_get(level=Level.SERIES, public_id=public_id)
+    study = Resource.objects.select_related("parent").get(id=series.parent_id)
+    instances = list(Resource.objects.filter(parent_id=series.id).order_by("index_in_series", "id")
+                     [:SERIES_PAGE + 1])
+    return SeriesView(series=series, study=study, instances=instances[:SERIES_PAGE],
+                      more=len(instances) > SERIES_PAGE)
+
+
+# --- Tags of an instance ------------------------------------------------------------------------------
+
+@dataclass
+class TagNode:
+    key: str                    # "0010,0010"
+    name: str
+    kind: str                   # String, Sequence, Null, TooLong, Binary
+    value: str = ""
+    items: list[list[TagNode]] = field(default_factory=list)  # sequences: one list of nodes per item
+    match: bool = False         # the search hits this node or something inside it
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.kind == "Sequence"
+
+
+def _nodes(full: dict, needle: str) -> list[TagNode]:
+    nodes = []
+    for key, entry in full.items():
+        kind = entry.get("Type", "")
+        node = TagNode(key=key, name=entry.get("Name", ""), kind=kind)
+        if kind == "Sequence":
+            node.items = [_nodes(item, needle) for item in entry.get("Value") or []]
+            inside = any(n.match for item in node.items for n in item)
+        else:
+            value = entry.get("Value")
+            node.value = value if isinstance(value, str) else ""
+            inside = False
+        mine = bool(needle) and any(needle in text.casefold() for text in (key, node.name, node.value))
+        node.match = mine or inside
+        if not needle or node.match:
+            nodes.append(node)
+        if needle and kind == "Sequence" and mine and not inside:
+            # the sequence itself matched: keep its whole content visible
+            node.items = [_nodes(item, "") for item in entry.get("Value") or []]
+    return nodes
+
+
+@dataclass
+class InstanceView:
+    instance: Resource
+    series: Resource
+    tags: list[TagNode]
+    query: str
+
+
+def instance_view(*, public_id: str, query: str = "") -> InstanceView:
+    """The instance and its tags in Orthanc's full format as a tree; ``query`` keeps the tags whose key,
+    name or value contains it (case-insensitive), and the sequences that hold one."""
+    instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+    series = Resource.objects.select_related("parent__parent").get(id=instance.parent_id)
+    ds = dicom_json.read_for_json(selectors.instance_dicom(instance=instance))
+    full = dicom_json.dataset_to_json(ds, fmt="full", default_encoding=default_encoding(),
+                                      dictionary=archive_settings().dictionary)
+    return InstanceView(instance=instance, series=series, tags=_nodes(full, query.strip().casefold()),
+                        query=query.strip())
+

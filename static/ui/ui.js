@@ -1,0 +1,39 @@
+// Small progressive enhancements; every page reads the same without this file.
+(function () {
+  "use strict";
+  var root = document.documentElement;
+
+  function dark() {
+    var set = root.dataset.theme;
+    return set ? set === "dark" : window.matchMedia("(prefers-color-scheme: dark)").matches;
+  }
+
+  function sync(button) {
+    var on = dark();
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.textContent = on ? "Light theme" : "Dark theme";
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var button = document.getElementById("theme-toggle");
+    if (button) {
+      button.hidden = false;
+      sync(button);
+      button.addEventListener("click", function () {
+        root.dataset.theme = dark() ? "light" : "dark";
+        try { localStorage.setItem("ui-theme", root.dataset.theme); } catch (e) { /* private mode */ }
+        sync(button);
+      });
+    }
+  });
+
+  // A thumbnail the server cannot render (no pixel data, unsupported syntax) becomes a grey tile.
+  document.addEventListener("error", function (event) {
+    var img = event.target;
+    if (img.tagName === "IMG" && (img.classList.contains("thumb") || img.classList.contains("preview"))) {
+      img.classList.add("missing");
+      img.removeAttribute("src");
+      img.alt = "No preview";
+    }
+  }, true);
+})();

@@ -1,0 +1,296 @@
+"""The study browser end to end: a real server (manage.py serve), Chromium through Playwright."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from tests.dicom_factory import make_dicom
+from tests.explorer.ui.conftest import axe_violations, shot
+from tests.live import live_server
+from tests.samples import sample_path
+
+TODAY = dt.date.today().strftime("%Y%m%d")
+
+
+def _store(server, data: bytes) -> dict:
+    answer = requests.post(server.url + "/instances", data=data, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with live_server(tmp_path_factory.mktemp("ui")) as s:
+        s.ids = {}
+        for key, name, pid, date, modality, desc in [
+            ("smith", "SMITH^ANNA", "UI-1", "20200105", "CT", "CT CHEST"),
+            ("goldsmith", "GOLDSMITH^BOB", "UI-2", "20210607", "MR", "MR BRAIN"),
+            ("jones", "JONES^CARL", "UI-3", TODAY, "US", "US ABDOMEN"),
+        ]:
+            s.ids[key] = _store(s, make_dicom(PatientName=name, PatientID=pid, StudyDate=date, Modality=modality,
+                                              StudyDescription=desc, StudyInstanceUID=f"1.2.77.{pid[-1]}",
+                                              SeriesInstanceUID=f"1.2.77.{pid[-1]}.1", AccessionNumber=f"ACC{pid}"))
+        item = Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        item.ReferencedSOPInstanceUID = "1.2.77.99.1"
+        s.ids["seq"] = _store(s, make_dicom(PatientName="SEQ^DORA", PatientID="UI-4", StudyInstanceUID="1.2.77.4",
+                                            SeriesInstanceUID="1.2.77.4.1",
+                                            ReferencedStudySequence=Sequence([item])))
+        yield s
+
+
+def _no_serious_axe(page) -> None:
+    violations = axe_violations(page)
+    assert violations == [], violations
+
+
+def _rows(page) -> list[str]:
+    return page.locator("table.studies tbody tr:not(.more) td:first-child").all_inner_texts()
+
+
+def test_root_redirects_to_the_ui(server):
+    answer = requests.get(server.url + "/", allow_redirects=False, timeout=10)
+    assert answer.status_code == 301 and answer.headers["Location"] == "ui/"
+    assert requests.get(server.url + "/", timeout=10).url == server.url + "/ui/"
+
+
+def test_study_list_filters_as_you_type_and_url_is_bookmarkable(server, page):
+    page.goto(server.url + "/ui/")
+    assert page.locator("h1").inner_text() == "Studies"
+    _no_serious_axe(page)
+    page.get_by_label("Patient name").press_sequentially("smi", delay=30)   # no Enter: results follow typing
+    page.wait_for_url(re.compile(r"name=smi"))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 2")
+    assert sorted(_rows(page)) == ["GOLDSMITH, BOB", "SMITH, ANNA"]
+    assert page.url.endswith("/ui?name=smi")                   # canonical: no empty fields
+    bookmarked = page.context.new_page()
+    bookmarked.goto(page.url)
+    assert sorted(_rows(bookmarked)) == ["GOLDSMITH, BOB", "SMITH, ANNA"]
+    assert bookmarked.get_by_label("Patient name").input_value() == "smi"
+    bookmarked.close()
+
+
+def test_sort_by_column(server, page):
+    page.goto(server.url + "/ui/?name=smith")
+    page.get_by_role("link", name="Patient name").click()
+    page.wait_for_url(re.compile(r"sort=name"))
+    page.wait_for_function("document.querySelector('th[aria-sort=ascending]') !== null")
+    assert _rows(page) == ["GOLDSMITH, BOB", "SMITH, ANNA"]
+    page.get_by_role("link", name="Patient name").click()
+    page.wait_for_function("document.querySelector('th[aria-sort=descending]') !== null")
+    assert _rows(page) == ["SMITH, ANNA", "GOLDSMITH, BOB"]
+    # typing keeps the sort (the hidden field travels with the form)
+    page.get_by_label("Description").fill("brain")
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 1")
+    assert "sort=-name" in page.url and "description=brain" in page.url
+
+
+def test_modality_and_date_filters(server, page):
+    page.goto(server.url + "/ui/")
+    page.get_by_label("MR", exact=True).check()
+    page.wait_for_url(re.compile(r"modality=MR"))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 1")
+    assert _rows(page) == ["GOLDSMITH, BOB"]
+    page.goto(server.url + "/ui/")
+    page.get_by_label("Study date").select_option("today")
+    page.wait_for_url(re.compile(r"dates=today"))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 1")
+    assert _rows(page) == ["JONES, CARL"]
+    page.goto(server.url + "/ui/?date_from=2021-01-01&date_to=2021-12-31")
+    assert _rows(page) == ["GOLDSMITH, BOB"]
+    assert page.get_by_label("Study date").input_value() == "custom"
+
+
+def test_open_patient_study_series_instance(server, page):
+    page.goto(server.url + "/ui/?name=jones")
+    page.get_by_role("link", name="JONES, CARL").click()
+    assert page.locator("h1").inner_text() == "JONES^CARL"
+    _no_serious_axe(page)
+    shot(page, "flow_1_patient")
+    page.get_by_role("link", name="US ABDOMEN").click()
+    assert page.locator("h1").inner_text() == "US ABDOMEN"
+    page.wait_for_function("[...document.images].every(i => i.complete)")
+    assert page.locator("img.thumb").evaluate("i => i.naturalWidth") > 0     # the rendered preview
+    _no_serious_axe(page)
+    shot(page, "flow_2_study")
+    page.locator(".series-grid a").first.click()
+    assert page.locator("h1").inner_text() == "Axial"
+    _no_serious_axe(page)
+    shot(page, "flow_3_series")
+    page.locator(".series-grid a").first.click()
+    assert page.locator("h1").inner_text().startswith("Instance")
+    assert page.get_by_text("StudyDescription").count() == 1
+    _no_serious_axe(page)
+
+
+def test_instance_tags_search_and_sequences(server, page):
+    page.goto(server.url + f"/ui/instances/{server.ids['seq']['ID']}")
+    summary = page.locator("details summary", has_text="ReferencedStudySequence")
+    assert summary.count() == 1
+    details = summary.locator("xpath=..")
+    assert not details.evaluate("d => d.open")
+    summary.click()
+    assert page.get_by_text("1.2.77.99.1").is_visible()
+    page.get_by_label("Search tags").fill("ReferencedSOPInstance")
+    page.wait_for_function("document.querySelectorAll('#tags .name').length === 2")   # the sequence + its item
+    assert page.locator("#tags details").evaluate("d => d.open")
+    assert page.get_by_text("PatientName").count() == 0
+    _no_serious_axe(page)
+
+
+def test_delete_study_with_confirmation(server, page):
+    answer = _store(server, make_dicom(PatientName="DELETE^ME", PatientID="UI-DEL", StudyInstanceUID="1.2.77.50",
+                                       SeriesInstanceUID="1.2.77.50.1"))
+    page.goto(server.url + f"/ui/studies/{answer['ParentStudy']}")
+    page.get_by_role("link", name="Delete study…").click()
+    assert page.locator("h1").inner_text() == "Delete this study?"
+    _no_serious_axe(page)
+    shot(page, "delete_confirm")
+    page.get_by_role("link", name="Cancel").click()                     # cancel keeps it
+    assert requests.get(server.url + f"/studies/{answer['ParentStudy']}", timeout=10).status_code == 200
+    page.get_by_role("link", name="Delete study…").click()
+    page.get_by_role("button", name="Delete study").click()
+    page.wait_for_url(re.compile(r"/ui\?deleted=1"))
+    assert page.get_by_role("status").first.inner_text() == "Deleted."
+    assert requests.get(server.url + f"/studies/{answer['ParentStudy']}", timeout=10).status_code == 404
+
+
+def test_protect_and_unprotect_patient(server, page):
+    patient = server.ids["goldsmith"]["ParentPatient"]
+    page.goto(server.url + f"/ui/patients/{patient}")
+    page.get_by_role("button", name="Protect patient").click()
+    page.wait_for_selector("text=Protected from recycling")
+    assert requests.get(server.url + f"/patients/{patient}/protected", timeout=10).text == "1"
+    page.get_by_role("button", name="Unprotect patient").click()
+    page.wait_for_selector("text=Not protected")
+    assert requests.get(server.url + f"/patients/{patient}/protected", timeout=10).text == "0"
+
+
+def test_xss_sample_renders_as_text(server, page):
+    answer = _store(server, sample_path("2017-06-27-XSSInjection.dcm").read_bytes())
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    for url in ("/ui/?name=HelloWorld", f"/ui/patients/{answer['ParentPatient']}",
+                f"/ui/studies/{answer['ParentStudy']}", f"/ui/series/{answer['ParentSeries']}",
+                f"/ui/instances/{answer['ID']}", f"/ui/instances/{answer['ID']}?q=script",
+                f"/ui/studies/{answer['ParentStudy']}/delete"):
+        page.goto(server.url + url)
+        page.wait_for_load_state("load")
+        assert page.locator("main script").count() == 0, url
+        assert "<script>" in page.locator("main").inner_text(), url
+    shot(page, "xss_instance_tags")
+    page.goto(server.url + "/ui/?name=HelloWorld")
+    page.get_by_label("Description").fill("MyStudy<script>")            # through HTMX too
+    page.wait_for_url(re.compile(r"description=MyStudy"))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 1")
+    assert page.locator("main script").count() == 0
+    assert dialogs == []
+
+
+def test_load_more_is_keyset_paged(server, page):
+    for i in range(53):
+        _store(server, make_dicom(PatientName=f"PAGER^{i:02d}", PatientID=f"PG{i}", StudyInstanceUID=f"1.2.78.{i}",
+                                  SeriesInstanceUID=f"1.2.78.{i}.1"))
+    page.goto(server.url + "/ui/?name=pager&sort=name")
+    assert len(_rows(page)) == 50
+    more = page.get_by_role("link", name="Load more studies")
+    assert "after=" in more.get_attribute("href")
+    more.click()
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 53")
+    assert _rows(page) == [f"PAGER, {i:02d}" for i in range(53)]
+    assert page.get_by_role("link", name="Load more studies").count() == 0
+
+
+def test_reading_works_without_javascript(server, browser):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/ui/")
+        page.get_by_label("Patient name").fill("jones")
+        page.get_by_role("button", name="Search").click()         # a plain GET form
+        page.wait_for_url(re.compile(r"name=jones"))
+        assert _rows(page) == ["JONES, CARL"]
+        page.get_by_role("link", name="Patient name").click()     # sorting links are real links
+        assert "sort=name" in page.url and "name=jones" in page.url
+        page.get_by_role("link", name="US ABDOMEN").click()
+        assert page.locator("h1").inner_text() == "US ABDOMEN"
+        shot(page, "no_javascript_study")
+    finally:
+        context.close()
+
+
+def test_dark_theme_toggle_and_contrast(server, browser):
+    context = browser.new_context(color_scheme="light", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(server.url + "/ui/")
+        page.get_by_role("button", name="Dark theme").click()
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        page.reload()                                              # remembered
+        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        _no_serious_axe(page)
+        shot(page, "study_list_dark")
+    finally:
+        context.close()
+    context = browser.new_context(color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(server.url + f"/ui/studies/{server.ids['smith']['ParentStudy']}")   # the system's choice
+        assert page.get_by_role("button", name="Light theme").is_visible()
+        _no_serious_axe(page)
+    finally:
+        context.close()
+
+
+def test_tablet_layout_has_no_horizontal_scroll(server, browser):
+    context = browser.new_context(viewport={"width": 768, "height": 1024})
+    page = context.new_page()
+    try:
+        for url in ("/ui/", f"/ui/studies/{server.ids['smith']['ParentStudy']}",
+                    f"/ui/instances/{server.ids['seq']['ID']}"):
+            page.goto(server.url + url)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+        page.goto(server.url + "/ui/")
+        shot(page, "study_list_tablet")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["/ui/upload", "/ui/query", "/ui/jobs", "/ui/system", "/ui/nothing-here",
+                                  "/ui/studies/no-such-study"])
+def test_other_pages_have_the_layout_and_pass_axe(server, page, path):
+    page.goto(server.url + path)
+    assert page.get_by_role("navigation", name="Main").is_visible()
+    _no_serious_axe(page)
+
+
+def test_errors_are_html_in_the_ui_and_json_in_the_api(server):
+    ui = requests.get(server.url + "/ui/studies/unknown", timeout=10)
+    assert ui.status_code == 404 and ui.headers["Content-Type"].startswith("text/html")
+    ui = requests.get(server.url + "/ui/no/such/page", timeout=10)
+    assert ui.status_code == 404 and "<html" in ui.text
+    api = requests.get(server.url + "/studies/unknown", timeout=10)
+    assert api.status_code == 404 and api.content == b""          # Orthanc's bare 404 for an unknown ID
+    api = requests.get(server.url + "/no/such/route", timeout=10)
+    assert api.status_code == 404 and api.json()["OrthancStatus"] == 17
+
+
+def test_forms_need_the_csrf_token(server):
+    study = server.ids["smith"]["ParentStudy"]
+    refused = requests.post(server.url + f"/ui/studies/{study}/delete", timeout=10)
+    assert refused.status_code == 403
+    assert requests.get(server.url + f"/studies/{study}", timeout=10).status_code == 200
+
+
+def test_ui_sits_behind_the_same_authentication(tmp_path):
+    with live_server(tmp_path, AuthenticationEnabled=True, RegisteredUsers={"alice": "secret"}) as s:
+        assert requests.get(s.url + "/ui/", timeout=10).status_code == 401
+        assert requests.get(s.url + "/static/ui/ui.css", timeout=10).status_code == 401
+        answer = requests.get(s.url + "/ui/", auth=("alice", "secret"), timeout=10)
+        assert answer.status_code == 200 and "Studies" in answer.text
