@@ -54,6 +54,14 @@ class OrthancError(enum.Enum):
     FORBIDDEN_ACCESS = (45, "Access to a resource is forbidden", 403)
     DUPLICATE_RESOURCE = (46, "Duplicate resource", 409)
     UNSUPPORTED_MEDIA_TYPE = (3000, "Unsupported media type", 415)
+    # A peer answered a status the REST API cannot forward (/peers/{id}/system)
+    BAD_HTTP_STATUS_IN_REST = (2005, "This HTTP status is not allowed in a REST API", 500)
+    # DICOM SCU (Enumerations.h 2015-2017; HTTP status not seen live: 500, Orthanc's default for its table)
+    NO_PRESENTATION_CONTEXT = (2015, "DicomUserConnection: No acceptable presentation context for modality", 500)
+    DICOM_FIND_UNAVAILABLE = (2016, "DicomUserConnection: The C-FIND command is not supported by the remote SCP",
+                              500)
+    DICOM_MOVE_UNAVAILABLE = (2017, "DicomUserConnection: The C-MOVE command is not supported by the remote SCP",
+                              500)
     # /tools/create-dicom (Enumerations.h 2018-2025): no HTTP status of their own in Orthanc's table; the
     # statuses are the ones Orthanc 1.10.1 answers (checked live).
     CANNOT_STORE_INSTANCE = (2018, "Cannot store an instance", 500)

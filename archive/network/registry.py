@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
-from archive.errors import BadFileFormat, InexistentItem, ParameterOutOfRange
+from archive.errors import BadFileFormat, InexistentItem, ParameterOutOfRange, UnknownResource
 from archive.models import GlobalProperty
 
 MANUFACTURERS = ("Generic", "GenericNoWildcardInDates", "GenericNoUniversalWildcard", "Vitrea", "GE")
@@ -58,6 +58,7 @@ class Peer:
     certificate_key_password: str = ""
     pkcs11: bool = False
     timeout: int = 0
+    user_properties: dict = field(default_factory=dict)  # other keys of the object, kept as strings
 
 
 # -- parsing (Orthanc's RemoteModalityParameters::Unserialize / WebServiceParameters) ----------------------------
@@ -144,51 +145,121 @@ def modality_json(m: Modality) -> dict:
     return out
 
 
-def peer_parse(value) -> Peer:
-    """A peer from its configuration: ``[Url(, Username, Password)]`` or an object."""
-    if isinstance(value, list):
-        if len(value) not in (1, 3) or not all(isinstance(v, str) for v in value):
-            raise BadFileFormat("Bad file format for a peer")
-        url = value[0]
-        username, password = (value[1], value[2]) if len(value) == 3 else ("", "")
-        return Peer(url=_slash(url), username=username, password=password)
-    if not isinstance(value, dict):
-        raise BadFileFormat("Bad file format for a peer")
-    headers = value.get("HttpHeaders", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise BadFileFormat("Bad file format for the HttpHeaders of a peer")
-    timeout = value.get("Timeout", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-        raise BadFileFormat("Unsigned integer value expected in field: Timeout")
-    return Peer(url=_slash(_string(value, "Url")), username=_string(value, "Username", ""),
-                password=_string(value, "Password", ""), http_headers=dict(headers),
-                certificate_file=_string(value, "CertificateFile", ""),
-                certificate_key_file=_string(value, "CertificateKeyFile", ""),
-                certificate_key_password=_string(value, "CertificateKeyPassword", ""),
-                pkcs11=_boolean(value, "Pkcs11", False), timeout=timeout)
+_PEER_KEYS = ("CertificateFile", "CertificateKeyFile", "CertificateKeyPassword", "HttpHeaders", "Password",
+              "Pkcs11", "Url", "URL", "Username", "Timeout")
 
 
-def _slash(url: str) -> str:
+def _peer_url(url: str) -> str:
+    """WebServiceParameters::SetUrl: only HTTP(S) when a scheme is given; a trailing slash added."""
+    if "://" in url and not url.startswith(("http://", "https://")):
+        raise BadFileFormat(f"Bad URL: {url}")
+    if not url:
+        raise BadFileFormat("Empty URL")
     return url if url.endswith("/") else url + "/"
 
 
+def _peer_string(obj: dict, name: str) -> str:
+    value = obj.get(name, "")
+    if not isinstance(value, str):
+        raise BadFileFormat()
+    return value
+
+
+def _peer_credentials(username: str, password: str) -> tuple[str, str]:
+    if not username and password:
+        raise BadFileFormat()
+    return username, password
+
+
+def _peer_property(name: str, value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    raise BadFileFormat(f"User-defined properties associated with a Web service must be strings: {name}")
+
+
+def peer_parse(value) -> Peer:
+    """A peer from its configuration or a PUT body, as Orthanc's WebServiceParameters::Unserialize:
+    ``[Url]``, ``[Url, Username, Password]`` or an object (Url or URL, Username, Password, HttpHeaders,
+    CertificateFile/KeyFile/KeyPassword, Pkcs11, Timeout, and user properties). Errors as Orthanc 1.10.1's
+    (most are a bare "Bad file format")."""
+    if isinstance(value, list):
+        if len(value) not in (1, 3) or not all(isinstance(v, str) for v in value):
+            raise BadFileFormat()
+        username, password = _peer_credentials(*value[1:]) if len(value) == 3 else ("", "")
+        return Peer(url=_peer_url(value[0]), username=username, password=password)
+    if not isinstance(value, dict):
+        raise BadFileFormat()
+    url = _peer_string(value, "Url") or _peer_string(value, "URL")
+    url = _peer_url(url)
+    username, password = _peer_credentials(_peer_string(value, "Username"), _peer_string(value, "Password"))
+    certificate = _peer_string(value, "CertificateFile")
+    key_file = _peer_string(value, "CertificateKeyFile") if certificate else ""
+    key_password = _peer_string(value, "CertificateKeyPassword") if certificate else ""
+    pkcs11 = value.get("Pkcs11", False)
+    if not isinstance(pkcs11, bool):
+        raise BadFileFormat()
+    headers = value.get("HttpHeaders", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise BadFileFormat()
+    properties = {k: _peer_property(k, v) for k, v in value.items() if k not in _PEER_KEYS}
+    timeout = value.get("Timeout", 0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int):
+        raise BadFileFormat("Integer value expected in field: Timeout")
+    if timeout < 0:
+        raise BadFileFormat("Unsigned integer value expected in field: Timeout")
+    return Peer(url=url, username=username, password=password, http_headers=dict(headers),
+                certificate_file=certificate, certificate_key_file=key_file,
+                certificate_key_password=key_password, pkcs11=pkcs11, timeout=timeout,
+                user_properties=properties)
+
+
 def peer_json(p: Peer) -> dict:
-    """As GET /peers?expand shows it: no password, the header names only (Orthanc 1.10.1)."""
-    out = {"HttpHeaders": sorted(p.http_headers), "Pkcs11": p.pkcs11, "Url": p.url}
+    """As GET /peers?expand and /peers/{id}/configuration show it (WebServiceParameters::FormatPublic): no
+    secret, Password and the certificate key shown as null, the header names only."""
+    out: dict = {"HttpHeaders": sorted(p.http_headers), "Pkcs11": p.pkcs11, "Timeout": p.timeout, "Url": p.url}
     if p.username:
-        out["Username"] = p.username
+        out.update(Username=p.username, Password=None)
     if p.certificate_file:
-        out["CertificateFile"] = p.certificate_file
-    if p.timeout:
-        out["Timeout"] = p.timeout
+        out.update(CertificateFile=p.certificate_file, CertificateKeyFile=None, CertificateKeyPassword=None)
+    out.update(p.user_properties)
     return dict(sorted(out.items()))
 
 
-def _peer_config(p: Peer) -> dict:
-    """The full object (password included) kept in the database."""
-    return {"Url": p.url, "Username": p.username, "Password": p.password, "HttpHeaders": p.http_headers,
-            "CertificateFile": p.certificate_file, "CertificateKeyFile": p.certificate_key_file,
-            "CertificateKeyPassword": p.certificate_key_password, "Pkcs11": p.pkcs11, "Timeout": p.timeout}
+def _peer_serialized(p: Peer, *, passwords: bool) -> dict:
+    """WebServiceParameters::Serialize in its advanced (object) format."""
+    out: dict = {"Url": p.url, "Pkcs11": p.pkcs11, "Timeout": p.timeout, "HttpHeaders": dict(p.http_headers)}
+    if p.username or p.password:
+        out["Username"] = p.username
+        if passwords:
+            out["Password"] = p.password
+    if p.certificate_file:
+        out["CertificateFile"] = p.certificate_file
+    if p.certificate_key_file:
+        out["CertificateKeyFile"] = p.certificate_key_file
+    if p.certificate_key_password and passwords:
+        out["CertificateKeyPassword"] = p.certificate_key_password
+    out.update(p.user_properties)
+    return dict(sorted(out.items()))
+
+
+def peer_job_json(p: Peer) -> list | dict:
+    """The peer as an OrthancPeerStore job's Content shows it (Serialize without passwords): ``[Url]`` or
+    ``[Url, Username, ""]`` when nothing else is set, else the object. Like Orthanc, the object shows the
+    values of the HttpHeaders."""
+    advanced = (p.certificate_file or p.certificate_key_file or p.certificate_key_password or p.pkcs11
+                or p.http_headers or p.user_properties or p.timeout)
+    if advanced:
+        return _peer_serialized(p, passwords=False)
+    return [p.url, p.username, ""] if p.username or p.password else [p.url]
+
+
+def peer_config(p: Peer) -> dict:
+    """The full object (passwords included) kept in the database; peer_parse reads it back."""
+    return _peer_serialized(p, passwords=True)
 
 
 # -- the registries -------------------------------------------------------------------------------------------
@@ -203,7 +274,7 @@ class _Kind:
 
 
 MODALITIES = _Kind("Modalities", "DicomModalities", "DicomModalitiesInDatabase", modality_parse, modality_json)
-PEERS = _Kind("Peers", "OrthancPeers", "OrthancPeersInDatabase", peer_parse, _peer_config)
+PEERS = _Kind("Peers", "OrthancPeers", "OrthancPeersInDatabase", peer_parse, peer_config)
 
 
 def _entries(kind: _Kind) -> dict:
@@ -281,7 +352,7 @@ def peers_all() -> dict[str, Peer]:
 def peer_get(name: str) -> Peer:
     found = peers_all().get(name)
     if found is None:
-        raise InexistentItem(f"No peer with symbolic name: {name}")
+        raise UnknownResource(f"No peer with symbolic name: {name}")
     return found
 
 
@@ -291,10 +362,11 @@ def peer_set(name: str, peer: Peer) -> None:
 
 def peer_delete(name: str) -> None:
     if name not in peers_all():
-        raise InexistentItem(f"Unknown Orthanc peer with symbolic name: {name}")
+        raise InexistentItem(f"Unknown Orthanc peer: {name}")
     _update(PEERS, name, None)
 
 
 __all__ = ["Modality", "Peer", "modalities_all", "modalities_for_caller", "modality_by_aet",
            "modality_delete", "modality_get", "modality_json", "modality_parse", "modality_set", "peer_delete",
-           "peer_get", "peer_json", "peer_parse", "peer_set", "peers_all", "registry_reset"]
+           "peer_config", "peer_get", "peer_job_json", "peer_json", "peer_parse", "peer_set", "peers_all",
+           "registry_reset"]
