@@ -201,3 +201,47 @@ class StatisticsCounter(models.Model):
     instances = models.BigIntegerField(default=0)
     disk_size = models.BigIntegerField(default=0)           # compressed sizes of all attachments
     uncompressed_size = models.BigIntegerField(default=0)
+
+
+class DicomQuery(models.Model):
+    """A C-FIND SCU and its answers, for /queries/{id} (archive/network/queries.py). Orthanc keeps them in memory,
+    the QueryRetrieveSize most recent; here they live in the database so that every process sees them."""
+
+    id = models.CharField(max_length=36, primary_key=True)  # a UUID, as Orthanc's SharedArchive names them
+    modality = models.CharField(max_length=256)              # the symbolic name
+    remote = models.JSONField(default=dict)                  # the modality's parameters when queried
+    level = models.CharField(max_length=16)
+    query = models.JSONField(default=dict)                   # {"gggg,eeee": "value"}, as asked
+    answers = models.JSONField(default=list)                 # each in Orthanc's full format
+    normalize = models.BooleanField(default=True)
+    local_aet = models.CharField(max_length=64)
+    timeout = models.IntegerField(default=0)                 # 0: the default of the association
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class StorageCommitmentReport(models.Model):
+    """A storage commitment request we sent, and the report the remote modality sent back (N-EVENT-REPORT),
+    for /storage-commitment/{id}. Orthanc keeps the 100 most recent in memory."""
+
+    transaction_uid = models.CharField(max_length=64, primary_key=True)
+    remote_aet = models.CharField(max_length=64)
+    complete = models.BooleanField(default=False)
+    success = models.JSONField(default=list)    # [[SOPClassUID, SOPInstanceUID]]
+    failures = models.JSONField(default=list)   # [[SOPClassUID, SOPInstanceUID, FailureReason]]
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+
+class DicomRetrieveMessage(models.Model):
+    """A C-MOVE we sent, by "{our AET}-{message ID}": the C-STORE sub-operations it causes name it as their Move
+    Originator (PS3.7 C.4.2.1.3), so the SCP can tell the job which instances arrived (Orthanc 1.12.10)."""
+
+    key = models.CharField(max_length=96, primary_key=True)
+    job_id = models.CharField(max_length=64)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class DicomRetrieveReceived(models.Model):
+    """An instance received by C-STORE for one of our C-MOVEs (see DicomRetrieveMessage)."""
+
+    key = models.CharField(max_length=96, db_index=True)
+    instance = models.CharField(max_length=44)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from jobs.kinds import archive, media, modify, restructure
+from jobs.kinds import archive, dicom, media, modify, peers, restructure
 from jobs.models import Job
 
 KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
@@ -14,4 +14,8 @@ KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
     "ResourceModification": modify.modify_job,
     "MergeStudy": restructure.merge_job,
     "SplitStudy": restructure.split_job,
+    "DicomModalityStore": dicom.modality_store_job,
+    "DicomMoveScu": dicom.move_scu_job,
+    "DicomGetScu": dicom.get_scu_job,
+    "OrthancPeerStore": peers.peer_store_job,
 }

@@ -1,0 +1,456 @@
+"""Our DICOM SCU: the associations we open to remote modalities (echo, find, move, get, store, storage
+commitment), with pynetdicom, as Orthanc's DicomControlUserConnection, DicomStoreUserConnection and
+DicomAssociation do with DCMTK. No database here: callers pass datasets and get datasets, statuses and
+typed errors back (archive.errors), with the messages Orthanc gives.
+
+Rules of the standard followed here:
+
+- C-FIND (PS3.4 C.4.1): the identifier carries Query/Retrieve Level and the unique keys of the levels above;
+  Orthanc adds the keys of the queried level and of the levels above with universal matching (empty, or "*" for
+  the "GE" manufacturer), uses the Patient Root model at the patient level and the Study Root model otherwise.
+  A status other than Success or Pending (0xFF00, 0xFF01) fails the request.
+- C-MOVE and C-GET (PS3.4 C.4.2, C.4.3): the identifier has the unique keys of the level only (PS3.4
+  C.4.2.2.1); pending responses count the sub-operations (remaining, completed, failed, warning), which gives
+  the progress. C-GET sub-operations come back on the same association: the storage SOP classes are proposed
+  with the SCP role (PS3.7 D.3.3.4, SCP/SCU role selection).
+- Storage commitment push model (PS3.4 J.3): an N-ACTION (Action Type 1) on the well-known instance
+  1.2.840.10008.1.20.1.1 with a Transaction UID and the Referenced SOP Sequence; the result comes back as an
+  N-EVENT-REPORT, usually on an association the remote opens to our SCP (archive.network.queries records it).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pydicom
+from django.conf import settings
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, StoragePresentationContexts, build_context, evt
+from pynetdicom import sop_class as sop
+from pynetdicom.presentation import build_role
+
+from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
+from archive.network.registry import Modality
+
+logger = logging.getLogger(__name__)
+
+# DIMSE statuses (PS3.7 C, PS3.4 C.4).
+SUCCESS = 0x0000
+PENDING = (0xFF00, 0xFF01)
+UNABLE_TO_PROCESS = 0xC000     # C-FIND/C-MOVE "Failed: unable to process"
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # PS3.4 J.3.5: the well-known SOP instance
+
+UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian)
+# What a C-GET proposes to receive (Orthanc: its accepted transfer syntaxes).
+RECEIVED_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit,
+                     JPEGLosslessSV1, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless, RLELossless]
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+
+
+def _error(name: str, code: int, description: str) -> OrthancError:
+    """Orthanc's DicomUserConnection errors (2015-2017) when archive.errors has them, else NetworkProtocol."""
+    return getattr(OrthancError, name, None) or OrthancError.NETWORK_PROTOCOL
+
+
+NO_PRESENTATION_CONTEXT = _error("NO_PRESENTATION_CONTEXT", 2015,
+                                 "DicomUserConnection: No acceptable presentation context for modality")
+DICOM_FIND_UNAVAILABLE = _error("DICOM_FIND_UNAVAILABLE", 2016,
+                                "DicomUserConnection: The C-FIND command is not supported by the remote SCP")
+DICOM_MOVE_UNAVAILABLE = _error("DICOM_MOVE_UNAVAILABLE", 2017,
+                                "DicomUserConnection: The C-MOVE command is not supported by the remote SCP")
+
+
+class DimseFailure(NetworkProtocolError):
+    """A DIMSE request answered with a failure status; ``status`` keeps it (a job's DimseErrorStatus). Orthanc
+    answers "unable to process" (0xC000) of C-FIND and C-MOVE with HTTP 422."""
+
+    def __init__(self, details: str, *, status: int):
+        super().__init__(details)
+        self.status = status
+
+    @property
+    def http_status(self) -> int:
+        return 422 if self.status == UNABLE_TO_PROCESS else super().http_status
+
+
+# -- parameters -----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ScuParameters:
+    """Orthanc's DicomAssociationParameters: who we are, whom we call, the timeout in seconds (0: none)."""
+
+    local_aet: str
+    remote: Modality
+    timeout: int
+
+
+def default_aet() -> str:
+    return str(settings.ORTHANC.get("DicomAet", "ORTHANC"))
+
+
+def scu_parameters(*, modality: Modality, local_aet: str | None = None, timeout: int | None = None) -> ScuParameters:
+    """The local AET is the body's, else the modality's LocalAet, else DicomAet; the timeout is the body's,
+    else the modality's Timeout, else DicomScuTimeout (10 s)."""
+    aet = local_aet or modality.local_aet or default_aet()
+    if timeout is None:
+        timeout = modality.timeout or int(settings.ORTHANC.get("DicomScuTimeout", 10) or 0)
+    return ScuParameters(local_aet=aet, remote=modality, timeout=int(timeout))
+
+
+def _ae(params: ScuParameters) -> AE:
+    ae = AE(ae_title=params.local_aet)
+    timeout = params.timeout or None
+    ae.acse_timeout = timeout
+    ae.dimse_timeout = timeout
+    ae.network_timeout = timeout
+    ae.connection_timeout = timeout
+    ae.maximum_pdu_size = int(settings.ORTHANC.get("MaximumPduLength", 16384) or 0)
+    return ae
+
+
+def _tcp_error(host: str, port: int, timeout: int) -> str:
+    """Why the TCP connection failed, in DCMTK's words ("TCP Initialization Error: Connection refused"):
+    pynetdicom only logs it, so the connection is tried once more to learn the reason."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout or None):
+            return "Peer aborted Association (or never connected)"
+    except TimeoutError:
+        return "TCP Initialization Error: Operation now in progress"
+    except OSError as exc:
+        reason = exc.strerror or (errno.errorcode.get(exc.errno or 0, "") if exc.errno else "") or str(exc)
+        return f"TCP Initialization Error: {reason}"
+
+
+@contextmanager
+def association(params: ScuParameters, contexts: list, *, ext_neg: list | None = None,
+                handlers: list | None = None) -> Iterator:
+    """An established association, released (or aborted on error) at exit. A failure to connect is Orthanc's
+    NetworkProtocol error 'DicomAssociation - connecting to AET "X": ...'."""
+    remote = params.remote
+    ae = _ae(params)
+    assoc = ae.associate(remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
+                         ext_neg=ext_neg, evt_handlers=handlers)
+    if not assoc.is_established:
+        if assoc.is_rejected:
+            reason = "Association Rejected"
+        elif assoc.is_aborted and _reachable(remote.host, remote.port):
+            reason = "Peer aborted Association (or never connected)"
+        else:
+            reason = _tcp_error(remote.host, remote.port, params.timeout)
+        raise NetworkProtocolError(f'DicomAssociation - connecting to AET "{remote.aet}": {reason}')
+    _nodelay(assoc)
+    try:
+        yield assoc
+    except BaseException:
+        assoc.abort()
+        raise
+    else:
+        if assoc.is_established:
+            assoc.release()
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _nodelay(assoc) -> None:
+    """No Nagle on the association's socket (DESIGN.md: ~45 ms per C-STORE otherwise)."""
+    sock = getattr(getattr(assoc, "dul", None), "socket", None)
+    raw = getattr(sock, "socket", None)
+    if raw is not None:
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def _lost(params: ScuParameters, command: str) -> NetworkProtocolError:
+    """No answer: the association was aborted or the DIMSE timeout elapsed."""
+    return NetworkProtocolError(f'DicomAssociation - {command} to AET "{params.remote.aet}": '
+                                "DIMSE No data available (timeout in non-blocking mode)")
+
+
+def _hex(status: int) -> str:
+    return f"0x{status:04X}"
+
+
+# -- C-ECHO ---------------------------------------------------------------------------------------------------
+
+def echo(params: ScuParameters) -> bool:
+    """C-ECHO (PS3.7 9.1.5): True when the remote answers Success."""
+    with association(params, [build_context(sop.Verification)]) as assoc:
+        status = assoc.send_c_echo()
+        if not status or "Status" not in status:
+            raise _lost(params, "C-ECHO")
+        return status.Status == SUCCESS
+
+
+# -- C-FIND ---------------------------------------------------------------------------------------------------
+
+FIND_MODELS = {"Patient": sop.PatientRootQueryRetrieveInformationModelFind}
+FIND_DEFAULT = sop.StudyRootQueryRetrieveInformationModelFind
+
+
+def find(params: ScuParameters, *, identifier: Dataset, model: str) -> list[Dataset]:
+    """One C-FIND with ``identifier`` (already complete) on ``model``: the identifiers of the pending answers."""
+    answers: list[Dataset] = []
+    with association(params, [build_context(model)]) as assoc:
+        if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
+            raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=DICOM_FIND_UNAVAILABLE)
+        final = None
+        for status, found in assoc.send_c_find(identifier, model):
+            if not status or "Status" not in status:
+                raise _lost(params, "C-FIND")
+            if status.Status in PENDING:
+                if found is not None:
+                    answers.append(found)
+                continue
+            final = status.Status
+        if final is None:
+            raise _lost(params, "C-FIND")
+    if final != SUCCESS:
+        suffix = " (unable to process - invalid query ?)" if final == UNABLE_TO_PROCESS else ""
+        raise DimseFailure(f'C-FIND SCU to AET "{params.remote.aet}" has failed with DIMSE status {_hex(final)}'
+                           f"{suffix}", status=final)
+    return answers
+
+
+# -- C-MOVE and C-GET -----------------------------------------------------------------------------------------
+
+@dataclass
+class SubOperations:
+    """The counts of the last pending response (PS3.4 C.4.2.1.6-9)."""
+
+    remaining: int = 0
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+
+    @property
+    def fraction(self) -> float:
+        total = self.remaining + self.completed + self.failed + self.warning
+        return 0.0 if total == 0 else (self.completed + self.failed + self.warning) / total
+
+    def update(self, status: Dataset) -> None:
+        for name, attr in (("NumberOfRemainingSuboperations", "remaining"),
+                           ("NumberOfCompletedSuboperations", "completed"),
+                           ("NumberOfFailedSuboperations", "failed"),
+                           ("NumberOfWarningSuboperations", "warning")):
+            value = status.get(name)
+            if value is not None:
+                setattr(self, attr, int(value))
+
+
+def _retrieve_responses(params: ScuParameters, responses, command: str) -> Iterator[SubOperations]:
+    """Follow the responses of a C-MOVE or C-GET, yielding the progress after each pending one."""
+    progress = SubOperations()
+    final = None
+    for status, _identifier in responses:
+        if not status or "Status" not in status:
+            raise _lost(params, command)
+        progress.update(status)
+        if status.Status in PENDING:
+            yield progress
+            continue
+        final = status.Status
+    if final is None:
+        raise _lost(params, command)
+    if final != SUCCESS:
+        suffix = " (unable to process - resource not found ?)" if final == UNABLE_TO_PROCESS else ""
+        raise DimseFailure(f'{command} SCU to AET "{params.remote.aet}" has failed with DIMSE status '
+                           f"{_hex(final)}{suffix}", status=final)
+    yield progress
+
+
+def move(params: ScuParameters, *, identifier: Dataset, target_aet: str, message_id: int = 1
+         ) -> Iterator[SubOperations]:
+    """C-MOVE on the Study Root model (as Orthanc, whatever the level), yielding the sub-operation counts.
+    Closing the generator aborts the association (a canceled job)."""
+    model = sop.StudyRootQueryRetrieveInformationModelMove
+    contexts = [build_context(model), build_context(sop.PatientRootQueryRetrieveInformationModelMove)]
+    with association(params, contexts) as assoc:
+        if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
+            raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=DICOM_MOVE_UNAVAILABLE)
+        yield from _retrieve_responses(
+            params, assoc.send_c_move(identifier, target_aet, model, msg_id=message_id), "C-MOVE")
+
+
+def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_classes: list[str] | None = None
+        ) -> Iterator[SubOperations]:
+    """C-GET on the Study Root model; each instance that comes back is given to ``on_store(event)`` (in the
+    association's thread), which returns the C-STORE status. ``sop_classes`` limits the storage classes
+    proposed (SOPClassesInStudy), else the 120 most common ones are."""
+    model = sop.StudyRootQueryRetrieveInformationModelGet
+    classes = sop_classes or [c.abstract_syntax for c in StoragePresentationContexts]
+    classes = classes[:MAX_CONTEXTS - 1]
+    contexts = [build_context(model)] + [build_context(uid, RECEIVED_SYNTAXES) for uid in classes]
+    roles = [build_role(uid, scp_role=True) for uid in classes]
+
+    def handle_store(event) -> int:
+        try:
+            return on_store(event)
+        except Exception:  # noqa: BLE001 - a handler never raises: the sub-operation fails (PS3.4 C.4.3.3)
+            logger.exception("C-GET: storing a received instance failed")
+            return 0xC211
+
+    def handle_close(event) -> None:
+        from django.db import connection
+
+        connection.close()  # the association's thread opened its own database connection
+
+    handlers = [(evt.EVT_C_STORE, handle_store), (evt.EVT_CONN_CLOSE, handle_close)]
+    with association(params, contexts, ext_neg=roles, handlers=handlers) as assoc:
+        if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
+            raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
+        yield from _retrieve_responses(params, assoc.send_c_get(identifier, model), "C-GET")
+
+
+# -- C-STORE --------------------------------------------------------------------------------------------------
+
+def dicom_parse(data: bytes) -> Dataset:
+    """A Part 10 file as sent by store-straight: Orthanc's 'Cannot parse an invalid DICOM file' otherwise."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        ds.SOPClassUID  # noqa: B018 - forces the parse of the header
+        ds.file_meta.TransferSyntaxUID  # noqa: B018
+    except Exception:  # noqa: BLE001 - any parse error is the same answer
+        raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {len(data)} bytes)") from None
+    return ds
+
+
+class StoreConnection:
+    """Orthanc's DicomStoreUserConnection: one association kept open across instances, negotiated again with
+    more presentation contexts when an instance of a new SOP class or transfer syntax comes (up to 128)."""
+
+    def __init__(self, params: ScuParameters, *, move_originator: tuple[str, int] | None = None):
+        self.params = params
+        self.move_originator = move_originator
+        self.wanted: dict[str, set[str]] = {}
+        self._cm = None
+        self.assoc = None
+        self.message_id = 0
+
+    def close(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self.assoc = self._cm, None, None
+            cm.__exit__(None, None, None)
+
+    def __enter__(self) -> StoreConnection:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.assoc is not None and exc[0] is not None:
+            self.assoc.abort()
+            self._cm, self.assoc = None, None
+        self.close()
+
+    def _open(self) -> None:
+        self.close()
+        contexts = []
+        for uid, syntaxes in self.wanted.items():
+            contexts.append(build_context(uid, sorted(syntaxes | {ExplicitVRLittleEndian, ImplicitVRLittleEndian})))
+        self._cm = association(self.params, contexts)
+        self.assoc = self._cm.__enter__()
+
+    def _accepted(self, sop_class: str, syntax: str) -> str | None:
+        """The accepted transfer syntax to send in: the file's own, else an uncompressed one (re-encoded)."""
+        offers = [c.transfer_syntax[0] for c in self.assoc.accepted_contexts if c.abstract_syntax == sop_class]
+        if syntax in offers:
+            return syntax
+        return next((ts for ts in offers if ts in UNCOMPRESSED), None)
+
+    def store(self, data: bytes) -> tuple[str, str]:
+        """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
+        ds = dicom_parse(data)
+        sop_class, instance = str(ds.SOPClassUID), str(ds.get("SOPInstanceUID", ""))
+        syntax = str(ds.file_meta.TransferSyntaxUID)
+        known = self.wanted.setdefault(sop_class, set())
+        if self.assoc is None or not self.assoc.is_established or syntax not in known:
+            if self.assoc is None or not self.assoc.is_established or self._accepted(sop_class, syntax) is None:
+                known.add(syntax)
+                self._open()
+        accepted = self._accepted(sop_class, syntax)
+        if accepted is None:
+            raise ArchiveError(f"Remote AET is {self.params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
+        if accepted != syntax and syntax not in UNCOMPRESSED:
+            from archive.dicom.transcode import file_transcode
+
+            ds = dicom_parse(file_transcode(data, syntax=ExplicitVRLittleEndian))
+        self.message_id = self.message_id % 0xFFFF + 1
+        originator = self.move_originator or (None, None)
+        status = self.assoc.send_c_store(ds, msg_id=self.message_id, originator_aet=originator[0],
+                                         originator_id=originator[1])
+        if not status or "Status" not in status:
+            raise _lost(self.params, "C-STORE")
+        code = int(status.Status)
+        if code != SUCCESS and not 0xB000 <= code <= 0xBFFF:  # warnings store the instance (PS3.4 B.2.3)
+            raise DimseFailure(f'C-STORE SCU to AET "{self.params.remote.aet}" has failed with DIMSE status '
+                               f"{_hex(code)}", status=code)
+        return sop_class, instance
+
+
+# -- storage commitment ---------------------------------------------------------------------------------------
+
+def storage_commitment_request(params: ScuParameters, *, transaction_uid: str,
+                               references: list[tuple[str, str]],
+                               on_report: Callable[[Dataset], None] | None = None) -> None:
+    """N-ACTION "Request Storage Commitment" (PS3.4 J.3.2). Should the remote answer with its N-EVENT-REPORT on
+    this association, ``on_report(dataset)`` gets it (we propose the SCP role for that)."""
+    request = Dataset()
+    request.TransactionUID = transaction_uid
+    items = []
+    for class_uid, instance_uid in references:
+        item = Dataset()
+        item.ReferencedSOPClassUID = class_uid
+        item.ReferencedSOPInstanceUID = instance_uid
+        items.append(item)
+    request.ReferencedSOPSequence = items
+
+    def handle_report(event) -> tuple[int, None]:
+        if on_report is not None:
+            try:
+                on_report(event.event_information)
+            except Exception:  # noqa: BLE001 - a handler never raises
+                logger.exception("storage commitment report on our association")
+        return SUCCESS, None
+
+    model = sop.StorageCommitmentPushModel
+    roles = [build_role(model, scu_role=True, scp_role=True)]
+    with association(params, [build_context(model)], ext_neg=roles,
+                     handlers=[(evt.EVT_N_EVENT_REPORT, handle_report)]) as assoc:
+        if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
+            raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
+        status, _reply = assoc.send_n_action(request, 1, model, STORAGE_COMMITMENT_INSTANCE)
+        if not status or "Status" not in status:
+            raise _lost(params, "N-ACTION")
+        if status.Status != SUCCESS:
+            raise DimseFailure(f'Storage commitment SCU to AET "{params.remote.aet}" has failed with DIMSE status '
+                               f"{_hex(status.Status)}", status=int(status.Status))
+
+
+__all__ = ["DimseFailure", "ScuParameters", "StoreConnection", "SubOperations", "association", "default_aet",
+           "dicom_parse", "echo", "find", "get", "move", "scu_parameters", "storage_commitment_request"]

@@ -1,0 +1,228 @@
+"""The DICOM network jobs, named as Orthanc's /jobs shows them:
+
+- ``DicomModalityStore`` (/modalities/{id}/store): C-STORE of local instances to a modality on one association,
+  one instance a step, then the storage commitment request if asked (Orthanc's DicomModalityStoreJob).
+- ``DicomMoveScu`` (/modalities/{id}/move, /queries/{id}/retrieve with C-MOVE): one C-MOVE a step
+  (DicomMoveScuJob); the instances the target receives for it are reported by our SCP through
+  ``retrieve_instance_received``, by the Move Originator Message ID of their C-STOREs.
+- ``DicomGetScu`` (/modalities/{id}/get, retrieve with C-GET): one C-GET a step, the instances stored as they
+  come (DicomGetScuJob).
+
+Each job's parameters hold the remote modality's parameters as they were at submission (a modality changed or
+deleted meanwhile does not matter, as in Orthanc). Progress: the instances sent, or the sub-operations of
+the running command (PS3.4 C.4.2.1.6). Cancel or pause closes the generator, which aborts the association.
+``Permissive`` ignores the failure of a step (an instance, a resource), as Orthanc's SetOfCommandsJob does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from archive import selectors
+from archive.dicom.tags import tag_key
+from archive.errors import ArchiveError, UnknownResource
+from archive.ingest import Origin, StoreStatus, instance_store
+from archive.levels import Level
+from archive.models import DicomRetrieveMessage, DicomRetrieveReceived, Resource
+from archive.network import queries, scu
+from archive.network.registry import modality_parse
+from jobs.models import Job
+
+STORE = "DicomModalityStore"
+MOVE = "DicomMoveScu"
+GET = "DicomGetScu"
+
+
+def _params(p: dict) -> scu.ScuParameters:
+    return scu.scu_parameters(modality=modality_parse(p["remote"]), local_aet=p["local_aet"],
+                              timeout=p.get("timeout"))
+
+
+def _save_content(job: Job) -> None:
+    """Keep the content written so far: the runner keeps a failed job's stored content, not the object's."""
+    Job.objects.filter(id=job.id).update(content=job.content)
+
+
+# -- C-STORE --------------------------------------------------------------------------------------------------
+
+def _instance_file(public_id: str) -> bytes | None:
+    """The file of an instance, None when it was deleted after the job was submitted."""
+    instance = Resource.objects.filter(public_id=public_id, level=Level.INSTANCE.depth).first()
+    if instance is None:
+        return None
+    try:
+        return selectors.instance_dicom(instance=instance)
+    except (UnknownResource, OSError):
+        return None
+
+
+def modality_store_job(job: Job) -> Iterator[float]:
+    p = job.parameters
+    params = _params(p)
+    instances: list[str] = p["instances"]
+    originator = tuple(p["move_originator"]) if p.get("move_originator") else None
+    failed = 0
+    sent: list[tuple[str, str]] = []
+    with scu.StoreConnection(params, move_originator=originator) as connection:
+        for k, public_id in enumerate(instances):
+            data = _instance_file(public_id)
+            if data is None:
+                failed += 1  # Orthanc: "An instance was removed after the job was issued"
+            else:
+                try:
+                    sent.append(connection.store(data))
+                except ArchiveError:
+                    if not p.get("permissive"):
+                        raise
+            yield 100.0 * (k + 1) / (len(instances) + 1)
+    if p.get("storage_commitment") and sent:
+        uid = p["transaction_uid"]
+        queries.storage_commitment_pending(transaction_uid=uid, remote_aet=params.remote.aet)
+        scu.storage_commitment_request(params, transaction_uid=uid, references=sent,
+                                       on_report=queries.storage_commitment_report_dataset)
+    job.content = {**job.content, "FailedInstancesCount": failed}
+
+
+# -- C-MOVE and C-GET -----------------------------------------------------------------------------------------
+
+def _command_tags(command: dict) -> dict[int, str]:
+    return {int(k[:4], 16) << 16 | int(k[5:], 16): v for k, v in command.items()}
+
+
+def _command_level(tags: dict[int, str]) -> Level:
+    return queries.level_parse(tags.get(queries.QR_LEVEL, ""))
+
+
+def _detail(command: dict, status: int, received: list[str]) -> dict:
+    return {"DimseErrorStatus": status, "Query": command, "ReceivedInstancesIds": received}
+
+
+def _run_commands(job: Job, run_one) -> Iterator[float]:
+    """The steps of a retrieve job: one command each, its Details (status, instances received) kept in the
+    content as it goes."""
+    commands: list[dict] = job.parameters["commands"]
+    details = [_detail(c, 0, []) for c in commands]
+    job.content = {**job.content, "Details": details}
+    for k, command in enumerate(commands):
+        received: list[str] = details[k]["ReceivedInstancesIds"]
+        try:
+            for fraction in run_one(command, received):
+                yield 100.0 * (k + fraction) / (len(commands) + 1)
+        except ArchiveError as error:
+            details[k]["DimseErrorStatus"] = getattr(error, "status", 0)
+            _save_content(job)
+            if not job.parameters.get("permissive"):
+                raise
+        _save_content(job)
+
+
+def _register(key_prefix: str, job_id: str) -> tuple[int, str]:
+    """A Message ID for a C-MOVE of ours not in use by another (Orthanc counts from 1000)."""
+    for _attempt in range(100):
+        message_id = random.randint(1000, 0xFFFE)
+        key = f"{key_prefix}-{message_id}"
+        try:
+            with transaction.atomic():
+                DicomRetrieveMessage.objects.create(key=key, job_id=job_id)
+            return message_id, key
+        except IntegrityError:
+            continue
+    raise ArchiveError("No free message ID for C-MOVE")
+
+
+def move_scu_job(job: Job) -> Iterator[float]:
+    p = job.parameters
+    params = _params(p)
+    # Registrations older than a day are of moves that never finished (a killed worker).
+    DicomRetrieveMessage.objects.filter(created__lt=dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).delete()
+
+    def run_one(command: dict, received: list[str]) -> Iterator[float]:
+        tags = _command_tags(command)
+        level = _command_level(tags)
+        identifier = queries.retrieve_identifier(level=level, answer=tags, manufacturer=params.remote.manufacturer)
+        message_id, key = _register(params.local_aet, job.id)
+        try:
+            for progress in scu.move(params, identifier=identifier, target_aet=p["target_aet"],
+                                     message_id=message_id):
+                received[:] = _received(key)
+                yield progress.fraction
+        finally:
+            received[:] = _received(key)
+            DicomRetrieveMessage.objects.filter(key=key).delete()
+            DicomRetrieveReceived.objects.filter(key=key).delete()
+
+    yield from _run_commands(job, run_one)
+
+
+def _received(key: str) -> list[str]:
+    return list(DicomRetrieveReceived.objects.filter(key=key).order_by("id").values_list("instance", flat=True))
+
+
+def retrieve_instance_received(*, originator_aet: str, message_id: int, instance_id: str) -> None:
+    """For the C-STORE SCP: an instance stored from a C-STORE whose Move Originator AET and Message ID
+    (PS3.7 9.1.1.1) name one of our C-MOVEs; the job lists it in its Details (ReceivedInstancesIds)."""
+    key = f"{originator_aet.strip()}-{int(message_id)}"
+    if DicomRetrieveMessage.objects.filter(key=key).exists():
+        DicomRetrieveReceived.objects.create(key=key, instance=instance_id)
+
+
+def get_scu_job(job: Job) -> Iterator[float]:
+    p = job.parameters
+    params = _params(p)
+    origin = Origin.dicom(remote_ip=params.remote.host, calling_aet=params.remote.aet, called_aet=params.local_aet)
+
+    def run_one(command: dict, received: list[str]) -> Iterator[float]:
+        tags = _command_tags(command)
+        level = _command_level(tags)
+        identifier = queries.retrieve_identifier(level=level, answer=tags, manufacturer=params.remote.manufacturer)
+        classes = [c for c in tags.get(0x00080062, "").split("\\") if c] or None  # SOPClassesInStudy
+
+        def on_store(event) -> int:
+            result = instance_store(data=event.encoded_dataset(include_meta=True), origin=origin)
+            if result.status in (StoreStatus.SUCCESS, StoreStatus.ALREADY_STORED):
+                received.append(result.ids.instance)
+            return result.dimse_status
+
+        for progress in scu.get(params, identifier=identifier, on_store=on_store, sop_classes=classes):
+            yield progress.fraction
+
+    yield from _run_commands(job, run_one)
+
+
+# -- what the routes submit -----------------------------------------------------------------------------------
+
+def query_json(tags: dict[int, str], fmt: str) -> dict:
+    return queries.render(queries.tags_full(tags), fmt)
+
+
+def retrieve_content(*, params: scu.ScuParameters, commands: list[dict[int, str]], fmt: str,
+                     target_aet: str | None, user_data: Any = None) -> dict:
+    """A retrieve job's Content before it runs (Orthanc's DicomRetrieveScuBaseJob::GetPublicContent)."""
+    content: dict[str, Any] = {
+        "Description": "REST API", "LocalAet": params.local_aet, "RemoteAet": params.remote.aet,
+        "Query": [query_json(c, fmt) for c in commands],
+        "Details": [_detail(query_json(c, "short"), 0, []) for c in commands],
+    }
+    if target_aet is not None:
+        content["TargetAet"] = target_aet
+    if user_data is not None:
+        content["UserData"] = user_data
+    return content
+
+
+def retrieve_parameters(*, params: scu.ScuParameters, commands: list[dict[int, str]], permissive: bool,
+                        target_aet: str | None, timeout: int | None) -> dict:
+    from archive.network.registry import modality_json
+
+    return {"remote": modality_json(params.remote), "local_aet": params.local_aet, "timeout": timeout,
+            "commands": [{tag_key(t): v for t, v in sorted(c.items())} for c in commands],
+            "target_aet": target_aet, "permissive": permissive}
+
+
+__all__ = ["GET", "MOVE", "STORE", "get_scu_job", "modality_store_job", "move_scu_job", "retrieve_content",
+           "retrieve_instance_received", "retrieve_parameters"]
