@@ -65,7 +65,8 @@ class LiveServer:
 def _start(tmp: Path, config: dict, database_url: str) -> LiveServer:
     cfg_path = tmp / "orthanc.json"
     cfg_path.write_text(json.dumps(config))
-    env = {**os.environ, "DATABASE_URL": database_url, "HTTP_WORKERS": os.environ.get("LIVE_WORKERS", "2")}
+    env = {**os.environ, "DATABASE_URL": database_url, "HTTP_WORKERS": os.environ.get("LIVE_WORKERS", "2"),
+           "DICOM_PROCESSES": os.environ.get("DICOM_PROCESSES", "1")}
     log = open(tmp / "server.log", "ab")
     process = subprocess.Popen([sys.executable, "manage.py", "serve", "--config", str(cfg_path)], cwd=ROOT,
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

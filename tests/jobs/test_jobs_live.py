@@ -102,21 +102,24 @@ def test_anonymization_killed_mid_run_runs_again_and_leaves_one_whole_copy(tmp_p
         server.kill()
 
         server = restart(server)
-        job = _wait(server.url, job_id, timeout=120)
-        assert job["State"] == "Success", job
-        assert job["Content"]["InstancesCount"] == count and job["Content"]["IsAnonymization"] is True
-        studies = requests.get(f"{server.url}/studies", timeout=10).json()
-        assert sorted(studies) == sorted([study, job["Content"]["ID"]])
-        instances = requests.get(f"{server.url}/studies/{job['Content']['ID']}/instances", timeout=10).json()
-        assert len(instances) == count
-        assert len(requests.get(f"{server.url}/instances", timeout=10).json()) == 2 * count
-        statistics = requests.get(f"{server.url}/statistics", timeout=10).json()
-        assert statistics["CountInstances"] == 2 * count and statistics["CountStudies"] == 2
-        for instance in instances[:: count // 10]:  # every copy readable, with its provenance
-            assert requests.get(f"{server.url}/instances/{instance['ID']}/file", timeout=10).status_code == 200
-            assert requests.get(f"{server.url}/instances/{instance['ID']}/metadata/AnonymizedFrom",
-                                timeout=10).status_code == 200
-        from archive.storage import INCOMING
+        try:
+            job = _wait(server.url, job_id, timeout=120)
+            assert job["State"] == "Success", job
+            assert job["Content"]["InstancesCount"] == count and job["Content"]["IsAnonymization"] is True
+            studies = requests.get(f"{server.url}/studies", timeout=10).json()
+            assert sorted(studies) == sorted([study, job["Content"]["ID"]])
+            instances = requests.get(f"{server.url}/studies/{job['Content']['ID']}/instances", timeout=10).json()
+            assert len(instances) == count
+            assert len(requests.get(f"{server.url}/instances", timeout=10).json()) == 2 * count
+            statistics = requests.get(f"{server.url}/statistics", timeout=10).json()
+            assert statistics["CountInstances"] == 2 * count and statistics["CountStudies"] == 2
+            for instance in instances[:: count // 10]:  # every copy readable, with its provenance
+                assert requests.get(f"{server.url}/instances/{instance['ID']}/file", timeout=10).status_code == 200
+                assert requests.get(f"{server.url}/instances/{instance['ID']}/metadata/AnonymizedFrom",
+                                    timeout=10).status_code == 200
+            from archive.storage import INCOMING
 
-        staged = [p for p in (tmp_path / "storage" / INCOMING).iterdir()]
-        assert not staged, staged  # staged files of the killed run settled at the restart
+            staged = [p for p in (tmp_path / "storage" / INCOMING).iterdir()]
+            assert not staged, staged  # staged files of the killed run settled at the restart
+        finally:
+            server.kill()  # the restarted server is not the one live_server() stops

@@ -1,6 +1,7 @@
 """``manage.py serve [--config orthanc.json]``: everything the configuration asks for, started and stopped
 together: the HTTP server (gunicorn, several workers), the job workers (django-q2's qcluster on the ORM
-broker, ConcurrentJobs of them), the housekeeper (stable resources, storage recovery), and later the DICOM SCP."""
+broker, ConcurrentJobs of them), the housekeeper (stable resources, storage recovery), and the DICOM SCP
+(``manage.py dicomserver``, several processes on DicomPort) when DicomServerEnabled is true."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("HTTP_WORKERS", "0")) or None)
         parser.add_argument("--no-migrate", action="store_true")
         parser.add_argument("--no-jobs", action="store_true", help="do not start the job workers (django-q2)")
+        parser.add_argument("--dicom-processes", type=int,
+                            default=int(os.environ.get("DICOM_PROCESSES", "0")) or None,
+                            help="processes of the DICOM server (default: the number of CPUs)")
 
     def handle(self, *args, **options):
         cfg = settings.ORTHANC
@@ -48,6 +52,12 @@ class Command(BaseCommand):
             children.append(subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=os.environ.copy(),
                                              cwd=settings.BASE_DIR, start_new_session=False))
             self.stdout.write(f"job workers started ({settings.Q_CLUSTER['workers']} concurrent jobs)")
+        if cfg.get("DicomServerEnabled", True):
+            dicom = [sys.executable, "manage.py", "dicomserver"]
+            if options["dicom_processes"]:
+                dicom += ["--processes", str(options["dicom_processes"])]
+            children.append(subprocess.Popen(dicom, env=os.environ.copy(), cwd=settings.BASE_DIR))
+            self.stdout.write(f"DICOM server {cfg.get('DicomAet', 'ORTHANC')} on port {cfg.get('DicomPort', 4242)}")
         if cfg.get("HttpServerEnabled", True):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",

@@ -1,0 +1,267 @@
+"""C-FIND answers (PS3.4 C.4.1): a query identifier in, the matching identifiers out, through the same parser
+and matcher as POST /tools/find, as Orthanc's OrthancFindRequestHandler goes through its DatabaseLookup.
+
+What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10.1):
+
+- The level is QueryRetrieveLevel: PATIENT, STUDY, SERIES, IMAGE (or INSTANCE); without it, or with another
+  value, the request fails (0xC000, "Failed: unable to process"). The root (patient or study) is not checked.
+- Every non-empty, non-sequence element is a constraint (QueryRetrieveLevel, SpecificCharacterSet and
+  TimezoneOffsetFromUTC excepted); PN is matched case-insensitively unless CaseSensitivePN, every other VR
+  case-sensitively, identifiers included (``PatientID=p1`` does not match ``P1``). /tools/find folds every VR
+  by default, so the index answers the case-insensitive superset and the case-sensitive constraints are checked
+  again here with the same ``matching.constraint_match`` (PS3.4 C.2.2.2).
+- Wildcards on a VR that does not allow them (``StudyInstanceUID=*``, ``StudyDate=2024*``) fail the request,
+  as /tools/find answers 400; a constraint on a tag of a lower level matches nothing.
+- The answer holds each requested element (the query's elements), with the resource's value or empty:
+  main tags from the index, the computed counters (NumberOfStudyRelatedInstances...), ModalitiesInStudy,
+  SOPClassesInStudy, InstanceAvailability ("ONLINE", 1.11.0), the rest read from a file of the resource;
+  then QueryRetrieveLevel as asked, RetrieveAETitle (0008,0054) = DicomAet, and SpecificCharacterSet of the
+  DefaultEncoding (the query's own character set only decodes the query).
+- An empty sequence (or one with a single empty item) asks for the sequence: it is copied from a file of
+  the resource, or answered empty (1.12.11); a sequence with content is ignored with a warning, as Orthanc
+  only matches sequences on worklists.
+- LimitFindResults (LimitFindInstances at the instance level): the first ones are answered, then the final
+  status is 0xA700 ("refused: out of resources"), telling the SCU to refine the query.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+
+import pydicom
+from django.conf import settings
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.tag import BaseTag, Tag
+
+from archive import runtime
+from archive.dicom.matching import Constraint, Kind, constraint_match, constraint_parse
+from archive.dicom.tags import ENCODING_TO_CHARSET, tag_key
+from archive.errors import ArchiveError
+from archive.find import resources_find
+from archive.levels import Level
+from archive.requested_tags import requested_values_many
+from archive.selectors import instance_dicom, instance_first
+
+logger = logging.getLogger(__name__)
+
+QUERY_RETRIEVE_LEVEL = 0x00080052
+SPECIFIC_CHARACTER_SET = 0x00080005
+TIMEZONE_OFFSET = 0x00080201
+RETRIEVE_AE_TITLE = 0x00080054
+INSTANCE_AVAILABILITY = 0x00080056
+MODALITIES_IN_STUDY = 0x00080061
+_NOT_CONSTRAINTS = frozenset({QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET, TIMEZONE_OFFSET})
+
+LEVELS = {"PATIENT": Level.PATIENT, "STUDY": Level.STUDY, "SERIES": Level.SERIES, "IMAGE": Level.INSTANCE,
+          "INSTANCE": Level.INSTANCE}
+_BINARY_NUMBERS = {"US": int, "SS": int, "UL": int, "SL": int, "UV": int, "SV": int, "FL": float, "FD": float}
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
+
+
+class QueryRefused(Exception):
+    """The identifier cannot be answered (Orthanc throws; the SCP answers 0xC000)."""
+
+
+@dataclass
+class FindAnswers:
+    answers: list[Dataset]
+    complete: bool = True       # False: LimitFindResults cut the answers short
+
+
+def _vr(tag: int) -> str:
+    """The answer's VR: the dictionary's; UN for private tags, creators included (Orthanc 1.10.1 answers
+    ``(0011,0010) UN``), and for tags it does not know."""
+    if tag >> 16 & 1:
+        return "UN"
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return "UN"
+
+
+def _text(elem: DataElement) -> str:
+    """The query value as Orthanc's DicomMap holds it: text, multiple values joined by backslashes."""
+    value = elem.value
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("latin-1").rstrip(" \x00")
+    if isinstance(value, (list, MultiValue)):
+        return "\\".join("" if v is None else str(v) for v in value)
+    return str(value).rstrip(" \x00")
+
+
+def _normalize(value: str, vr: str, manufacturer: str) -> str:
+    """Orthanc's workarounds for broken modalities (the DicomModalities "Manufacturer" of the caller)."""
+    if manufacturer == "GenericNoUniversalWildcard" and value == "*":
+        return ""
+    if manufacturer == "GenericNoWildcardInDates" and vr in _DATE_VRS:
+        return value.replace("*", "")
+    return value
+
+
+def _level(identifier: Dataset) -> Level:
+    elem = identifier.get(QUERY_RETRIEVE_LEVEL)
+    text = _text(elem).strip().upper() if elem is not None else ""
+    if text not in LEVELS:
+        raise QueryRefused(f"C-FIND request without a valid QueryRetrieveLevel (0008,0052): {text!r}")
+    return LEVELS[text]
+
+
+def _limit(level: Level) -> int:
+    key = "LimitFindInstances" if level is Level.INSTANCE else "LimitFindResults"
+    return int(settings.ORTHANC.get(key, 0) or 0)
+
+
+def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = "Generic") -> FindAnswers:
+    """The C-FIND answers for a query identifier. Raises QueryRefused when Orthanc would fail the request."""
+    level = _level(identifier)
+    requested: list[tuple[BaseTag, DataElement]] = []
+    sequences: list[BaseTag] = []
+    query: dict[str, str] = {}
+    sensitive: list[tuple[int, str, str]] = []   # (tag, VR, value) to check case-sensitively afterwards
+    case_sensitive_pn = bool(settings.ORTHANC.get("CaseSensitivePN", False))
+    for elem in identifier:
+        tag = elem.tag
+        if elem.VR == "SQ":
+            items = elem.value or []
+            if len(items) == 0 or (len(items) == 1 and len(items[0]) == 0):
+                sequences.append(tag)
+            else:
+                logger.warning("Orthanc only supports sequence matching on worklists, ignoring C-FIND SCU "
+                               "constraint on tag (%s)", tag_key(tag))
+            continue
+        if tag.element == 0 or tag == SPECIFIC_CHARACTER_SET:
+            continue   # group lengths are no attributes; the charset only decodes the query
+        requested.append((tag, elem))
+        if tag in _NOT_CONSTRAINTS:
+            continue
+        vr = _vr(tag)
+        try:
+            value = _normalize(_text(elem), vr, manufacturer)
+        except Exception as exc:   # a value that the query's character set cannot decode
+            raise QueryRefused(f"cannot read the value of {tag_key(tag)}: {exc}") from exc
+        if not value:
+            continue   # universal matching (PS3.4 C.2.2.2.3)
+        query[tag_key(tag)] = value
+        if vr != "PN" or case_sensitive_pn:
+            sensitive.append((int(tag), vr, value))
+
+    resources = _matches(level, query, sensitive)
+    limit = _limit(level)
+    complete = not (limit and len(resources) > limit)
+    if not complete:
+        resources = resources[:limit]
+    return FindAnswers(_answers(resources, requested, sequences, retrieve_aet), complete)
+
+
+def _matches(level: Level, query: dict[str, str], sensitive: list[tuple[int, str, str]]) -> list:
+    """The matching resources: the index through /tools/find's own parser (case-insensitive, the superset),
+    then the case-sensitive constraints checked on the indexed values."""
+    from explorer.api.find import find_request_parse  # the parser of POST /tools/find: one matcher for both
+
+    body = json.dumps({"Level": level.value, "Query": query, "CaseSensitive": False}).encode()
+    try:
+        request = find_request_parse(body)
+        resources = resources_find(query=request.query)
+    except ArchiveError as exc:
+        raise QueryRefused(str(exc)) from exc
+    if not sensitive or not resources:
+        return resources
+    tags = [Tag(tag) for tag, _vr_, _value in sensitive]
+    constraints = [constraint_parse(tag, value, vr=vr, case_sensitive=True) if tag != MODALITIES_IN_STUDY
+                   else Constraint(tag, Kind.LIST, tuple(value.split("\\")), True) for tag, vr, value in sensitive]
+    values = requested_values_many(resources, tags)
+    kept = []
+    for resource in resources:
+        found = values.get(resource.id, {})
+        if all(_sensitive_match(c, _as_text(found.get(_key(t)))) for c, t in zip(constraints, tags, strict=True)):
+            kept.append(resource)
+    return kept
+
+
+def _sensitive_match(constraint, value: str | None) -> bool:
+    """ModalitiesInStudy is a constraint on the Modality of some series (DatabaseLookup): one of the asked
+    modalities among the study's; every other tag is matched as the index holds it."""
+    if constraint.tag == MODALITIES_IN_STUDY:
+        return bool(value) and bool(set(constraint.values) & set(value.split("\\")))
+    return constraint_match(constraint, value)
+
+
+def _key(tag: BaseTag) -> str:
+    return keyword_for_tag(tag) or tag_key(tag)
+
+
+def _as_text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _charset() -> str:
+    return ENCODING_TO_CHARSET.get(runtime.default_encoding(), "ISO_IR 100")
+
+
+def _element(tag: BaseTag, vr: str, value: str | None) -> DataElement:
+    """One answer element; a value that does not fit its VR is answered empty (Orthanc's permissive mode)."""
+    if not value:
+        return DataElement(tag, vr, None)
+    try:
+        if vr in _BINARY_NUMBERS:
+            numbers = [_BINARY_NUMBERS[vr](v) for v in value.split("\\")]
+            return DataElement(tag, vr, numbers[0] if len(numbers) == 1 else numbers)
+        if vr in ("OB", "OW", "UN", "OF", "OD", "OL", "OV"):
+            return DataElement(tag, vr, value.encode("utf-8"))
+        if vr == "AT":
+            return DataElement(tag, vr, None)
+        return DataElement(tag, vr, value)
+    except (TypeError, ValueError):
+        return DataElement(tag, vr, None)
+
+
+def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequences: list[BaseTag],
+             retrieve_aet: str) -> list[Dataset]:
+    tags = [tag for tag, _elem in requested if tag not in _NOT_CONSTRAINTS and tag != INSTANCE_AVAILABILITY]
+    values = requested_values_many(resources, tags) if resources and tags else {}
+    charset = _charset()
+    out = []
+    for resource in resources:
+        found = values.get(resource.id, {})
+        ds = Dataset()
+        ds.SpecificCharacterSet = charset
+        for tag, elem in requested:
+            if tag == QUERY_RETRIEVE_LEVEL:
+                ds.add(DataElement(tag, "CS", _text(elem)))   # as asked (Orthanc's fix of its issue 30)
+            elif tag == TIMEZONE_OFFSET:
+                continue
+            elif tag == INSTANCE_AVAILABILITY:
+                ds.add(DataElement(tag, "CS", "ONLINE"))
+            else:
+                ds.add(_element(tag, _vr(tag), _as_text(found.get(_key(tag)))))
+        ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet))
+        if sequences:
+            _copy_sequences(ds, resource, sequences)
+        out.append(ds)
+    return out
+
+
+def _copy_sequences(ds: Dataset, resource, sequences: list[BaseTag]) -> None:
+    try:
+        source = pydicom.dcmread(io.BytesIO(instance_dicom(instance=instance_first(resource=resource))),
+                                 stop_before_pixels=True, force=True)
+    except Exception:   # no readable file: the sequences are answered empty
+        logger.warning("C-FIND: cannot read a file of %s for its sequences", resource.public_id, exc_info=True)
+        source = Dataset()
+    for tag in sequences:
+        elem = source.get(tag)
+        if elem is not None and elem.VR == "SQ":
+            ds.add(DataElement(tag, "SQ", Sequence([item for item in elem.value])))
+        else:
+            ds.add(DataElement(tag, "SQ", Sequence([])))

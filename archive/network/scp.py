@@ -1,0 +1,748 @@
+"""The DICOM server (SCP) on pynetdicom: C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET and storage commitment, with
+Orthanc's access rules, started by ``manage.py serve`` or ``manage.py dicomserver``.
+
+Access (Orthanc's OrthancApplicationEntityFilter, checked live against 1.10.1):
+
+- An association is rejected (permanent, service user; PS3.8 9.3.4) when DicomCheckCalledAet is on and the
+  called AET is not DicomAet (reason 7), or when no DicomAlwaysAllow* option is on and the calling AET is not
+  a known modality (reason 3; with DicomCheckModalityHost its host must be the caller's IP).
+- Each request is then allowed by DicomAlwaysAllowEcho/Store/Find/Move/Get, or by the AllowEcho, AllowStore,
+  AllowFind, AllowMove, AllowGet, AllowNAction, AllowEventReport flags of the caller's modality (when several
+  modalities share its AET, the one whose host is the caller's IP). A refused request aborts the
+  association, as Orthanc does (DIMSE_ILLEGALASSOCIATION).
+
+Presentation contexts are negotiated per association, for the abstract syntaxes the caller proposes: the
+storage SOP classes of AcceptedSopClasses/RejectedSopClasses with the transfer syntaxes accepted now
+(AcceptedTransferSyntaxes, the *TransferSyntaxAccepted options, PUT /tools/accepted-transfer-syntaxes),
+unknown SOP classes when UnknownSopClassAccepted is on, and Verification, the patient- and study-root
+query/retrieve models and storage commitment in the uncompressed transfer syntaxes.
+
+C-STORE keeps the dataset as received: the Part 10 file is the file meta group we write followed by the
+encoded dataset pynetdicom hands over, never decoded and re-encoded; ``instance_store`` is the one way in.
+
+Processes: Python runs one thread at a time per process, so ``serve_forever`` can run in several processes
+forked on one listening socket (``dicomserver --processes N``); each process takes a new association only
+when it is no busier than the others (a shared array of association counts), so four associations on two
+processes are served two by two. The socket also has SO_REUSEPORT, so that further ``dicomserver`` commands
+on the same host can listen on the same port (the kernel spreads the connections between them).
+DicomThreadsCount bounds the associations one process serves at once; the others wait in the backlog, as
+they wait for a free thread in Orthanc.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pydicom
+from django.conf import settings
+from django.db import connections
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.acse import ACSE
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import register_uid, uid_to_service_class
+from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+
+from archive import runtime
+from archive.errors import ArchiveError, BadFileFormat
+from archive.ingest import Origin, instance_store
+from archive.levels import Level
+from archive.network import registry
+from archive.network.cfind import LEVELS, QueryRefused, find_answers
+from archive.network.registry import Modality
+from archive.network.storage_commitment import (
+    STORAGE_COMMITMENT_PUSH_MODEL,
+    commitment_report_receive,
+    commitment_report_send_later,
+    commitment_request_parse,
+)
+
+logger = logging.getLogger(__name__)
+
+# -- DIMSE statuses (PS3.4 annexes B, C, J; PS3.7 C) -----------------------------------------------------------
+SUCCESS = 0x0000
+PENDING = 0xFF00
+CANCEL = 0xFE00
+OUT_OF_RESOURCES = 0xA700            # C-STORE/C-FIND "Refused: out of resources": Orthanc's answer to a failed
+                                     # store, and to a C-FIND cut short by LimitFindResults
+DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900   # C-STORE: the dataset's SOP class/instance differ from the request
+CANNOT_UNDERSTAND = 0xC000           # C-STORE "Error: cannot understand"; C-FIND/C-MOVE/C-GET "unable to process"
+MOVE_DESTINATION_UNKNOWN = 0xA801    # pynetdicom's answer when the handler yields no destination
+PROCESSING_FAILURE = 0x0110          # N-ACTION/N-EVENT-REPORT
+NO_SUCH_ACTION_TYPE = 0x0123
+
+UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+VERIFICATION = "1.2.840.10008.1.1"
+QUERY_RETRIEVE = {
+    "1.2.840.10008.5.1.4.1.2.1.1": "Find", "1.2.840.10008.5.1.4.1.2.2.1": "Find",    # patient, study root
+    "1.2.840.10008.5.1.4.1.2.1.2": "Move", "1.2.840.10008.5.1.4.1.2.2.2": "Move",
+    "1.2.840.10008.5.1.4.1.2.1.3": "Get", "1.2.840.10008.5.1.4.1.2.2.3": "Get",
+}
+_NON_STORAGE = frozenset({VERIFICATION, STORAGE_COMMITMENT_PUSH_MODEL, *QUERY_RETRIEVE})
+
+# Orthanc's file meta for what it receives (DCMTK's implementation, as 1.10.1 writes it)
+IMPLEMENTATION_CLASS_UID = b"1.2.276.0.7230010.3.0.3.6.7"
+IMPLEMENTATION_VERSION_NAME = b"OFFIS_DCMTK_367"
+
+_ALWAYS_OPTIONS = {"Echo": ("DicomAlwaysAllowEcho", True), "Store": ("DicomAlwaysAllowStore", True),
+                   "Find": ("DicomAlwaysAllowFind", False), "FindWorklist": ("DicomAlwaysAllowFindWorklist", False),
+                   "Move": ("DicomAlwaysAllowMove", False), "Get": ("DicomAlwaysAllowGet", False)}
+_MODALITY_FLAGS = {"Echo": "allow_echo", "Store": "allow_store", "Find": "allow_find",
+                   "FindWorklist": "allow_find_worklist", "Move": "allow_move", "Get": "allow_get",
+                   "NAction": "allow_n_action", "NEventReport": "allow_event_report"}
+
+
+@dataclass(frozen=True)
+class ScpSettings:
+    aet: str = "ORTHANC"
+    port: int = 4242
+    check_called_aet: bool = False
+    always_allow: frozenset[str] = frozenset({"Echo", "Store"})
+    timeout: float = 30
+    max_pdu: int = 16384
+    threads: int = 4
+    storage_classes: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_configuration(cls) -> ScpSettings:
+        cfg = settings.ORTHANC
+        return cls(aet=str(cfg.get("DicomAet", "ORTHANC")).strip(), port=int(cfg.get("DicomPort", 4242)),
+                   check_called_aet=bool(cfg.get("DicomCheckCalledAet", False)),
+                   always_allow=frozenset(kind for kind, (option, default) in _ALWAYS_OPTIONS.items()
+                                          if cfg.get(option, default)),
+                   timeout=float(cfg.get("DicomScpTimeout", 30) or 0) or None,
+                   max_pdu=int(cfg.get("MaximumPduLength", 16384)),
+                   threads=max(1, int(cfg.get("DicomThreadsCount", 4))),
+                   storage_classes=frozenset(runtime.accepted_sop_classes()))
+
+
+# -- who is calling -----------------------------------------------------------------------------------------
+
+@dataclass
+class Caller:
+    """The remote end of an association, and the modalities it may be."""
+
+    ip: str
+    aet: str
+    called_aet: str
+    candidates: list[Modality] = field(default_factory=list)
+
+    @property
+    def modality(self) -> Modality | None:
+        """Orthanc's pick: the only modality with this AET, else the one whose host is the caller's IP."""
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        return next((m for m in self.candidates if m.host == self.ip), None)
+
+
+def caller_identify(*, ip: str, aet: str, called_aet: str) -> Caller:
+    return Caller(ip=ip, aet=aet, called_aet=called_aet,
+                  candidates=[m for _name, m in registry.modalities_for_caller(aet, ip)])
+
+
+def connection_allowed(caller: Caller, scp: ScpSettings) -> bool:
+    """IsAllowedConnection: anyone when some request type is always allowed, else known modalities only."""
+    return bool(scp.always_allow) or bool(caller.candidates)
+
+
+def request_allowed(kind: str, caller: Caller, scp: ScpSettings) -> bool:
+    """IsAllowedRequest for Echo, Store, Find, FindWorklist, Move, Get, NAction, NEventReport."""
+    if kind in scp.always_allow:
+        return True
+    modality = caller.modality
+    return modality is not None and bool(getattr(modality, _MODALITY_FLAGS[kind]))
+
+
+# -- association negotiation ----------------------------------------------------------------------------------
+
+_registered_unknown: set[str] = set()
+_register_lock = threading.Lock()
+
+
+def _is_unknown_sop_class(uid: str, scp: ScpSettings) -> bool:
+    if uid in _registered_unknown:
+        return True
+    return uid not in scp.storage_classes and uid not in _NON_STORAGE and uid_to_service_class(uid) is _BASE_SERVICE
+
+
+_BASE_SERVICE = uid_to_service_class("1.2.3.4.5.6.7.8.9")   # what pynetdicom gives for a UID it does not know
+
+
+def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[PresentationContext]:
+    """The contexts we support among those proposed (so a caller proposing ten gets ten, not our hundreds)."""
+    accepted_ts = runtime.accepted_transfer_syntaxes()
+    unknown_ok = runtime.unknown_sop_class_accepted()
+    out: list[PresentationContext] = []
+    seen: set[str] = set()
+    for cx in proposed:
+        uid = str(cx.abstract_syntax)
+        if uid in seen:
+            continue
+        seen.add(uid)
+        if uid in _NON_STORAGE:
+            out.append(build_context(uid, list(UNCOMPRESSED)))
+        elif uid in scp.storage_classes or (unknown_ok and _is_unknown_sop_class(uid, scp)):
+            if uid not in scp.storage_classes:
+                _register_storage(uid)
+            if accepted_ts:
+                context = build_context(uid, accepted_ts)
+                context.scu_role = True     # the caller stores to us (C-STORE) ...
+                context.scp_role = True     # ... or receives from us (C-GET sub-operations)
+                out.append(context)
+    return out
+
+
+def _register_storage(uid: str) -> None:
+    """Make pynetdicom dispatch C-STORE of an unknown SOP class to the storage service (promiscuous mode)."""
+    with _register_lock:
+        if uid not in _registered_unknown:
+            register_uid(uid, "UnknownStorage_" + uid.replace(".", "_"), StorageServiceClass)
+            _registered_unknown.add(uid)
+
+
+class _OrthancAcse(ACSE):
+    """pynetdicom's ACSE with Orthanc's association checks and our contexts, decided per association."""
+
+    def _negotiate_as_acceptor(self) -> None:
+        assoc = self.assoc
+        server: DicomServer = assoc._server
+        scp = server.scp
+        rq = self.requestor.primitive
+        calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
+        reject: tuple[int, int, int] | None = None
+        try:
+            caller = caller_identify(ip=assoc.requestor.address, aet=calling, called_aet=called)
+            if scp.check_called_aet and called != scp.aet:
+                logger.warning("Rejected association: called AET %r is not %r", called, scp.aet)
+                reject = (0x01, 0x01, 0x07)     # rejected-permanent, service user, called AET not recognised
+            elif not connection_allowed(caller, scp):
+                logger.warning("Rejected association from unknown AET %r on IP %s", calling, caller.ip)
+                reject = (0x01, 0x01, 0x03)     # rejected-permanent, service user, calling AET not recognised
+            else:
+                self.acceptor.supported_contexts = contexts_for(
+                    rq.presentation_context_definition_list, scp)
+        except Exception:
+            logger.exception("association negotiation failed")
+            reject = (0x02, 0x01, 0x01)         # rejected-transient, service user, no reason given
+        if reject is not None:
+            self.send_reject(*reject)
+            evt.trigger(assoc, evt.EVT_REJECTED, {})
+            assoc.kill()
+            return
+        assoc.orthanc_caller = caller
+        super()._negotiate_as_acceptor()
+
+
+class _RequestHandler(RequestHandler):
+    server: DicomServer
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except BaseException:
+            self.server.association_done()
+            raise
+
+    def _create_association(self):
+        # Nagle's algorithm and delayed ACKs stall every small DIMSE answer by ~40 ms (DESIGN.md).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assoc = super()._create_association()
+        assoc.acse = _OrthancAcse(assoc)
+        run = assoc.run
+        server = self.server
+
+        def run_and_clean() -> None:
+            try:
+                run()
+            finally:
+                server.association_done()
+                connections.close_all()   # this thread's database connections
+
+        assoc.run = run_and_clean
+        return assoc
+
+
+# -- the handlers -----------------------------------------------------------------------------------------------
+
+def _caller(event) -> Caller:
+    return event.assoc.orthanc_caller
+
+
+def _refused(event, kind: str, scp: ScpSettings) -> bool:
+    """True (and the association aborted) when the caller may not make this request."""
+    activity_mark()
+    caller = _caller(event)
+    if request_allowed(kind, caller, scp):
+        return False
+    logger.warning("Rejected %s request from remote DICOM modality with AET %r and hostname %r",
+                   kind, caller.aet, caller.ip)
+    event.assoc.abort()
+    return True
+
+
+def handle_echo(event, scp: ScpSettings) -> int:
+    """evt.EVT_C_ECHO (PS3.7 9.1.5)."""
+    if _refused(event, "Echo", scp):
+        return CANNOT_UNDERSTAND
+    return SUCCESS
+
+
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"})
+
+
+def _leading_uids(data: bytes, implicit: bool) -> tuple[str | None, str | None]:
+    """SOPClassUID and SOPInstanceUID from the head of a little endian dataset, without decoding it: they come
+    before anything else than a handful of group 0008 elements."""
+    found: dict[int, str] = {}
+    pos, size = 0, len(data)
+    while pos + 8 <= size:
+        group, element = struct.unpack_from("<HH", data, pos)
+        tag = group << 16 | element
+        if tag > 0x00080018:
+            break
+        if implicit:
+            length, header = struct.unpack_from("<I", data, pos + 4)[0], 8
+        elif data[pos + 4:pos + 6] in _LONG_VRS:
+            if pos + 12 > size:
+                break
+            length, header = struct.unpack_from("<I", data, pos + 8)[0], 12
+        else:
+            length, header = struct.unpack_from("<H", data, pos + 6)[0], 8
+        if length == 0xFFFFFFFF:
+            raise ValueError("undefined length")
+        if tag in (0x00080016, 0x00080018):
+            found[tag] = data[pos + header:pos + header + length].rstrip(b"\x00 ").decode("ascii", "replace")
+        pos += header + length
+    return found.get(0x00080016), found.get(0x00080018)
+
+
+def _sop_uids(data: bytes, ts: str, part10: bytes) -> tuple[str | None, str | None]:
+    if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or ts.startswith("1.2.840.10008.1.2.4") \
+            or ts.startswith("1.2.840.10008.1.2.5"):
+        try:
+            return _leading_uids(data, ts == "1.2.840.10008.1.2")
+        except (ValueError, struct.error):
+            pass
+    ds = pydicom.dcmread(io.BytesIO(part10), stop_before_pixels=True, specific_tags=["SOPClassUID",
+                                                                                      "SOPInstanceUID"])
+    return (str(ds.SOPClassUID) if "SOPClassUID" in ds else None,
+            str(ds.SOPInstanceUID) if "SOPInstanceUID" in ds else None)
+
+
+def _meta_element(tag: int, vr: bytes, value: bytes) -> bytes:
+    if vr in (b"OB",):
+        return struct.pack("<HH2sHI", tag >> 16, tag & 0xFFFF, vr, 0, len(value)) + value
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
+
+
+def _uid(text: str) -> bytes:
+    raw = text.encode("ascii")
+    return raw + b"\x00" if len(raw) % 2 else raw
+
+
+def part10_bytes(dataset: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str) -> bytes:
+    """A Part 10 file (PS3.10 7.1): preamble, "DICM", the file meta group, then the dataset as received."""
+    meta = b"".join((
+        _meta_element(0x00020001, b"OB", b"\x00\x01"),
+        _meta_element(0x00020002, b"UI", _uid(sop_class)),
+        _meta_element(0x00020003, b"UI", _uid(sop_instance)),
+        _meta_element(0x00020010, b"UI", _uid(transfer_syntax)),
+        _meta_element(0x00020012, b"UI", _uid(IMPLEMENTATION_CLASS_UID.decode())),
+        _meta_element(0x00020013, b"SH", IMPLEMENTATION_VERSION_NAME + b" " * (len(IMPLEMENTATION_VERSION_NAME) % 2)),
+    ))
+    group_length = struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(meta))
+    return b"".join((b"\x00" * 128, b"DICM", group_length, meta, dataset))
+
+
+def handle_store(event, scp: ScpSettings) -> int:
+    """evt.EVT_C_STORE (PS3.4 B.2.3): the dataset as received, through instance_store."""
+    if _refused(event, "Store", scp):
+        return OUT_OF_RESOURCES
+    caller = _caller(event)
+    request = event.request
+    try:
+        ts = str(event.context.transfer_syntax)
+        dataset = request.DataSet.getvalue()
+        data = part10_bytes(dataset, sop_class=str(request.AffectedSOPClassUID),
+                            sop_instance=str(request.AffectedSOPInstanceUID), transfer_syntax=ts)
+        sop_class, sop_instance = _sop_uids(dataset, ts, data)
+        if not sop_class or not sop_instance:
+            logger.warning("C-STORE: no SOP class or instance UID in the dataset from %s", caller.aet)
+            return CANNOT_UNDERSTAND
+        if sop_class != request.AffectedSOPClassUID or sop_instance != request.AffectedSOPInstanceUID:
+            logger.warning("C-STORE: the dataset does not match the request (%s %s)", sop_class, sop_instance)
+            return DATASET_DOES_NOT_MATCH_SOP_CLASS
+        result = instance_store(data=data, origin=Origin.dicom(remote_ip=caller.ip, calling_aet=caller.aet,
+                                                              called_aet=caller.called_aet))
+        originator = request.MoveOriginatorApplicationEntityTitle
+        if originator and request.MoveOriginatorMessageID is not None and result.dimse_status == 0:
+            # A sub-operation of one of our C-MOVEs: its job lists the instance (ReceivedInstancesIds).
+            from jobs.kinds.dicom import retrieve_instance_received
+
+            retrieve_instance_received(originator_aet=str(originator), message_id=int(request.MoveOriginatorMessageID),
+                                       instance_id=result.ids.instance)
+        return result.dimse_status
+    except BadFileFormat as exc:
+        logger.warning("C-STORE from %s refused: %s", caller.aet, exc)
+        return CANNOT_UNDERSTAND
+    except ArchiveError as exc:
+        logger.error("Exception while storing DICOM from %s: %s", caller.aet, exc)
+        return OUT_OF_RESOURCES
+    except Exception:
+        logger.exception("C-STORE from %s failed", caller.aet)
+        return OUT_OF_RESOURCES
+
+
+def handle_find(event, scp: ScpSettings) -> Iterator[tuple[int, Dataset | None]]:
+    """evt.EVT_C_FIND (PS3.4 C.4.1): the same parser and matcher as /tools/find (see cfind.py)."""
+    if _refused(event, "Find", scp):
+        return
+    caller = _caller(event)
+    modality = caller.modality
+    try:
+        found = find_answers(event.identifier, retrieve_aet=scp.aet,
+                             manufacturer=modality.manufacturer if modality else "Generic")
+    except QueryRefused as exc:
+        logger.warning("C-FIND request handler has failed: %s", exc)
+        yield CANNOT_UNDERSTAND, None
+        return
+    except Exception:
+        logger.exception("C-FIND request handler has failed")
+        yield CANNOT_UNDERSTAND, None
+        return
+    for answer in found.answers:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, answer
+    if not found.complete:
+        yield OUT_OF_RESOURCES, None
+        return
+
+
+# -- C-MOVE and C-GET ----------------------------------------------------------------------------------------
+
+_RETRIEVE_KEYS = ((Level.INSTANCE, "SOPInstanceUID"), (Level.SERIES, "SeriesInstanceUID"),
+                  (Level.STUDY, "StudyInstanceUID"), (Level.PATIENT, "PatientID"))
+
+
+def retrieve_instances(identifier: Dataset) -> list:
+    """The instances a C-MOVE/C-GET identifier names (OrthancMoveRequestHandler): the unique key of the
+    QueryRetrieveLevel (a backslash list of values allowed), or, without a level, the most specific of
+    SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, PatientID present. Raises QueryRefused."""
+    from archive.find import FindQuery, TagConstraint, resources_find
+    from archive.selectors import resource_descendants
+
+    text = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    if text:
+        if text not in LEVELS:
+            raise QueryRefused(f"bad QueryRetrieveLevel: {text}")
+        level = LEVELS[text]
+        keyword = dict((lv, kw) for lv, kw in _RETRIEVE_KEYS)[level]
+    else:
+        level, keyword = next(((lv, kw) for lv, kw in _RETRIEVE_KEYS if identifier.get(kw)), (None, None))
+        if level is None:
+            raise QueryRefused("no QueryRetrieveLevel and no identifier")
+    value = identifier.get(keyword)
+    if value is None or not str(value).strip():
+        raise QueryRefused(f"C-MOVE/C-GET without {keyword}")
+    text_value = "\\".join(str(v) for v in value) if isinstance(value, (list, pydicom.multival.MultiValue)) \
+        else str(value)
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    resources = resources_find(query=FindQuery(level=level, tags=(TagConstraint(tag=tag, query=text_value),),
+                                               case_sensitive=True))
+    if not resources:
+        raise QueryRefused(f"unknown resource: {keyword}={text_value}")
+    instances = []
+    for resource in resources:
+        instances.extend([resource] if level is Level.INSTANCE else
+                         resource_descendants(resource=resource, level=Level.INSTANCE))
+    return instances
+
+
+def _syntaxes(instances: list) -> dict[str, set[str]]:
+    """SOP class -> transfer syntaxes of the instances, from the index (no file read)."""
+    from archive.models import Metadata, MetadataType
+
+    ids = [r.id for r in instances]
+    rows: dict[int, dict[int, str]] = {}
+    for i in range(0, len(ids), 900):
+        for rid, kind, value in Metadata.objects.filter(
+                resource_id__in=ids[i:i + 900],
+                type__in=(MetadataType.SopClassUid, MetadataType.TransferSyntax)).values_list(
+                "resource_id", "type", "value"):
+            rows.setdefault(rid, {})[kind] = value
+    out: dict[str, set[str]] = {}
+    for values in rows.values():
+        cls = values.get(MetadataType.SopClassUid)
+        if cls:
+            out.setdefault(cls, set()).add(values.get(MetadataType.TransferSyntax) or UNCOMPRESSED[1])
+    return out
+
+
+def _dataset(instance) -> Dataset | str:
+    from archive.selectors import instance_dicom
+
+    try:
+        return pydicom.dcmread(io.BytesIO(instance_dicom(instance=instance)))
+    except Exception:
+        logger.exception("C-MOVE/C-GET: cannot read instance %s", instance.public_id)
+        return "unreadable"   # not a Dataset: pynetdicom counts the sub-operation as failed
+
+
+def _store_contexts(instances: list) -> list[PresentationContext]:
+    contexts = []
+    for cls, syntaxes in sorted(_syntaxes(instances).items()):
+        contexts.append(build_context(cls, sorted(syntaxes | {UNCOMPRESSED[1], UNCOMPRESSED[0]})))
+    return contexts[:128]   # PS3.8 9.3.2.2: at most 128 presentation contexts
+
+
+def handle_move(event, scp: ScpSettings):
+    """evt.EVT_C_MOVE (PS3.4 C.4.2): the destination AET is looked up among the modalities."""
+    if _refused(event, "Move", scp):
+        return
+    destination = str(event.move_destination or "").strip()
+    try:
+        found = registry.modality_by_aet(destination)
+    except Exception:
+        logger.exception("C-MOVE: cannot read the modalities")
+        found = None
+    if found is None:
+        logger.error("C-MOVE: unknown destination AET %r", destination)
+        yield None, None   # 0xA801 "Refused: move destination unknown" (Orthanc answers 0xC000)
+        return
+    _name, modality = found
+    # A lookup that fails raises here, before the destination is yielded: pynetdicom then answers 0xC514,
+    # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
+    instances = retrieve_instances(event.identifier)
+    yield modality.host, modality.port, {"contexts": _store_contexts(instances), "ae_title": modality.aet}
+    yield len(instances)
+    for instance in instances:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, _dataset(instance)
+
+
+def handle_get(event, scp: ScpSettings):
+    """evt.EVT_C_GET (PS3.4 C.4.3): the sub-operations go back on the same association."""
+    if _refused(event, "Get", scp):
+        return
+    try:
+        instances = retrieve_instances(event.identifier)
+    except QueryRefused as exc:
+        logger.error("C-GET request handler has failed: %s", exc)
+        yield 1
+        yield CANNOT_UNDERSTAND, None
+        return
+    except Exception:
+        logger.exception("C-GET request handler has failed")
+        yield 1
+        yield CANNOT_UNDERSTAND, None
+        return
+    yield len(instances)
+    for instance in instances:
+        if event.is_cancelled:
+            yield CANCEL, None
+            return
+        yield PENDING, _dataset(instance)
+
+
+# -- storage commitment ---------------------------------------------------------------------------------------
+
+def handle_n_action(event, scp: ScpSettings) -> tuple[int, Dataset | None]:
+    """evt.EVT_N_ACTION: a storage commitment request (PS3.4 J.3.2); the report follows on a new association
+    to the caller's modality."""
+    if _refused(event, "NAction", scp):
+        return PROCESSING_FAILURE, None
+    caller = _caller(event)
+    try:
+        if str(event.request.RequestedSOPClassUID) != STORAGE_COMMITMENT_PUSH_MODEL \
+                or event.request.ActionTypeID != 1:
+            return NO_SUCH_ACTION_TYPE, None
+        request = commitment_request_parse(event.action_information)
+        modality = caller.modality
+        if modality is None:
+            logger.error("storage commitment: unknown remote modality %r", caller.aet)
+            return PROCESSING_FAILURE, None
+        commitment_report_send_later(request=request, calling_aet=modality.aet, local_aet=scp.aet,
+                                     host=modality.host, port=modality.port, timeout=scp.timeout or 30)
+        return SUCCESS, None
+    except Exception:
+        logger.exception("storage commitment request from %s failed", caller.aet)
+        return PROCESSING_FAILURE, None
+
+
+def handle_n_event_report(event, scp: ScpSettings) -> tuple[int, Dataset | None]:
+    """evt.EVT_N_EVENT_REPORT: a storage commitment report for a request our SCU made."""
+    if _refused(event, "NEventReport", scp):
+        return PROCESSING_FAILURE, None
+    try:
+        status = commitment_report_receive(event_type=int(event.request.EventTypeID),
+                                           info=event.event_information, remote_aet=_caller(event).aet)
+        return status, None
+    except Exception:
+        logger.exception("storage commitment report from %s failed", _caller(event).aet)
+        return PROCESSING_FAILURE, None
+
+
+def handlers(scp: ScpSettings) -> list:
+    return [(evt.EVT_C_ECHO, handle_echo, [scp]), (evt.EVT_C_STORE, handle_store, [scp]),
+            (evt.EVT_C_FIND, handle_find, [scp]), (evt.EVT_C_MOVE, handle_move, [scp]),
+            (evt.EVT_C_GET, handle_get, [scp]), (evt.EVT_N_ACTION, handle_n_action, [scp]),
+            (evt.EVT_N_EVENT_REPORT, handle_n_event_report, [scp])]
+
+
+# -- the server -------------------------------------------------------------------------------------------------
+
+FAST_POLL = float(os.environ.get("DICOM_FAST_POLL", "0.0002"))       # seconds between polls of pynetdicom's reactors while associations are busy
+ACTIVE_WINDOW = 0.05      # ... for this long after the last DIMSE request
+_last_activity = [0.0]
+
+
+class _PollingClock:
+    """pynetdicom's two reactors per association (DUL and association) poll their queues with 1 ms sleeps;
+    on a synchronous C-STORE stream each instance waits for both (500 instances on one association: 1.86 s
+    with 1 ms, 1.51 s with 0.2 ms, same CPU). Shorter sleeps while requests come in, 1 ms when idle, so an
+    idle association does not spin."""
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        if seconds > FAST_POLL and time.monotonic() - _last_activity[0] < ACTIVE_WINDOW:
+            seconds = FAST_POLL
+        time.sleep(seconds)
+
+
+def _fast_polling_install() -> None:
+    import pynetdicom.association
+    import pynetdicom.dul
+
+    for module in (pynetdicom.association, pynetdicom.dul):
+        if not isinstance(module.time, _PollingClock):
+            module.time = _PollingClock()
+
+
+def activity_mark() -> None:
+    _last_activity[0] = time.monotonic()
+
+
+class DicomServer(ThreadedAssociationServer):
+    """pynetdicom's server with SO_REUSEPORT, our negotiation, and a load-aware accept loop (``serve``)."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, ae: AE, scp: ScpSettings, *, host: str = "0.0.0.0", port: int | None = None,
+                 loads=None, slot: int = 0) -> None:
+        self.scp = scp
+        self.loads = loads          # shared counts of associations per process (multiprocessing.Array)
+        self.slot = slot
+        self.active = 0
+        self._lock = threading.Lock()
+        super().__init__(ae, (host, scp.port if port is None else port), scp.aet, [],
+                         evt_handlers=handlers(scp), request_handler=_RequestHandler)
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def process_request(self, request, client_address) -> None:
+        with self._lock:
+            self.active += 1
+            if self.loads is not None:
+                self.loads[self.slot] = self.active
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.association_done()
+            raise
+
+    def association_done(self) -> None:
+        with self._lock:
+            self.active = max(0, self.active - 1)
+            if self.loads is not None:
+                self.loads[self.slot] = self.active
+
+    def _busier_by(self) -> int:
+        if self.loads is None or len(self.loads) < 2:
+            return 0
+        return self.active - min(self.loads[i] for i in range(len(self.loads)) if i != self.slot)
+
+    def serve(self, stop: threading.Event) -> None:
+        """Accept associations until ``stop`` is set. Several processes may share the listening socket:
+        one that serves more associations than another lets that one accept first."""
+        self.socket.setblocking(False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            while not stop.is_set():
+                if not selector.select(0.5):
+                    continue
+                if self.active >= self.scp.threads:
+                    time.sleep(0.005)        # DicomThreadsCount reached: the connection waits in the backlog
+                    continue
+                busier = self._busier_by()
+                if busier > 0:
+                    time.sleep(0.002 * busier)
+                self._handle_request_noblock()   # accept (or lose the race: EAGAIN, ignored)
+                self.service_actions()
+
+
+def ae_build(scp: ScpSettings) -> AE:
+    ae = AE(ae_title=scp.aet)
+    ae.maximum_pdu_size = scp.max_pdu
+    ae.acse_timeout = scp.timeout
+    ae.dimse_timeout = scp.timeout
+    ae.network_timeout = scp.timeout
+    ae.maximum_associations = 1000   # DicomThreadsCount is enforced before accepting (DicomServer.serve)
+    return ae
+
+
+def server_build(*, scp: ScpSettings | None = None, host: str = "0.0.0.0", port: int | None = None,
+                 loads=None, slot: int = 0) -> DicomServer:
+    """A bound, listening DICOM server (not serving yet: see ``DicomServer.serve`` or ``server_start``)."""
+    scp = scp or ScpSettings.from_configuration()
+    _fast_polling_install()
+    ae = ae_build(scp)
+    server = DicomServer(ae, scp, host=host, port=port, loads=loads, slot=slot)
+    ae._servers.append(server)
+    return server
+
+
+@dataclass
+class RunningServer:
+    server: DicomServer
+    thread: threading.Thread
+    stop_event: threading.Event
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+        for assoc in self.server.active_associations:
+            assoc.abort()
+        self.server.server_close()
+
+
+def server_start(*, scp: ScpSettings | None = None, host: str = "127.0.0.1", port: int | None = 0) -> RunningServer:
+    """Serve in a thread of this process (tests, and ``serve`` without separate processes)."""
+    server = server_build(scp=scp, host=host, port=port)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), name="dicom-server", daemon=True)
+    thread.start()
+    return RunningServer(server, thread, stop)

@@ -1,0 +1,239 @@
+"""DICOM network figures, ours against real Orthanc 1.10.1 in the same run.
+
+    .venv/bin/python bench/network.py                         # C-STORE (1 and 4 associations) and C-FIND
+    .venv/bin/python bench/network.py --only store --count 500 --assocs 1
+    .venv/bin/python bench/network.py --only find --runs 50
+
+1. C-STORE: ``--count`` synthetic CT instances (bench/synth.py, ~0.53 MB each) sent with DCMTK ``storescu``
+   over ``--assocs`` associations at once (one storescu process each, the files split evenly), to a fresh
+   archive after a warm-up of 20 other instances. Both servers and storescu run with TCP_NODELAY=1 in their
+   environment (without it Orthanc stalls ~45 ms per instance). Figures: instances/s from the launch of
+   the storescu processes to the exit of the last one, ours / Orthanc, and the CPU time the server's
+   processes used per instance (user + system, whole process tree).
+2. C-FIND at the study level on the 100,000-instance archives of bench/find.py (``--data``, made by
+   ``bench/find.py --sizes 100000`` or ``manage.py populate --count 100000``): PatientID=, StudyInstanceUID=
+   and StudyDate= (one day) with nine return keys (ModalitiesInStudy and NumberOfStudyRelatedInstances
+   among them), a different value each run, over one association kept open (pynetdicom as the SCU), so the
+   figure is the query, not the association. p50 and p95 in ms; the answers must agree between servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from servers import orthanc_server, ours_server  # noqa: E402
+from synth import generate_count  # noqa: E402
+
+from archive.populate import Shape, patient_info, study_info  # noqa: E402
+
+STORESCU = shutil.which("storescu") or "/usr/bin/storescu"
+RETURN_KEYS = ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber",
+               "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries")
+
+
+def write_files(folder: Path, count: int, *, seed: int, prefix: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, inst in enumerate(generate_count(count, seed=seed, prefix=prefix)):
+        path = folder / f"{n:06d}.dcm"
+        path.write_bytes(inst.to_bytes())
+        paths.append(path)
+    return paths
+
+
+def storescu(port: int, files: list[Path], assocs: int) -> tuple[float, list[int]]:
+    """Send ``files`` over ``assocs`` storescu processes at once: (seconds, exit codes)."""
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    chunks = [files[i::assocs] for i in range(assocs)]
+    started = time.perf_counter()
+    procs = [subprocess.Popen([STORESCU, "-aet", "BENCHSCU", "-aec", "ORTHANC", "127.0.0.1", str(port),
+                               *map(str, chunk)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for chunk in chunks if chunk]
+    codes = []
+    for proc in procs:
+        _out, err = proc.communicate()
+        codes.append(proc.returncode)
+        if proc.returncode != 0 or err.strip():
+            print(f"  storescu: exit {proc.returncode} {err.decode(errors='replace')[-300:]}")
+    return time.perf_counter() - started, codes
+
+
+def wait_dicom(port: int, timeout: float = 60) -> None:
+    """Our DICOM server starts a few seconds after the HTTP server answers: wait until it accepts."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on DICOM port {port}")
+
+
+def instances_count(url: str) -> int:
+    import json
+
+    with urllib.request.urlopen(url + "/statistics", timeout=30) as r:
+        return int(json.loads(r.read())["CountInstances"])
+
+
+def bench_store(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-network-"))
+    try:
+        print(f"writing {args.count} + 20 instances to {work} ...", flush=True)
+        files = write_files(work / "main", args.count, seed=11, prefix="NET")
+        warmup = write_files(work / "warm", 20, seed=12, prefix="WARM")
+        results: dict[tuple[str, int], float] = {}
+        print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB")
+        print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
+              f"{'cpu ms/inst':>12}")
+        for assocs in args.assocs:
+            for name, factory in (("orthanc", orthanc_server), ("ours", ours_server)):
+                if args.only_server and name != args.only_server:
+                    continue
+                with factory() as srv:
+                    wait_dicom(srv.dicom_port)
+                    storescu(srv.dicom_port, warmup, 1)
+                    before = instances_count(srv)
+                    cpu = srv.cpu_seconds()
+                    seconds, codes = storescu(srv.dicom_port, files, assocs)
+                    cpu = srv.cpu_seconds() - cpu
+                    stored = instances_count(srv) - before
+                rate = stored / seconds
+                results[(name, assocs)] = rate
+                ratio = ""
+                if name == "ours" and ("orthanc", assocs) in results:
+                    ratio = f"{rate / results[('orthanc', assocs)]:.2f}"
+                print(f"{name:8} {assocs:>6} {stored:>7} {seconds:>8.2f} {rate:>8.0f} {ratio:>13} "
+                      f"{cpu * 1000 / max(stored, 1):>12.2f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _find_identifier(key: str, value: str):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    for keyword in RETURN_KEYS:
+        setattr(ds, keyword, "")
+    setattr(ds, key, value)
+    return ds
+
+
+def _queries(shape: Shape, seed: int, runs: int) -> dict[str, list]:
+    rng = random.Random(seed)
+    out: dict[str, list] = {"PatientID=": [], "StudyInstanceUID=": [], "StudyDate=day": []}
+    for _ in range(runs + 1):   # + the warm-up
+        out["PatientID="].append(_find_identifier("PatientID",
+                                                  patient_info(seed, rng.randrange(shape.patients)).patient_id))
+        study = study_info(seed, rng.randrange(shape.studies))
+        out["StudyInstanceUID="].append(_find_identifier("StudyInstanceUID", study.uid))
+        out["StudyDate=day"].append(_find_identifier("StudyDate", study_info(seed, rng.randrange(shape.studies)).date))
+    return out
+
+
+def _measure_find(port: int, queries: dict[str, list]) -> dict[str, dict]:
+    from pynetdicom import AE
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+
+    ae = AE(ae_title="BENCHSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    assoc = ae.associate("127.0.0.1", port, ae_title="ORTHANC")
+    if not assoc.is_established:
+        raise RuntimeError("association refused")
+    assoc.dul.socket.socket.setsockopt(6, 1, 1)   # TCP_NODELAY on our side too
+    out = {}
+    try:
+        for name, identifiers in queries.items():
+            times, answers = [], []
+            for i, identifier in enumerate(identifiers):
+                started = time.perf_counter()
+                found = []
+                for status, ds in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
+                    if status and status.Status in (0xFF00, 0xFF01) and ds is not None:
+                        found.append(str(ds.get("StudyInstanceUID", "")))
+                    elif status and status.Status not in (0xFF00, 0xFF01, 0x0000):
+                        print(f"  {name}: status 0x{status.Status:04X}")
+                elapsed = (time.perf_counter() - started) * 1000
+                if i:   # the first run warms up
+                    times.append(elapsed)
+                    answers.append(tuple(sorted(found)))
+            times.sort()
+            out[name] = {"p50": statistics.median(times), "p95": times[int(len(times) * 0.95) - 1],
+                         "answers": answers, "matches": sum(len(a) for a in answers) / len(answers)}
+    finally:
+        assoc.release()
+    return out
+
+
+def bench_find(args) -> None:
+    size = 100_000
+    shape = Shape.for_count(size)
+    ours_dir, orthanc_dir = args.data / f"sqlite-{size}", args.data / f"orthanc-{size}"
+    for folder in (ours_dir, orthanc_dir):
+        if not (folder / "populated.json").exists():
+            print(f"no populated archive in {folder}: run bench/find.py --sizes {size} first; C-FIND skipped")
+            return
+    queries = _queries(shape, 0, args.runs)
+    results = {}
+    extra = {"DicomAlwaysAllowFind": True}
+    if args.only_server in (None, "ours"):
+        with ours_server(workdir=ours_dir, extra=extra,
+                         env={"DATABASE_URL": f"sqlite:///{ours_dir}/index/index.sqlite3"}) as srv:
+            wait_dicom(srv.dicom_port)
+            results["ours"] = _measure_find(srv.dicom_port, queries)
+    if args.only_server in (None, "orthanc"):
+        with orthanc_server(workdir=orthanc_dir, extra={**extra, "SyncStorageArea": False}) as srv:
+            results["orthanc"] = _measure_find(srv.dicom_port, queries)
+    print(f"\nC-FIND study level, {size:,} instances ({shape.studies:,} studies), {args.runs} runs, "
+          "one open association; ms")
+    print(f"{'query':20} {'matches':>8} " + " ".join(f"{n + ' p50':>12} {n + ' p95':>12}" for n in results)
+          + "  ours/Orthanc p50")
+    for name in queries:
+        cells = " ".join(f"{results[n][name]['p50']:>12.1f} {results[n][name]['p95']:>12.1f}" for n in results)
+        ratio = ""
+        if len(results) == 2:
+            ratio = f"{results['ours'][name]['p50'] / results['orthanc'][name]['p50']:.2f}"
+            same = results["ours"][name]["answers"] == results["orthanc"][name]["answers"]
+            ratio += "" if same else "  ANSWERS DIFFER"
+        first = next(iter(results.values()))
+        print(f"{name:20} {first[name]['matches']:>8.1f} {cells}  {ratio}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", choices=("store", "find"))
+    ap.add_argument("--server", dest="only_server", choices=("ours", "orthanc"))
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--assocs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"WARNING: load average {load:.2f} before the bench: other work on this machine skews the figures")
+    if args.only in (None, "store"):
+        bench_store(args)
+    if args.only in (None, "find"):
+        bench_find(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``manage.py dicomserver [--processes N] [--port P]``: the DICOM SCP alone (``serve`` starts it as a child
+when DicomServerEnabled is true; for scale-out, run it on any number of hosts against the shared database).
+
+One process binds DicomPort (with SO_REUSEPORT, so other ``dicomserver`` commands may share it), then forks
+N workers that all accept on that socket; a worker that serves more associations than another lets it
+accept first (archive/network/scp.py). A worker that dies is started again. SIGTERM/SIGINT stop them all.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import connections
+
+
+class Command(BaseCommand):
+    help = "Run the DICOM server (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, storage commitment) on DicomPort."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--processes", type=int,
+                            default=int(os.environ.get("DICOM_PROCESSES", "0")) or None,
+                            help="worker processes sharing the port (default: the number of CPUs)")
+        parser.add_argument("--port", type=int, default=None, help="instead of DicomPort")
+        parser.add_argument("--host", default="0.0.0.0")
+
+    def handle(self, *args, **options):
+        from archive.network.scp import ScpSettings, server_build
+
+        scp = ScpSettings.from_configuration()
+        processes = max(1, options["processes"] or os.cpu_count() or 1)
+        loads = multiprocessing.Array("i", processes, lock=False)   # shared memory, inherited by fork
+        # The server is built (socket bound) once, here; each worker inherits it and serves it.
+        server = server_build(scp=scp, host=options["host"], port=options["port"], loads=loads, slot=0)
+        port = server.server_address[1]
+        self.stdout.write(f"DICOM server {scp.aet} listening on port {port} ({processes} processes)")
+        self.stdout.flush()
+        connections.close_all()   # no database connection may cross a fork
+
+        if processes == 1:
+            self._serve(server, 0)
+            return
+        workers: dict[int, int] = {}   # pid -> slot
+
+        def spawn(slot: int) -> None:
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    self._serve(server, slot)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            workers[pid] = slot
+
+        for slot in range(processes):
+            spawn(slot)
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        try:
+            while not stopping:
+                try:
+                    pid, _status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid and pid in workers:
+                    slot = workers.pop(pid)
+                    loads[slot] = 0
+                    if not stopping:
+                        self.stderr.write(f"DICOM worker {pid} exited; starting another")
+                        spawn(slot)
+                time.sleep(0.2)
+        finally:
+            for pid in list(workers):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            deadline = time.time() + 10
+            for pid in list(workers):
+                while time.time() < deadline:
+                    try:
+                        done, _ = os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if done:
+                        break
+                    time.sleep(0.05)
+                else:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            server.server_close()
+
+    @staticmethod
+    def _serve(server, slot: int) -> None:
+        stop = threading.Event()
+        server.slot = slot
+
+        def on_signal(signum, frame):
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            server.serve(stop)
+        finally:
+            for assoc in server.active_associations:
+                assoc.abort()
+            sys.stdout.flush()

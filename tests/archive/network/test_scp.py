@@ -1,0 +1,492 @@
+"""The DICOM server end to end: ``manage.py serve`` on loopback, real associations from pynetdicom and DCMTK.
+
+One server for the module (starting one takes seconds); each test stores what it needs with its own UIDs.
+The modality "SCU" is this test process: its storage SCP receives C-MOVE sub-operations and storage
+commitment reports.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE, build_role, evt
+from pynetdicom.dimse_messages import C_STORE_RQ
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    StorageCommitmentPushModel,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from tests.dicom_factory import make_dataset, make_dicom
+from tests.live import free_port, live_server
+
+pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK is not installed")
+
+EXPLICIT = "1.2.840.10008.1.2.1"
+IMPLICIT = "1.2.840.10008.1.2"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+
+
+class Modality:
+    """This process as a modality: a storage SCP (C-MOVE destination) and storage commitment SCU."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Dataset] = []
+        self.reports: list[tuple[int, Dataset]] = []
+        ae = AE(ae_title="SCU")
+        ae.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
+        ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
+        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_N_EVENT_REPORT, self._report)]
+        self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
+
+    def _store(self, event):
+        self.received.append(event.dataset)
+        return 0x0000
+
+    def _report(self, event):
+        self.reports.append((event.request.EventTypeID, event.event_information))
+        return 0x0000, None
+
+
+@pytest.fixture(scope="module")
+def modality():
+    m = Modality()
+    yield m
+    m.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, modality):
+    tmp = tmp_path_factory.mktemp("scp")
+    options = {
+        "DicomAet": "ORTHANC", "DicomCheckCalledAet": True, "DicomAlwaysAllowEcho": False,
+        "JpegTransferSyntaxAccepted": False,
+        "DicomModalities": {
+            "scu": ["SCU", "127.0.0.1", modality.port],
+            "noecho": {"AET": "NOECHO", "Host": "127.0.0.1", "Port": 1, "AllowEcho": False, "AllowFind": False},
+        },
+    }
+    with live_server(tmp, **options) as srv:
+        srv.dicom_port = srv.config["DicomPort"]
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", srv.dicom_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield srv
+
+
+def _associate(server, contexts, *, aet="SCU", called="ORTHANC", ext_neg=None):
+    ae = AE(ae_title=aet)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+    for context in contexts:
+        if isinstance(context, tuple):
+            ae.add_requested_context(*context)
+        else:
+            ae.add_requested_context(context)
+    return ae.associate("127.0.0.1", server.dicom_port, ae_title=called, ext_neg=ext_neg)
+
+
+def _store(server, **overrides) -> tuple[int, Dataset]:
+    ds = make_dataset(**overrides)
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(ds)
+    finally:
+        assoc.release()
+    return status.Status, ds
+
+
+def _find(server, model, **keys) -> tuple[list[Dataset], int]:
+    assoc = _associate(server, [model])
+    assert assoc.is_established
+    identifier = Dataset()
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    answers, final = [], None
+    try:
+        for status, ds in assoc.send_c_find(identifier, model):
+            if status.Status in (0xFF00, 0xFF01):
+                answers.append(ds)
+            else:
+                final = status.Status
+    finally:
+        assoc.release()
+    return answers, final
+
+
+def _send_raw(assoc, request):
+    """Send a hand-made C-STORE request and wait for its answer (the reactor paused, as send_c_store does)."""
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
+    try:
+        assoc.dimse.send_msg(request, assoc.accepted_contexts[0].context_id)
+        _cx, rsp = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    return rsp
+
+
+def _aborted(assoc) -> bool:
+    deadline = time.time() + 5
+    while assoc.is_established and time.time() < deadline:
+        time.sleep(0.05)
+    return assoc.is_aborted
+
+
+def _instances(server) -> list[str]:
+    return requests.get(server.url + "/instances", timeout=10).json()
+
+
+# -- association and C-ECHO -----------------------------------------------------------------------------------
+
+def test_echo_from_known_modality(server):
+    assoc = _associate(server, [Verification])
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+def test_echo_not_allowed_aborts_association(server):
+    # Orthanc 1.10.1 (live): DicomAlwaysAllowEcho false and AllowEcho false -> the association is aborted.
+    assoc = _associate(server, [Verification], aet="NOECHO")
+    assert assoc.is_established
+    status = assoc.send_c_echo()
+    assert not status or "Status" not in status
+    assert _aborted(assoc)
+
+
+def test_wrong_called_aet_is_rejected(server):
+    assoc = _associate(server, [Verification], called="NOTUS")
+    assert assoc.is_rejected
+
+
+def test_dcmtk_echoscu(server):
+    run = subprocess.run(["echoscu", "-aet", "SCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port)],
+                         capture_output=True, timeout=30)
+    assert run.returncode == 0 and b"E:" not in run.stderr
+
+
+# -- C-STORE --------------------------------------------------------------------------------------------------
+
+def test_store_is_indexed_with_dicom_origin(server):
+    status, ds = _store(server, SOPInstanceUID=generate_uid())
+    assert status == 0x0000
+    found = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()
+    instance = found[0]["ID"]
+    metadata = requests.get(f"{server.url}/instances/{instance}/metadata?expand", timeout=10).json()
+    assert metadata["Origin"] == "DicomProtocol"
+    assert metadata["RemoteAET"] == "SCU"
+    assert metadata["CalledAET"] == "ORTHANC"
+    header = requests.get(f"{server.url}/instances/{instance}/header?simplify", timeout=10).json()
+    assert header["TransferSyntaxUID"] == EXPLICIT
+    assert header["MediaStorageSOPInstanceUID"] == ds.SOPInstanceUID
+
+
+def test_store_keeps_the_bytes_as_sent(server):
+    ds = make_dataset(SOPInstanceUID=generate_uid(), StudyDescription="bytes")
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    instance = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()[0]["ID"]
+    stored = requests.get(f"{server.url}/instances/{instance}/file", timeout=10).content
+    sent = io.BytesIO()
+    ds.save_as(sent, enforce_file_format=True)
+    # the dataset after the file meta group is byte for byte what was sent
+    assert stored.endswith(sent.getvalue()[sent.getvalue().index(b"\x08\x00"):][-1000:])
+
+
+def test_dcmtk_storescu(server, tmp_path):
+    path = tmp_path / "a.dcm"
+    path.write_bytes(make_dicom(SOPInstanceUID=generate_uid()))
+    run = subprocess.run(["storescu", "-aet", "SCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port),
+                          str(path)], capture_output=True, timeout=30, env={"TCP_NODELAY": "1"})
+    assert run.returncode == 0 and b"E:" not in run.stderr
+
+
+def test_store_refused_transfer_syntax(server):
+    # JpegTransferSyntaxAccepted false: the JPEG baseline context is rejected, explicit VR is accepted
+    assoc = _associate(server, [(CTImageStorage, JPEG_BASELINE), (CTImageStorage, EXPLICIT)])
+    assert assoc.is_established
+    accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
+    assoc.release()
+    assert accepted == {EXPLICIT}
+
+
+def test_unknown_sop_class_is_refused_by_default(server):
+    assoc = _associate(server, [("1.2.3.4.5.6.7", EXPLICIT), Verification])
+    assert assoc.is_established
+    assert [cx.abstract_syntax for cx in assoc.accepted_contexts] == [Verification]
+    assoc.release()
+
+
+def test_dataset_not_matching_the_request(server):
+    ds = make_dataset(SOPInstanceUID=generate_uid())
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = CTImageStorage
+    request.AffectedSOPInstanceUID = generate_uid()   # not the dataset's
+    request.Priority = 2
+    from pynetdicom.dsutils import encode
+
+    request.DataSet = io.BytesIO(encode(ds, False, True))
+    rsp = _send_raw(assoc, request)
+    assoc.release()
+    assert rsp.Status == 0xA900
+
+
+def test_malformed_dataset_stores_nothing_and_server_goes_on(server):
+    before = len(_instances(server))
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = CTImageStorage
+    request.AffectedSOPInstanceUID = uid = generate_uid()
+    request.Priority = 2
+    garbage = (struct.pack("<HH2sH", 0x0008, 0x0016, b"UI", len(CTImageStorage)) + CTImageStorage.encode()
+               + struct.pack("<HH2sH", 0x0008, 0x0018, b"UI", len(uid) + len(uid) % 2) + uid.encode()
+               + b"\x00" * (len(uid) % 2) + struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", 200) + b"short")
+    request.DataSet = io.BytesIO(garbage)
+    rsp = _send_raw(assoc, request)
+    assoc.release()
+    assert rsp.Status in (0xC000, 0xA700)
+    assert len(_instances(server)) == before
+    assert _store(server, SOPInstanceUID=generate_uid())[0] == 0x0000
+
+
+def test_abort_mid_transfer_stores_nothing(server):
+    before = len(_instances(server))
+    ds = make_dataset(SOPInstanceUID=generate_uid(), Rows=256, Columns=256,
+                      PixelData=b"\x01\x02" * 256 * 256)
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    request = C_STORE()
+    request.MessageID = 1
+    request.AffectedSOPClassUID = CTImageStorage
+    request.AffectedSOPInstanceUID = ds.SOPInstanceUID
+    request.Priority = 2
+    from pynetdicom.dsutils import encode
+
+    request.DataSet = io.BytesIO(encode(ds, False, True))
+    message = C_STORE_RQ()
+    message.primitive_to_message(request)
+    fragments = message.encode_msg(assoc.accepted_contexts[0].context_id, 16384)
+    for _ in range(4):   # the command and a few fragments of the dataset, then the abort
+        assoc.dul.send_pdu(next(fragments))
+    time.sleep(0.3)
+    assoc.abort()
+    time.sleep(0.5)
+    assert len(_instances(server)) == before
+    assert _store(server, SOPInstanceUID=generate_uid())[0] == 0x0000
+
+
+def test_parallel_associations(server):
+    results = []
+
+    def send():
+        results.append(_store(server, SOPInstanceUID=generate_uid())[0])
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [0] * 6
+
+
+# -- C-FIND ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def study(server):
+    """A study with two CT instances in one series and an MR series, its own patient."""
+    study_uid = "1.2.826.0.1.3680043.10.7." + str(uuid.uuid4().int)[:20]
+    patient = "FIND-" + study_uid[-8:]
+    common = dict(PatientID=patient, PatientName="Find^Me", StudyInstanceUID=study_uid,
+                  StudyDescription="Knee", AccessionNumber="ACC42")
+    for n, (series, modality) in enumerate([("1", "CT"), ("1", "CT"), ("2", "MR")]):
+        status, _ds = _store(server, SOPInstanceUID=generate_uid(), SeriesInstanceUID=f"{study_uid}.{series}",
+                             Modality=modality, InstanceNumber=str(n + 1), **common)
+        assert status == 0
+    return study_uid, patient
+
+
+def test_find_study_with_computed_tags(server, study):
+    study_uid, patient = study
+    answers, final = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                           StudyInstanceUID=study_uid, PatientName="", ModalitiesInStudy="",
+                           NumberOfStudyRelatedSeries="", NumberOfStudyRelatedInstances="",
+                           StudyDescription="", InstitutionName="")
+    assert final == 0x0000
+    [answer] = answers
+    assert answer.ModalitiesInStudy == ["CT", "MR"]
+    assert answer.NumberOfStudyRelatedSeries == 2
+    assert answer.NumberOfStudyRelatedInstances == 3
+    assert answer.StudyDescription == "Knee"
+    assert answer.InstitutionName in ("", None)
+    assert answer.QueryRetrieveLevel == "STUDY"
+    assert answer.RetrieveAETitle == "ORTHANC"
+    assert answer.SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_find_patient_root_each_level(server, study):
+    study_uid, patient = study
+    model = PatientRootQueryRetrieveInformationModelFind
+    assert len(_find(server, model, QueryRetrieveLevel="PATIENT", PatientID=patient,
+                     NumberOfPatientRelatedInstances="")[0]) == 1
+    assert len(_find(server, model, QueryRetrieveLevel="STUDY", PatientID=patient, StudyInstanceUID="")[0]) == 1
+    series, _ = _find(server, model, QueryRetrieveLevel="SERIES", PatientID=patient, StudyInstanceUID=study_uid,
+                      SeriesInstanceUID="", Modality="MR", NumberOfSeriesRelatedInstances="")
+    assert [s.NumberOfSeriesRelatedInstances for s in series] == [1]
+    images, _ = _find(server, model, QueryRetrieveLevel="IMAGE", StudyInstanceUID=study_uid,
+                      SeriesInstanceUID=f"{study_uid}.1", SOPInstanceUID="")
+    assert len(images) == 2
+
+
+def test_find_modalities_in_study_constraint(server, study):
+    study_uid, _ = study
+    answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                       StudyInstanceUID=study_uid, ModalitiesInStudy="MR")
+    assert len(answers) == 1
+
+
+def test_find_case_rules(server, study):
+    # Orthanc 1.10.1 (live): PN folds case, every other VR (identifiers included) does not
+    study_uid, patient = study
+    model = StudyRootQueryRetrieveInformationModelFind
+    assert len(_find(server, model, QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid,
+                     PatientName="find*")[0]) == 1
+    assert _find(server, model, QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid,
+                 StudyDescription="KNEE")[0] == []
+    assert _find(server, model, QueryRetrieveLevel="STUDY", AccessionNumber="acc42")[0] == []
+
+
+def test_find_without_level_fails(server, study):
+    answers, final = _find(server, StudyRootQueryRetrieveInformationModelFind, StudyInstanceUID=study[0])
+    assert answers == [] and final == 0xC000
+
+
+def test_find_wildcard_on_uid_fails(server, study):
+    _answers, final = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                            StudyInstanceUID="*")
+    assert final == 0xC000
+
+
+def test_find_not_allowed_aborts(server, study):
+    assoc = _associate(server, [StudyRootQueryRetrieveInformationModelFind], aet="NOECHO")
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
+    assert _aborted(assoc)
+
+
+def test_dcmtk_findscu(server, study):
+    run = subprocess.run(["findscu", "-v", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", f"StudyInstanceUID={study[0]}", "-k", "NumberOfStudyRelatedInstances",
+                          "127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=30)
+    assert b"(0020,1208) IS [3 ]" in run.stderr and b"Final Find Response (Success)" in run.stderr
+
+
+# -- C-MOVE and C-GET -----------------------------------------------------------------------------------------
+
+def _move(server, destination, **keys):
+    assoc = _associate(server, [StudyRootQueryRetrieveInformationModelMove])
+    identifier = Dataset()
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    statuses = [s for s, _ds in assoc.send_c_move(identifier, destination, StudyRootQueryRetrieveInformationModelMove)]
+    assoc.release()
+    return statuses[-1]
+
+
+def test_move_study_to_known_modality(server, study, modality):
+    modality.received.clear()
+    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+    assert final.Status == 0x0000
+    assert final.NumberOfCompletedSuboperations == 3
+    assert len(modality.received) == 3
+
+
+def test_move_to_unknown_destination(server, study):
+    final = _move(server, "NOWHERE", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+    assert final.Status == 0xA801
+
+
+def test_move_of_unknown_study_fails(server):
+    # Orthanc answers 0xC000; pynetdicom answers a failed lookup 0xC514: both "Failed: unable to process"
+    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID="9.9.9.9")
+    assert final.Status & 0xF000 == 0xC000
+
+
+def test_get_series(server, study):
+    study_uid, _ = study
+    received = []
+    ae = AE(ae_title="SCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, [EXPLICIT])
+
+    def on_store(event):
+        received.append(event.dataset)
+        return 0x0000
+
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="ORTHANC",
+                         ext_neg=[build_role(CTImageStorage, scp_role=True)],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES"
+    identifier.SeriesInstanceUID = f"{study_uid}.1"
+    statuses = [s for s, _ds in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)]
+    assoc.release()
+    assert statuses[-1].Status == 0x0000
+    assert len(received) == 2
+
+
+# -- storage commitment ---------------------------------------------------------------------------------------
+
+def test_storage_commitment_reports_on_a_new_association(server, study, modality):
+    study_uid, _ = study
+    images, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="IMAGE",
+                      StudyInstanceUID=study_uid, SeriesInstanceUID=f"{study_uid}.2", SOPInstanceUID="",
+                      SOPClassUID="")
+    known = images[0].SOPInstanceUID
+    info = Dataset()
+    info.TransactionUID = transaction = generate_uid()
+    info.ReferencedSOPSequence = []
+    for sop in (known, "1.2.3.404"):
+        item = Dataset()
+        item.ReferencedSOPClassUID = CTImageStorage
+        item.ReferencedSOPInstanceUID = sop
+        info.ReferencedSOPSequence.append(item)
+    modality.reports.clear()
+    assoc = _associate(server, [StorageCommitmentPushModel])
+    status, _reply = assoc.send_n_action(info, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+    assoc.release()
+    assert status.Status == 0x0000
+    deadline = time.time() + 15
+    while not modality.reports and time.time() < deadline:
+        time.sleep(0.1)
+    [(event_type, report)] = modality.reports
+    assert event_type == 2   # some failures
+    assert report.TransactionUID == transaction
+    assert [i.ReferencedSOPInstanceUID for i in report.ReferencedSOPSequence] == [known]
+    assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in report.FailedSOPSequence] == [("1.2.3.404", 0x0112)]
