@@ -16,12 +16,27 @@ The archive is bench/find.py's (``--data``/sqlite-N, built by ``manage.py popula
 - page weight: the study list's HTML, CSS and JS, uncompressed.
 
 Goals (issue 8): server <= 150 ms, FCP <= 500 ms, filter answer <= 250 ms, weight <= 150 KB.
+
+The viewer (``--part viewer``, or ``all``) runs on a server of its own: a 200-slice CT series (bench/synth.py,
+512x512 16-bit) uploaded through POST /instances, then in headless Chromium:
+
+- first image: from navigation start to the first image drawn on the canvas (viewer.js' own clock), a new
+  browser context per run; the first run also has a cold server (nothing decoded yet);
+- prefetch: until every slice of the series is in the browser;
+- scrolling after prefetch: a wheel event per animation frame over the whole series, images drawn per second
+  (the display's refresh rate caps it: headless Chromium runs at 60 Hz), and the browser's time per image;
+- window/level drag: a pointer move per animation frame, windowed images drawn per second, and the time per update;
+- for comparison, the server round trip a window change would cost if the server windowed (GET /rendered with
+  window-center/width, a different window each time).
+
+Goals (issue 8): first image <= 500 ms, scrolling >= 30 frames/s, window/level drag >= 30 updates/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import re
 import statistics
@@ -39,6 +54,8 @@ from servers import ours_server  # noqa: E402
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 GOAL_SERVER_MS, GOAL_FCP_MS, GOAL_FILTER_MS, GOAL_WEIGHT_KB = 150.0, 500.0, 250.0, 150.0
+GOAL_FIRST_IMAGE_MS, GOAL_SCROLL_FPS, GOAL_WINDOW_UPS = 500.0, 30.0, 30.0
+VIEWER_SLICES = 200
 
 # (name, query string, as HTMX fragment)
 QUERIES = [
@@ -151,6 +168,118 @@ def browser_figures(base: str, runs: int) -> tuple[list[float], list[float]]:
     return fcps, answers
 
 
+# --- the viewer ----------------------------------------------------------------------------------------------
+
+def viewer_series(base: str, slices: int) -> tuple[str, list[str]]:
+    """Upload a CT series of ``slices`` instances; its series ID and instance IDs."""
+    from synth import generate
+
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    series, instances = "", []
+    for inst in generate(instances_per_series=slices, prefix="VIEWER"):
+        conn.request("POST", "/instances", body=inst.to_bytes(), headers={"Content-Type": "application/dicom"})
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        if response.status != 200:
+            raise RuntimeError(f"upload: HTTP {response.status} {answer}")
+        series = answer["ParentSeries"]
+        instances.append(answer["ID"])
+    return series, instances
+
+
+STAGE_JS = "document.querySelector('.viewport:not([hidden]) .vp-stage')"
+
+# One synthetic event per animation frame for ``n`` frames; answers images drawn, elapsed ms, render ms.
+DRIVE_JS = """async ([kind, n]) => {
+    const stage = STAGE, box = stage.getBoundingClientRect(), s = window.viewer.stats;
+    const x0 = box.left + box.width / 2, y0 = box.top + box.height / 2;
+    const frame = () => new Promise(r => requestAnimationFrame(r));
+    await frame();
+    if (kind === 'window') stage.dispatchEvent(new PointerEvent('pointerdown', {pointerId: 1, button: 0,
+        clientX: x0, clientY: y0, bubbles: true}));
+    const renders = s.renders, ms = s.renderMs, start = performance.now();
+    for (let i = 1; i <= n; i++) {
+        if (kind === 'scroll') stage.dispatchEvent(new WheelEvent('wheel', {deltaY: i <= n / 2 ? 100 : -100,
+            clientX: x0, clientY: y0, bubbles: true, cancelable: true}));
+        else stage.dispatchEvent(new PointerEvent('pointermove', {pointerId: 1, clientX: x0 + (i % 40) * 4,
+            clientY: y0 + (i % 30), bubbles: true}));
+        await frame();
+    }
+    const elapsed = performance.now() - start;
+    if (kind === 'window') stage.dispatchEvent(new PointerEvent('pointerup', {pointerId: 1, bubbles: true}));
+    return {images: s.renders - renders, elapsed, renderMs: s.renderMs - ms};
+}""".replace("STAGE", STAGE_JS)
+
+
+def viewer_figures(base: str, series: str, runs: int) -> dict[str, list[float]]:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {k: [] for k in ("first", "first_cold", "prefetch", "scroll_fps", "scroll_ms",
+                                                    "window_ups", "window_ms")}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for i in range(runs + 1):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                page = context.new_page()
+                page.goto(f"{base}/ui/viewer?series={series}", wait_until="commit")
+                page.wait_for_function(f"{STAGE_JS} && {STAGE_JS}.dataset.ready === 'true'", timeout=60_000)
+                first = page.evaluate("window.viewer.stats.firstImage")
+                (out["first"] if i else out["first_cold"]).append(first)
+                page.wait_for_function(f"{STAGE_JS}.dataset.loaded === '{VIEWER_SLICES}'", timeout=120_000,
+                                       polling=20)
+                out["prefetch"].append(page.evaluate("performance.now()"))
+                page.locator(".vp-stage").first.focus()
+                page.keyboard.press("Home")
+                scroll = page.evaluate(DRIVE_JS, ["scroll", 2 * (VIEWER_SLICES - 1)])
+                out["scroll_fps"].append(scroll["images"] / scroll["elapsed"] * 1000)
+                out["scroll_ms"].append(scroll["renderMs"] / max(scroll["images"], 1))
+                drag = page.evaluate(DRIVE_JS, ["window", 240])
+                out["window_ups"].append(drag["images"] / drag["elapsed"] * 1000)
+                out["window_ms"].append(drag["renderMs"] / max(drag["images"], 1))
+                context.close()
+        finally:
+            browser.close()
+    return out
+
+
+def server_window_round_trip(base: str, instances: list[str], runs: int) -> list[float]:
+    """What one window change costs when the server windows: GET /rendered with a new window each time."""
+    client = Client(base)
+    times = []
+    for i in range(runs):
+        ms, status, _ = client.get(f"/instances/{instances[i % len(instances)]}/rendered"
+                                   f"?window-center={40 + i}&window-width={400 + 2 * i}")
+        if status != 200:
+            raise RuntimeError(f"/rendered: HTTP {status}")
+        times.append(ms)
+    return times
+
+
+def viewer_bench(runs: int) -> None:
+    print(f"\n[viewer on a {VIEWER_SLICES}-slice CT series, 512x512 16-bit, SQLite]", flush=True)
+    with ours_server() as srv:
+        t0 = time.perf_counter()
+        series, instances = viewer_series(srv, VIEWER_SLICES)
+        print(f"  uploaded {len(instances)} instances in {time.perf_counter() - t0:.1f} s")
+        figures = viewer_figures(srv, series, runs)
+        trips = server_window_round_trip(srv, instances, 50)
+
+    def line(name: str, values: list[float], unit: str, goal: str = "") -> None:
+        print(f"  {name:<42} p50 {statistics.median(values):7.1f}  p95 {_p(values, 0.95):7.1f} {unit}{goal}")
+
+    print(f"\nbrowser (headless Chromium, {runs} runs, new context each; the first, cold-server run apart):")
+    print(f"  first image, cold server                       {figures['first_cold'][0]:7.1f} ms")
+    line("first image, ms", figures["first"], "ms", f"  (goal <= {GOAL_FIRST_IMAGE_MS:.0f})")
+    line("whole series in the browser (prefetch)", figures["prefetch"], "ms")
+    line("scrolling after prefetch, images/s", figures["scroll_fps"], "/s", f"  (goal >= {GOAL_SCROLL_FPS:.0f})")
+    line("  browser time per scrolled image", figures["scroll_ms"], "ms")
+    line("window/level drag, updates/s", figures["window_ups"], "/s", f"  (goal >= {GOAL_WINDOW_UPS:.0f})")
+    line("  browser time per window update", figures["window_ms"], "ms")
+    line("server round trip per window (if it windowed)", trips, "ms  (GET /rendered, 50 calls; avoided)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -160,7 +289,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="populate processes")
     ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
+    ap.add_argument("--part", choices=["all", "list", "viewer"], default="all")
+    ap.add_argument("--viewer-runs", type=int, default=5)
     args = ap.parse_args()
+    if args.part == "viewer":
+        viewer_bench(args.viewer_runs)
+        return 0
 
     count = args.count
     if not count:
@@ -189,6 +323,8 @@ def main() -> int:
               f"  (goal <= {GOAL_FCP_MS:.0f})")
         print(f"  filter-as-you-type answer, ms        p50 {statistics.median(answers):7.1f}  "
               f"p95 {_p(answers, 0.95):7.1f}  (goal <= {GOAL_FILTER_MS:.0f}; 300 ms debounce not counted)")
+    if args.part == "all":
+        viewer_bench(args.viewer_runs)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

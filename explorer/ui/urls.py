@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.urls import path
 
 from archive.levels import Level
-from explorer.ui import views
+from explorer.ui import viewer, views
 
 app_name = "ui"
 
@@ -23,6 +23,10 @@ urlpatterns = [
          name="query"),
     path("/jobs", views.placeholder, {"title": "Jobs", "section": "jobs", "issue_part": "7"}, name="jobs"),
     path("/system", views.system, name="system"),
+    path("/viewer", viewer.viewer, name="viewer"),
+    path("/viewer/series/<str:public_id>/slices", viewer.series_slices_json, name="viewer-slices"),
+    path("/viewer/instances/<str:public_id>/frames/<int:frame>/pixels", viewer.frame_pixels,
+         name="viewer-pixels"),
 ]
 for _level in Level:
     urlpatterns.append(path(f"/{_level.plural}/<str:public_id>/delete", views.resource_delete, {"level": _level},
