@@ -112,11 +112,3 @@ def resource_delete(request: HttpRequest, level: Level, public_id: str) -> HttpR
 @csrf_protect
 def placeholder(request: HttpRequest, title: str, section: str, issue_part: str) -> HttpResponse:
     return render(request, "ui/placeholder.html", {"title": title, "section": section, "part": issue_part})
-
-
-@require_GET
-@csrf_protect
-def system(request: HttpRequest) -> HttpResponse:
-    from archive.statistics import statistics_totals
-
-    return render(request, "ui/system.html", {"totals": statistics_totals(), "section": "system"})
