@@ -62,6 +62,17 @@ class LiveServer:
         self.process.wait(timeout=10)
 
 
+def _dicom_ready(config: dict) -> bool:
+    """The DICOM server (a process of its own, started beside the HTTP one) accepts associations."""
+    if not config.get("DicomServerEnabled", True):
+        return True
+    try:
+        socket.create_connection(("127.0.0.1", config["DicomPort"]), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def _start(tmp: Path, config: dict, database_url: str) -> LiveServer:
     cfg_path = tmp / "orthanc.json"
     cfg_path.write_text(json.dumps(config))
@@ -79,7 +90,7 @@ def _start(tmp: Path, config: dict, database_url: str) -> LiveServer:
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()[-3000:]}")
         try:
-            if requests.get(base + "/patients", timeout=1, auth=auth).status_code == 200:
+            if requests.get(base + "/patients", timeout=1, auth=auth).status_code == 200 and _dicom_ready(config):
                 return LiveServer(base, process, tmp, config, database_url)
         except requests.RequestException:
             pass
