@@ -1,20 +1,28 @@
 """DICOM network figures, ours against real Orthanc 1.10.1 in the same run.
 
-    .venv/bin/python bench/network.py                         # C-STORE (1 and 4 associations) and C-FIND
-    .venv/bin/python bench/network.py --only store --count 500 --assocs 1
+    .venv/bin/python bench/network.py                         # C-STORE (two PDU sizes), C-FIND, C-MOVE
+    .venv/bin/python bench/network.py --only store --count 500 --assocs 1 --pdus 16384
     .venv/bin/python bench/network.py --only find --runs 50
+    .venv/bin/python bench/network.py --only move --move-count 500
 
 1. C-STORE: ``--count`` synthetic CT instances (bench/synth.py, ~0.53 MB each) sent with DCMTK ``storescu``
    over ``--assocs`` associations at once (one storescu process each, the files split evenly), to a fresh
    archive after a warm-up of 20 other instances. Both servers and storescu run with TCP_NODELAY=1 in their
    environment (without it Orthanc stalls ~45 ms per instance). Figures: instances/s from the launch of
    the storescu processes to the exit of the last one, ours / Orthanc, and the CPU time the server's
-   processes used per instance (user + system, whole process tree).
+   processes used per instance (user + system, whole process tree). One table per ``--pdus`` value: both
+   servers get that MaximumPduLength (16384 is the default of both; storescu then sends PDUs of that size).
 2. C-FIND at the study level on the 100,000-instance archives of bench/find.py (``--data``, made by
    ``bench/find.py --sizes 100000`` or ``manage.py populate --count 100000``): PatientID=, StudyInstanceUID=
    and StudyDate= (one day) with nine return keys (ModalitiesInStudy and NumberOfStudyRelatedInstances
    among them), a different value each run, over one association kept open (pynetdicom as the SCU), so the
    figure is the query, not the association. p50 and p95 in ms; the answers must agree between servers.
+3. C-MOVE of one study of ``--move-count`` instances (5 series) between the two servers, each registered in
+   the other's DicomModalities (ours as AET OURS, Orthanc as ORTHANC), both started fresh for each
+   direction: the study is stored into the source with storescu, then DCMTK ``movescu`` asks the source to
+   move it to the other server (DicomAlwaysAllowMove on both, the bench being an unknown caller). Figures:
+   instances/s from the launch of movescu to its exit (the source answers last when every sub-operation is
+   done), the CPU time of both servers per instance, and a check that every SOPInstanceUID arrived.
 """
 
 from __future__ import annotations
@@ -34,20 +42,22 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from servers import orthanc_server, ours_server  # noqa: E402
+from servers import free_port, orthanc_server, ours_server  # noqa: E402
 from synth import generate_count  # noqa: E402
 
 from archive.populate import Shape, patient_info, study_info  # noqa: E402
 
-STORESCU = shutil.which("storescu") or "/usr/bin/storescu"
+# DCMTK's tools (an activated venv puts pynetdicom's apps of the same names first on the PATH)
+STORESCU = "/usr/bin/storescu" if os.path.exists("/usr/bin/storescu") else shutil.which("storescu")
+MOVESCU = "/usr/bin/movescu" if os.path.exists("/usr/bin/movescu") else shutil.which("movescu")
 RETURN_KEYS = ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber",
                "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries")
 
 
-def write_files(folder: Path, count: int, *, seed: int, prefix: str) -> list[Path]:
+def write_files(folder: Path, count: int, *, seed: int, prefix: str, series_per_study: int = 2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for n, inst in enumerate(generate_count(count, seed=seed, prefix=prefix)):
+    for n, inst in enumerate(generate_count(count, seed=seed, prefix=prefix, series_per_study=series_per_study)):
         path = folder / f"{n:06d}.dcm"
         path.write_bytes(inst.to_bytes())
         paths.append(path)
@@ -98,29 +108,98 @@ def bench_store(args) -> None:
         print(f"writing {args.count} + 20 instances to {work} ...", flush=True)
         files = write_files(work / "main", args.count, seed=11, prefix="NET")
         warmup = write_files(work / "warm", 20, seed=12, prefix="WARM")
-        results: dict[tuple[str, int], float] = {}
-        print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB")
-        print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
-              f"{'cpu ms/inst':>12}")
-        for assocs in args.assocs:
-            for name, factory in (("orthanc", orthanc_server), ("ours", ours_server)):
-                if args.only_server and name != args.only_server:
+        for pdu in args.pdus:
+            results: dict[tuple[str, int], float] = {}
+            print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB, "
+                  f"MaximumPduLength {pdu} on both servers")
+            print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
+                  f"{'cpu ms/inst':>12}")
+            for assocs in args.assocs:
+                for name, factory in (("orthanc", orthanc_server), ("ours", ours_server)):
+                    if args.only_server and name != args.only_server:
+                        continue
+                    with factory(extra={"MaximumPduLength": pdu}) as srv:
+                        wait_dicom(srv.dicom_port)
+                        storescu(srv.dicom_port, warmup, 1)
+                        before = instances_count(srv)
+                        cpu = srv.cpu_seconds()
+                        seconds, codes = storescu(srv.dicom_port, files, assocs)
+                        cpu = srv.cpu_seconds() - cpu
+                        stored = instances_count(srv) - before
+                    rate = stored / seconds
+                    results[(name, assocs)] = rate
+                    ratio = ""
+                    if name == "ours" and ("orthanc", assocs) in results:
+                        ratio = f"{rate / results[('orthanc', assocs)]:.2f}"
+                    print(f"{name:8} {assocs:>6} {stored:>7} {seconds:>8.2f} {rate:>8.0f} {ratio:>13} "
+                          f"{cpu * 1000 / max(stored, 1):>12.2f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _sop_uids_of(url: str) -> set[str]:
+    """SOPInstanceUID of every instance a server holds."""
+    import json
+
+    with urllib.request.urlopen(url + "/instances?expand", timeout=120) as r:
+        return {i["MainDicomTags"]["SOPInstanceUID"] for i in json.loads(r.read())}
+
+
+def movescu(port: int, *, called: str, destination: str, study_uid: str) -> tuple[float, int, str]:
+    """DCMTK movescu, study root, STUDY level: (seconds, exit code, stderr)."""
+    env = {**os.environ, "TCP_NODELAY": "1"}
+    started = time.perf_counter()
+    run = subprocess.run([MOVESCU, "-S", "-aet", "BENCHSCU", "-aec", called, "-aem", destination,
+                          "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}",
+                          "127.0.0.1", str(port)], env=env, capture_output=True, timeout=3600)
+    return time.perf_counter() - started, run.returncode, run.stderr.decode(errors="replace")
+
+
+def bench_move(args) -> None:
+    import pydicom
+
+    work = Path(tempfile.mkdtemp(prefix="bench-move-"))
+    try:
+        count = args.move_count
+        print(f"\nwriting one study of {count} instances to {work} ...", flush=True)
+        # one study: series of 100 instances, as many as it takes
+        files = write_files(work / "study", count, seed=21, prefix="MOVE", series_per_study=-(-count // 100))
+        study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
+        sent = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+        print(f"\nC-MOVE of one study of {count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB "
+              "(movescu asks the source to move it to the destination)")
+        print(f"{'source':8} {'dest':8} {'moved':>6} {'seconds':>8} {'inst/s':>8} {'src cpu ms/inst':>16} "
+              f"{'dst cpu ms/inst':>16}  check")
+        for source_name in ("ours", "orthanc"):
+            ours_port, orthanc_port = free_port(), free_port()
+            common = {"DicomAlwaysAllowMove": True}
+            ours_extra = {**common, "DicomAet": "OURS",
+                          "DicomModalities": {"orthanc": ["ORTHANC", "127.0.0.1", orthanc_port]}}
+            orthanc_extra = {**common, "DicomAet": "ORTHANC",
+                             "DicomModalities": {"ours": ["OURS", "127.0.0.1", ours_port]}}
+            with ours_server(dicom_port=ours_port, extra=ours_extra) as ours, \
+                    orthanc_server(dicom_port=orthanc_port, extra=orthanc_extra) as orthanc:
+                wait_dicom(ours.dicom_port)
+                wait_dicom(orthanc.dicom_port)
+                source, dest = (ours, orthanc) if source_name == "ours" else (orthanc, ours)
+                source_aet, dest_aet = ("OURS", "ORTHANC") if source_name == "ours" else ("ORTHANC", "OURS")
+                env = {**os.environ, "TCP_NODELAY": "1"}
+                load = subprocess.run([STORESCU, "-aet", "BENCHSCU", "-aec", source_aet, "127.0.0.1",
+                                       str(source.dicom_port), *map(str, files)], env=env, capture_output=True)
+                if load.returncode != 0 or instances_count(source) != count:
+                    print(f"  loading the source failed: {load.stderr.decode(errors='replace')[-300:]}")
                     continue
-                with factory() as srv:
-                    wait_dicom(srv.dicom_port)
-                    storescu(srv.dicom_port, warmup, 1)
-                    before = instances_count(srv)
-                    cpu = srv.cpu_seconds()
-                    seconds, codes = storescu(srv.dicom_port, files, assocs)
-                    cpu = srv.cpu_seconds() - cpu
-                    stored = instances_count(srv) - before
-                rate = stored / seconds
-                results[(name, assocs)] = rate
-                ratio = ""
-                if name == "ours" and ("orthanc", assocs) in results:
-                    ratio = f"{rate / results[('orthanc', assocs)]:.2f}"
-                print(f"{name:8} {assocs:>6} {stored:>7} {seconds:>8.2f} {rate:>8.0f} {ratio:>13} "
-                      f"{cpu * 1000 / max(stored, 1):>12.2f}", flush=True)
+                src_cpu, dst_cpu = source.cpu_seconds(), dest.cpu_seconds()
+                seconds, code, err = movescu(source.dicom_port, called=source_aet, destination=dest_aet,
+                                             study_uid=study_uid)
+                src_cpu, dst_cpu = source.cpu_seconds() - src_cpu, dest.cpu_seconds() - dst_cpu
+                arrived = _sop_uids_of(dest)
+                moved = len(arrived & sent)
+                check = "all arrived" if arrived == sent else f"MISSING {len(sent - arrived)}"
+                if code != 0:
+                    check += f"; movescu exit {code}: {err.strip()[-200:]}"
+                print(f"{source_name:8} {dest.name:8} {moved:>6} {seconds:>8.2f} {moved / seconds:>8.0f} "
+                      f"{src_cpu * 1000 / count:>16.2f} {dst_cpu * 1000 / count:>16.2f}  {check}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -218,10 +297,13 @@ def bench_find(args) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=("store", "find"))
+    ap.add_argument("--only", choices=("store", "find", "move"))
     ap.add_argument("--server", dest="only_server", choices=("ours", "orthanc"))
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--assocs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
+    ap.add_argument("--pdus", type=lambda s: [int(x) for x in s.split(",")], default=[16384, 131072],
+                    help="MaximumPduLength of both servers, one C-STORE table each")
+    ap.add_argument("--move-count", type=int, default=500)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
     args = ap.parse_args()
@@ -232,6 +314,8 @@ def main() -> int:
         bench_store(args)
     if args.only in (None, "find"):
         bench_find(args)
+    if args.only in (None, "move"):
+        bench_move(args)
     return 0
 
 

@@ -19,6 +19,8 @@ query/retrieve models and storage commitment in the uncompressed transfer syntax
 
 C-STORE keeps the dataset as received: the Part 10 file is the file meta group we write followed by the
 encoded dataset pynetdicom hands over, never decoded and re-encoded; ``instance_store`` is the one way in.
+Associations are pynetdicom's with the receive path of archive/network/association.py (no polling, PDUs
+read in bulk, fragments joined once, C-STOREs served on the thread that received them).
 
 Processes: Python runs one thread at a time per process, so ``serve_forever`` can run in several processes
 forked on one listening socket (``dicomserver --processes N``); each process takes a new association only
@@ -51,13 +53,14 @@ from pynetdicom.acse import ACSE
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import register_uid, uid_to_service_class
-from pynetdicom.transport import RequestHandler, ThreadedAssociationServer
+from pynetdicom.transport import ThreadedAssociationServer
 
 from archive import runtime
 from archive.errors import ArchiveError, BadFileFormat
 from archive.ingest import Origin, instance_store
 from archive.levels import Level
 from archive.network import registry
+from archive.network.association import FastRequestHandler
 from archive.network.cfind import LEVELS, QueryRefused, find_answers
 from archive.network.registry import Modality
 from archive.network.storage_commitment import (
@@ -243,8 +246,9 @@ class _OrthancAcse(ACSE):
         super()._negotiate_as_acceptor()
 
 
-class _RequestHandler(RequestHandler):
+class _RequestHandler(FastRequestHandler):
     server: DicomServer
+    serve_stores_inline = True      # handle_store never waits for the peer
 
     def handle(self) -> None:
         try:
@@ -254,10 +258,9 @@ class _RequestHandler(RequestHandler):
             raise
 
     def _create_association(self):
-        # Nagle's algorithm and delayed ACKs stall every small DIMSE answer by ~40 ms (DESIGN.md).
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assoc = super()._create_association()
         assoc.acse = _OrthancAcse(assoc)
+        assoc.dul_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
         run = assoc.run
         server = self.server
 
@@ -507,6 +510,14 @@ def _store_contexts(instances: list) -> list[PresentationContext]:
     return contexts[:128]   # PS3.8 9.3.2.2: at most 128 presentation contexts
 
 
+def _nodelay_on_connect(event) -> None:
+    """EVT_CONN_OPEN of the association pynetdicom opens to a C-MOVE destination: Nagle's algorithm off, or
+    each sub-operation waits ~40 ms for a delayed ACK (DESIGN.md)."""
+    sock = event.assoc.dul.socket.socket if event.assoc.dul.socket is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def handle_move(event, scp: ScpSettings):
     """evt.EVT_C_MOVE (PS3.4 C.4.2): the destination AET is looked up among the modalities."""
     if _refused(event, "Move", scp):
@@ -525,7 +536,8 @@ def handle_move(event, scp: ScpSettings):
     # A lookup that fails raises here, before the destination is yielded: pynetdicom then answers 0xC514,
     # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
     instances = retrieve_instances(event.identifier)
-    yield modality.host, modality.port, {"contexts": _store_contexts(instances), "ae_title": modality.aet}
+    yield modality.host, modality.port, {"contexts": _store_contexts(instances), "ae_title": modality.aet,
+                                         "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
     yield len(instances)
     for instance in instances:
         if event.is_cancelled:
