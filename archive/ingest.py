@@ -11,11 +11,13 @@ import enum
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,27 +142,37 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input.
     ``metadata(ids)`` names (level, type, value) to set on the instance or its ancestors in the same transaction,
     as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs)."""
-    parsed = dicom_parse(data)
-    ds = parsed.dataset
-    patient_id, study_uid, series_uid, sop_uid = _identifiers(ds)
-    ids = resource_ids(patient_id=patient_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
     cfg = archive_settings()
-    if overwrite is None:
-        overwrite = cfg.overwrite_instances
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip(" \x00")
-
-    if not overwrite and IndexWriter().exists(ids.instance):
-        return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
-
     compressed = cfg.storage_compression
-    stored = compress(data) if compressed else data
-    if cfg.maximum_storage_size or cfg.maximum_patient_count:
-        _make_room(len(stored), ids.patient)  # Orthanc counts the size on disk
-    md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
-    stored_md5 = (hashlib.md5(stored).hexdigest() if compressed else md5) if cfg.store_md5 else ""
-    file_uuid = str(uuidlib.uuid4())
     storage = dicom_storage()
-    storage.stage(file_uuid, stored)
+    file_uuid = str(uuidlib.uuid4())
+    # The file goes to disk (write + fsync, which release the GIL) on a helper thread while this one parses
+    # and hashes: the latency of one store is max(write + fsync, parse + MD5), not their sum. An instance
+    # refused or already stored costs one discarded staged file.
+    staging = None if compressed else _stage_in_background(storage, file_uuid, data)
+    try:
+        parsed = dicom_parse(data)
+        ds = parsed.dataset
+        patient_id, study_uid, series_uid, sop_uid = _identifiers(ds)
+        ids = resource_ids(patient_id=patient_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)
+        if overwrite is None:
+            overwrite = cfg.overwrite_instances
+        sop_class = str(ds.get("SOPClassUID", "") or "").strip(" \x00")
+        if not overwrite and IndexWriter().exists(ids.instance):
+            _settle(staging, storage, file_uuid)
+            return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
+        stored = compress(data) if compressed else data
+        if cfg.maximum_storage_size or cfg.maximum_patient_count:
+            _make_room(len(stored), ids.patient)  # Orthanc counts the size on disk
+        md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
+        stored_md5 = (hashlib.md5(stored).hexdigest() if compressed else md5) if cfg.store_md5 else ""
+        if staging is None:
+            storage.stage(file_uuid, stored)
+        else:
+            staging.result()  # durable before the index references it
+    except BaseException:
+        _settle(staging, storage, file_uuid)
+        raise
     removed_files: list[str] = []
     try:
         for attempt in range(_INDEX_ATTEMPTS):
@@ -197,6 +209,26 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
 
 
 _INDEX_ATTEMPTS = 4
+
+_stager: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _stage_in_background(storage, file_uuid: str, data: bytes) -> Future:
+    global _stager
+    # One pool per process: a forked child (jobs.kinds.copies) inherits the object but not its threads.
+    if _stager is None or _stager[0] != os.getpid():
+        _stager = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage"))
+    return _stager[1].submit(storage.stage, file_uuid, data)
+
+
+def _settle(staging: Future | None, storage, file_uuid: str) -> None:
+    """Wait for a background stage that is no longer wanted, then remove what it wrote."""
+    if staging is not None:
+        try:
+            staging.result()
+        except Exception:  # nothing written, or a partial file that discard removes
+            pass
+    storage.discard(file_uuid)
 
 
 def _is_deadlock(error: OperationalError) -> bool:

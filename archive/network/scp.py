@@ -693,6 +693,18 @@ class DicomServer(ThreadedAssociationServer):
             return 0
         return self.active - min(self.loads[i] for i in range(len(self.loads)) if i != self.slot)
 
+    def _left_to_others(self, selector) -> bool:
+        """Give a less busy process time to accept the pending connection (its accept loop may wait for
+        its GIL for a few ms); True when the connection is still pending after that: accept it here."""
+        deadline = time.monotonic() + 0.025 * self._busier_by()
+        while time.monotonic() < deadline:
+            time.sleep(0.002)
+            if not selector.select(0):
+                return False      # taken by another process
+            if self._busier_by() <= 0:
+                break
+        return True
+
     def serve(self, stop: threading.Event) -> None:
         """Accept associations until ``stop`` is set. Several processes may share the listening socket:
         one that serves more associations than another lets that one accept first."""
@@ -705,9 +717,8 @@ class DicomServer(ThreadedAssociationServer):
                 if self.active >= self.scp.threads:
                     time.sleep(0.005)        # DicomThreadsCount reached: the connection waits in the backlog
                     continue
-                busier = self._busier_by()
-                if busier > 0:
-                    time.sleep(0.002 * busier)
+                if self._busier_by() > 0 and not self._left_to_others(selector):
+                    continue
                 self._handle_request_noblock()   # accept (or lose the race: EAGAIN, ignored)
                 self.service_actions()
 
