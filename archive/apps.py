@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ArchiveConfig(AppConfig):
     name = "archive"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        import pydicom.config
+
+        # Values are read as received and answered as Orthanc does; pydicom's check of each value read
+        # against its VR only logs warnings (WARN, the default), and costs ~10% of parsing a header.
+        pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
