@@ -62,6 +62,7 @@ from archive.levels import Level
 from archive.network import registry
 from archive.network.association import FastRequestHandler
 from archive.network.cfind import LEVELS, QueryRefused, find_answers
+from archive.network.encoded import encoded_instance
 from archive.network.registry import Modality
 from archive.network.storage_commitment import (
     STORAGE_COMMITMENT_PUSH_MODEL,
@@ -91,6 +92,7 @@ QUERY_RETRIEVE = {
     "1.2.840.10008.5.1.4.1.2.1.2": "Move", "1.2.840.10008.5.1.4.1.2.2.2": "Move",
     "1.2.840.10008.5.1.4.1.2.1.3": "Get", "1.2.840.10008.5.1.4.1.2.2.3": "Get",
 }
+GET_WITHOUT_BULK_DATA = "1.2.840.10008.5.1.4.1.2.5.3"   # Composite Instance Retrieve Without Bulk Data
 _NON_STORAGE = frozenset({VERIFICATION, STORAGE_COMMITMENT_PUSH_MODEL, *QUERY_RETRIEVE})
 
 # Orthanc's file meta for what it receives (DCMTK's implementation, as 1.10.1 writes it)
@@ -493,11 +495,14 @@ def _syntaxes(instances: list) -> dict[str, set[str]]:
     return out
 
 
-def _dataset(instance) -> Dataset | str:
+def _dataset(instance, *, bulk_data: bool = True) -> Dataset | str:
+    """The stored file to send in a sub-operation: as stored (archive/network/encoded.py) unless the bulk
+    data must be taken out (Composite Instance Retrieve Without Bulk Data)."""
     from archive.selectors import instance_dicom
 
     try:
-        return pydicom.dcmread(io.BytesIO(instance_dicom(instance=instance)))
+        data = instance_dicom(instance=instance)
+        return encoded_instance(data) if bulk_data else pydicom.dcmread(io.BytesIO(data))
     except Exception:
         logger.exception("C-MOVE/C-GET: cannot read instance %s", instance.public_id)
         return "unreadable"   # not a Dataset: pynetdicom counts the sub-operation as failed
@@ -562,12 +567,13 @@ def handle_get(event, scp: ScpSettings):
         yield 1
         yield CANNOT_UNDERSTAND, None
         return
+    bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
     yield len(instances)
     for instance in instances:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, _dataset(instance)
+        yield PENDING, _dataset(instance, bulk_data=bulk_data)
 
 
 # -- storage commitment ---------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pynetdicom import sop_class as sop
 from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
+from archive.network.encoded import EncodedInstance, part10_meta
 from archive.network.registry import Modality
 
 logger = logging.getLogger(__name__)
@@ -385,9 +386,15 @@ class StoreConnection:
 
     def store(self, data: bytes) -> tuple[str, str]:
         """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
-        ds = dicom_parse(data)
-        sop_class, instance = str(ds.SOPClassUID), str(ds.get("SOPInstanceUID", ""))
-        syntax = str(ds.file_meta.TransferSyntaxUID)
+        meta = part10_meta(data)
+        values = meta[1] if meta else {}
+        if all(tag in values for tag in (0x00020002, 0x00020003, 0x00020010)):
+            ds = None   # sent as stored when the peer accepts its transfer syntax (no decoding)
+            sop_class, instance, syntax = values[0x00020002], values[0x00020003], values[0x00020010]
+        else:
+            ds = dicom_parse(data)
+            sop_class, instance = str(ds.SOPClassUID), str(ds.get("SOPInstanceUID", ""))
+            syntax = str(ds.file_meta.TransferSyntaxUID)
         known = self.wanted.setdefault(sop_class, set())
         if self.assoc is None or not self.assoc.is_established or syntax not in known:
             if self.assoc is None or not self.assoc.is_established or self._accepted(sop_class, syntax) is None:
@@ -400,6 +407,11 @@ class StoreConnection:
             from archive.dicom.transcode import file_transcode
 
             ds = dicom_parse(file_transcode(data, syntax=ExplicitVRLittleEndian))
+        elif accepted == syntax and meta is not None:
+            ds = EncodedInstance(data, sop_class=sop_class, sop_instance=instance, transfer_syntax=syntax,
+                                 offset=meta[0])
+        elif ds is None:
+            ds = dicom_parse(data)
         self.message_id = self.message_id % 0xFFFF + 1
         originator = self.move_originator or (None, None)
         status = self.assoc.send_c_store(ds, msg_id=self.message_id, originator_aet=originator[0],

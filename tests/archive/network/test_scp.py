@@ -49,6 +49,7 @@ class Modality:
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[Dataset] = []
+        self.raw: list[bytes] = []
         self.reports: list[tuple[int, Dataset]] = []
         ae = AE(ae_title="SCU")
         ae.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
@@ -58,6 +59,7 @@ class Modality:
 
     def _store(self, event):
         self.received.append(event.dataset)
+        self.raw.append(event.request.DataSet.getvalue())
         return 0x0000
 
     def _report(self, event):
@@ -421,10 +423,16 @@ def _move(server, destination, **keys):
 
 def test_move_study_to_known_modality(server, study, modality):
     modality.received.clear()
+    modality.raw.clear()
     final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0x0000
     assert final.NumberOfCompletedSuboperations == 3
     assert len(modality.received) == 3
+    # Sent as stored: the dataset bytes of each file, not a re-encoding of them
+    for ds, raw in zip(modality.received, modality.raw, strict=True):
+        found = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()
+        stored = requests.get(server.url + f"/instances/{found[0]['ID']}/file", timeout=10).content
+        assert stored.endswith(raw) and len(stored) - len(raw) < 400
 
 
 def test_move_to_unknown_destination(server, study):

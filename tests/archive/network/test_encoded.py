@@ -1,0 +1,90 @@
+"""Stored files sent as stored (archive/network/encoded.py), over real associations on loopback."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, evt
+
+from archive.network.encoded import EncodedInstance, encoded_instance, part10_meta
+from tests.dicom_factory import make_dicom
+from tests.live import free_port
+
+
+def test_part10_meta_reads_the_file_meta_group():
+    data = make_dicom(SOPInstanceUID="1.2.3.99")
+    offset, values = part10_meta(data)
+    assert values[0x00020002] == CTImageStorage
+    assert values[0x00020003] == "1.2.3.99"
+    assert values[0x00020010] == ExplicitVRLittleEndian
+    assert pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID == "1.2.3.99"
+    assert data[offset:offset + 2] == b"\x08\x00"   # the dataset starts with group 0008
+
+
+@pytest.mark.parametrize("data", [b"", b"junk" * 100, b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\xff\x7f"])
+def test_part10_meta_refuses_what_is_not_a_part10_file(data):
+    assert part10_meta(data) is None
+
+
+def test_a_raw_dataset_is_decoded():
+    data = make_dicom(SOPInstanceUID="1.2.3.98")
+    offset, _values = part10_meta(data)
+    sent = encoded_instance(data[offset:])   # no preamble, no file meta: a raw dataset
+    assert not isinstance(sent, EncodedInstance) and sent.SOPInstanceUID == "1.2.3.98"
+
+
+@pytest.fixture()
+def store_scp(request):
+    """A real storage SCP accepting the transfer syntaxes given by the test; records what it received."""
+    received: list[tuple[str, bytes, pydicom.Dataset]] = []
+
+    def start(syntaxes):
+        ae = AE(ae_title="DEST")
+        ae.add_supported_context(CTImageStorage, syntaxes)
+
+        def on_store(event):
+            received.append((str(event.context.transfer_syntax), event.request.DataSet.getvalue(), event.dataset))
+            return 0x0000
+
+        port = free_port()
+        server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+        request.addfinalizer(server.shutdown)
+        return port
+
+    return start, received
+
+
+def _send(port: int, sent) -> int:
+    ae = AE(ae_title="SRC")
+    ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    assoc = ae.associate("127.0.0.1", port, ae_title="DEST")
+    assert assoc.is_established
+    try:
+        return assoc.send_c_store(sent).Status
+    finally:
+        assoc.release()
+
+
+def test_sent_as_stored_when_its_syntax_is_accepted(store_scp):
+    start, received = store_scp
+    data = make_dicom(SOPInstanceUID="1.2.3.100")
+    status = _send(start([ExplicitVRLittleEndian]), encoded_instance(data))
+    assert status == 0x0000
+    syntax, raw, ds = received[0]
+    assert syntax == ExplicitVRLittleEndian
+    assert data.endswith(raw) and raw[:2] == b"\x08\x00"
+    assert ds.SOPInstanceUID == "1.2.3.100"
+
+
+def test_converted_when_only_another_syntax_is_accepted(store_scp):
+    start, received = store_scp
+    data = make_dicom(SOPInstanceUID="1.2.3.101")
+    status = _send(start([ImplicitVRLittleEndian]), encoded_instance(data))
+    assert status == 0x0000
+    syntax, raw, ds = received[0]
+    assert syntax == ImplicitVRLittleEndian
+    assert not data.endswith(raw)          # re-encoded in implicit VR by pynetdicom
+    assert ds.SOPInstanceUID == "1.2.3.101" and ds.PatientName == "Doe^John"
