@@ -54,7 +54,8 @@ class Cursor:
 @dataclass(frozen=True)
 class Page:
     resources: list[Resource]
-    next: Cursor | None          # None: this is the last page
+    next: Cursor | None               # None: this is the last page
+    previous: Cursor | None = None    # where the page before this one ends (its ``before``); None: first page
 
 
 def _driver(plan: find._Plan, level: Level, wanted: int) -> int:
@@ -93,41 +94,55 @@ def _sort_key(value: str | None, rid: int, descending: bool) -> tuple:
 
 
 def _page_few(qs: QuerySet, *, tag: int | None, descending: bool, cursor: Cursor | None,
-              size: int, level: Level) -> Page:
+              size: int, level: Level, backward: bool = False) -> Page:
     """The few-matches shape: every match's (id, sort value), sorted here."""
     ids = list(qs.values_list("id", flat=True))
+    values: dict[int, str] = {}
     if tag is None:
-        ids.sort(reverse=descending)
-        if cursor is not None:
-            ids = [i for i in ids if (i < cursor.id if descending else i > cursor.id)]
-        chosen = ids[:size + 1]
+        ordered = sorted(ids, reverse=descending)
     else:
         values = dict(MainDicomTag.objects.filter(resource_id__in=ids, tag=tag, level=level.depth)
                       .values_list("resource_id", "value_folded")) if ids else {}
         present = sorted((i for i in ids if i in values), key=lambda i: (values[i], i), reverse=descending)
         missing = sorted((i for i in ids if i not in values), reverse=descending)
         ordered = present + missing
-        if cursor is not None:
-            key = _sort_key(cursor.value, cursor.id, descending)
+    if cursor is not None:
+        key = _sort_key(cursor.value if tag is not None else None, cursor.id, descending)
 
-            def after(i: int) -> bool:
-                mine = _sort_key(values.get(i), i, descending)
-                if mine[0] != key[0]:
-                    return mine[0] > key[0]
-                return mine[1:] < key[1:] if descending else mine[1:] > key[1:]
+        def after(i: int) -> bool:
+            mine = _sort_key(values.get(i), i, descending)
+            if mine[0] != key[0]:
+                return mine[0] > key[0]
+            return mine[1:] < key[1:] if descending else mine[1:] > key[1:]
 
+        if backward:
+            ordered = [i for i in ordered if not after(i) and _sort_key(values.get(i), i, descending) != key]
+        else:
             ordered = [i for i in ordered if after(i)]
-        chosen = ordered[:size + 1]
-        return _finish(chosen, size, lambda i: values.get(i))
-    return _finish(chosen, size, lambda i: None)
+    if backward:
+        return _finish_backward(ordered[-(size + 1):], size, values.get)
+    return _finish(ordered[:size + 1], size, values.get, first=cursor is None)
 
 
-def _finish(ids: list[int], size: int, value_of) -> Page:
+def _finish(ids: list[int], size: int, value_of, *, first: bool) -> Page:
+    """A page read forwards: ``ids`` holds up to size + 1 ids, the extra one says there is a next page."""
     more = len(ids) > size
     ids = ids[:size]
     resources = _load(ids)
     nxt = Cursor(ids[-1], value_of(ids[-1])) if more and ids else None
-    return Page(resources, nxt)
+    previous = Cursor(ids[0], value_of(ids[0])) if not first and ids else None
+    return Page(resources, nxt, previous)
+
+
+def _finish_backward(ids: list[int], size: int, value_of) -> Page:
+    """A page read backwards, ``ids`` in the list's order: up to size + 1, the extra first one says there is a
+    page before. There is always a next page: the row the page was asked to end before."""
+    more = len(ids) > size
+    ids = ids[-size:] if more else ids
+    resources = _load(ids)
+    nxt = Cursor(ids[-1], value_of(ids[-1])) if ids else None
+    previous = Cursor(ids[0], value_of(ids[0])) if more and ids else None
+    return Page(resources, nxt, previous)
 
 
 def _page_scan_tag(probe: QuerySet | None, *, level: Level, tag: int, descending: bool,
@@ -155,15 +170,44 @@ def _page_scan_tag(probe: QuerySet | None, *, level: Level, tag: int, descending
         tail = _after_id(tail, tail_cursor, descending).order_by("-id" if descending else "id")
         found += [(i, None) for i in tail.values_list("id", flat=True)[:size + 1 - len(found)]]
     values = dict(found)
-    return _finish([i for i, _ in found], size, lambda i: values[i])
+    return _finish([i for i, _ in found], size, values.get, first=cursor is None)
+
+
+def _page_scan_tag_backward(probe: QuerySet | None, *, level: Level, tag: int, descending: bool,
+                            cursor: Cursor, size: int) -> Page:
+    """The page that ends before ``cursor``, sorted by a tag: the same two indexes as _page_scan_tag, walked
+    the other way (the tail of resources without the tag first when the cursor is in it)."""
+    found: list[tuple[int, str | None]] = []     # nearest first
+    if cursor.value is None:
+        base = probe if probe is not None else Resource.objects.filter(level=level.depth)
+        tail = base.filter(~Exists(MainDicomTag.objects.filter(resource_id=OuterRef("id"), tag=tag)))
+        tail = tail.filter(id__gt=cursor.id) if descending else tail.filter(id__lt=cursor.id)
+        found = [(i, None) for i in tail.order_by("id" if descending else "-id")
+                 .values_list("id", flat=True)[:size + 1]]
+    if len(found) <= size:
+        rows = MainDicomTag.objects.filter(level=level.depth, tag=tag)
+        if cursor.value is not None:
+            v = cursor.value
+            if descending:
+                rows = rows.filter(value_folded__gte=v).exclude(value_folded=v, resource_id__lte=cursor.id)
+            else:
+                rows = rows.filter(value_folded__lte=v).exclude(value_folded=v, resource_id__gte=cursor.id)
+        if probe is not None:
+            rows = rows.filter(Exists(probe.filter(id=OuterRef("resource_id"))))
+        order = ("value_folded", "resource_id") if descending else ("-value_folded", "-resource_id")
+        found += list(rows.order_by(*order).values_list("resource_id", "value_folded")[:size + 1 - len(found)])
+    found.reverse()
+    values = dict(found)
+    return _finish_backward([i for i, _ in found], size, values.get)
 
 
 def resources_page(*, query: FindQuery, sort_tag: int | None = None, descending: bool = False,
-                   cursor: Cursor | None = None, size: int = 50) -> Page:
+                   cursor: Cursor | None = None, before: Cursor | None = None, size: int = 50) -> Page:
     """A page of ``size`` resources matching ``query`` (its tags, labels and parent; its since, limit and
-    order_by are ignored), after ``cursor``, in insertion order or by the folded value of ``sort_tag`` (a
-    main tag of the level: patient tags at the study level too). Constraints that need the files (tags
-    outside the index, ``?`` wildcards) are not supported here: ParameterOutOfRange."""
+    order_by are ignored), after ``cursor`` (or, given ``before`` instead, the page that ends just before
+    that row: the previous page), in insertion order or by the folded value of ``sort_tag`` (a main tag of
+    the level: patient tags at the study level too). Constraints that need the files (tags outside the
+    index, ``?`` wildcards) are not supported here: ParameterOutOfRange."""
     plan = find._plan(query)
     if plan.qs is None or plan.base is None:
         return Page([], None)
@@ -171,15 +215,43 @@ def resources_page(*, query: FindQuery, sort_tag: int | None = None, descending:
         from archive.errors import ParameterOutOfRange
 
         raise ParameterOutOfRange("This filter needs the files: use /tools/find")
+    backward = before is not None and cursor is None
+    if backward:
+        cursor = before
     level = query.level
     driver = _driver(plan, level, size + 1)
     if driver != find._SCAN:
         qs = find._shape(plan, driver=driver)
-        return _page_few(qs, tag=sort_tag, descending=descending, cursor=cursor, size=size, level=level)
+        return _page_few(qs, tag=sort_tag, descending=descending, cursor=cursor, size=size, level=level,
+                         backward=backward)
     scan = find._shape(plan, driver=find._SCAN)
     if sort_tag is None:
+        if backward:
+            assert cursor is not None
+            qs = scan.filter(id__gt=cursor.id) if descending else scan.filter(id__lt=cursor.id)
+            ids = list(qs.order_by("id" if descending else "-id").values_list("id", flat=True)[:size + 1])
+            return _finish_backward(ids[::-1], size, lambda i: None)
         qs = _after_id(scan, cursor, descending).order_by("-id" if descending else "id")
         ids = list(qs.values_list("id", flat=True)[:size + 1])
-        return _finish(ids, size, lambda i: None)
+        return _finish(ids, size, lambda i: None, first=cursor is None)
     probe = scan if plan.terms else None
+    if backward:
+        assert cursor is not None
+        return _page_scan_tag_backward(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor,
+                                       size=size)
     return _page_scan_tag(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor, size=size)
+
+
+def resources_count(*, query: FindQuery, cap: int) -> int | None:
+    """How many resources match ``query`` (tags, labels, parent), or None when more than ``cap`` do: the
+    count stops at cap + 1 rows, so its cost follows the cap, never the size of the archive (a count with
+    no constraint belongs to the running totals, archive/statistics.py)."""
+    plan = find._plan(query)
+    if plan.qs is None or plan.base is None:
+        return 0
+    if plan.recheck:   # matches are decided on the files: not countable from the index
+        return None
+    driver = _driver(plan, query.level, cap + 1)
+    qs = find._shape(plan, driver=driver)
+    found = qs.values("id")[:cap + 1].count()
+    return found if found <= cap else None

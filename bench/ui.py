@@ -8,7 +8,9 @@ The archive is bench/find.py's (``--data``/sqlite-N, built by ``manage.py popula
 (bench/servers.py). Figures:
 
 - server time: GET of the study list (whole page, and the HTMX fragment a filter asks for), wall time seen by
-  a keep-alive client on 127.0.0.1, for the unfiltered list, typical filters, sorts, and a page deep in the list;
+  a keep-alive client on 127.0.0.1, for the unfiltered list, typical filters (each counted: exactly up to
+  explorer.ui.browser.COUNT_CAP matches, "more than" beyond), sorts, 20 pages forward with "Next page" and
+  20 back with "Previous page" (keyset both ways);
 - first contentful paint: headless Chromium (Debian's, through Playwright), a new browser context per run
   (cold cache), ``performance.getEntriesByName('first-contentful-paint')``;
 - filter-as-you-type: from the request HTMX sends after the debounce to the swapped results
@@ -71,6 +73,7 @@ QUERIES = [
     ("last 7 days", "dates=7days", True),
     ("dates 2015-01-01..2015-12-31", "dates=custom&date_from=2015-01-01&date_to=2015-12-31", True),
     ("label teaching", "label=teaching", True),
+    ("modality CT (counted up to the cap)", "modality=CT", True),
     ("sorted by patient name", "sort=name", True),
     ("sorted by study date, newest", "sort=-date", True),
     ("name 'smith' sorted by date", "name=smith&sort=-date", True),
@@ -109,17 +112,18 @@ def server_times(base: str, runs: int) -> list[tuple[str, float, float]]:
             if i:
                 times.append(ms)
         out.append((name, statistics.median(times), _p(times, 0.95)))
-    # 20 pages deep, following the keyset cursor of each "Load more"
-    times = []
-    path = "/ui/?fragment=rows"
-    for _ in range(20):
-        ms, _, body = client.get(path, {"HX-Request": "true"})
-        times.append(ms)
-        match = re.search(rb'href="\?&amp;after=([^"&]+)"', body)
-        if not match:
-            break
-        path = f"/ui/?after={match.group(1).decode()}&fragment=rows"
-    out.append(("load more, 20 pages in a row", statistics.median(times), _p(times, 0.95)))
+    # 20 pages deep, following the keyset cursor of each "Next page", then 20 back with "Previous page"
+    for name, rel in (("next page, 20 pages in a row", "next"), ("previous page, 20 pages back", "prev")):
+        times = []
+        path = "/ui/" if rel == "next" else path
+        for _ in range(20):
+            ms, _, body = client.get(path, {"HX-Request": "true"})
+            times.append(ms)
+            match = re.search(rb'rel="' + rel.encode() + rb'" href="\?([^"]+)"', body)
+            if not match:
+                break
+            path = "/ui/?" + match.group(1).decode().replace("&amp;", "&")
+        out.append((name, statistics.median(times), _p(times, 0.95)))
     return out
 
 

@@ -41,6 +41,21 @@ ANONYMIZE_KEEP = [("StudyDescription", "Study description"), ("SeriesDescription
 DICOM_VERSIONS = ["2023b", "2021b", "2017c", "2008"]
 
 
+def transcode_choices() -> list[tuple[str, str]]:
+    """The transfer syntaxes the modification job can write (archive.dicom.transcode), with their names."""
+    from pydicom.uid import UID
+
+    from archive.dicom.transcode import TRANSCODERS
+
+    return [(uid, UID(uid).name) for uid in TRANSCODERS]
+
+
+def _remove_list(text: str) -> list[str]:
+    """The "Remove" field: tags one per line or separated by spaces or semicolons (keywords such as
+    InstitutionName, or 0008,0080); Orthanc's parser judges each one."""
+    return [t for t in text.replace(";", " ").split() if t]
+
+
 def _ui_name(level: Level) -> str:
     return level.value.lower()
 
@@ -88,7 +103,10 @@ class ModifyForm:
                   "keep": [k for k, _ in ANONYMIZE_KEEP if post.get(f"keep-{k}")] if anonymize else [],
                   "keep_source": post.get("KeepSource") == "on",
                   "force": post.get("Force") == "on",
-                  "version": post.get("DicomVersion", DICOM_VERSIONS[0])}
+                  "version": post.get("DicomVersion", DICOM_VERSIONS[0]),
+                  "remove": post.get("Remove", "")[:4000],
+                  "remove_private": post.get("RemovePrivateTags") == "on",
+                  "transcode": post.get("Transcode", "").strip()}
         return cls(anonymize=anonymize, level=level, values=values)
 
     @classmethod
@@ -96,7 +114,7 @@ class ModifyForm:
         fields = ANONYMIZE_REPLACE if anonymize else REPLACE_FIELDS[level]
         return cls(anonymize=anonymize, level=level, values={
             "replace": {k: "" for k, _ in fields}, "keep": [], "keep_source": True, "force": False,
-            "version": DICOM_VERSIONS[0]})
+            "version": DICOM_VERSIONS[0], "remove": "", "remove_private": False, "transcode": ""})
 
     def body(self) -> dict:
         v = self.values
@@ -105,6 +123,13 @@ class ModifyForm:
         # that request.
         body: dict = {"Replace": replace, "KeepSource": v["keep_source"],
                       "Force": v["force"] or "PatientID" in replace}
+        remove = _remove_list(v.get("remove", ""))
+        if remove:
+            body["Remove"] = remove
+        if v.get("remove_private"):
+            body["RemovePrivateTags"] = True
+        if v.get("transcode"):
+            body["Transcode"] = v["transcode"]
         if self.anonymize:
             body["Keep"] = v["keep"]
             body["DicomVersion"] = v["version"]
@@ -117,7 +142,9 @@ class ModifyForm:
 
 def modification_submit(*, form: ModifyForm, public_id: str, remote: str) -> Job:
     """Check the body as the REST route does (ArchiveError on a refused one) and submit the
-    ResourceModification job with the REST route's parameters."""
+    ResourceModification job with the REST route's parameters (Remove, RemovePrivateTags and Transcode
+    included: the same parsers read them)."""
+    from explorer.api.jobs import transcode_of
     from explorer.api.modification import _anonymized_patient_name
 
     body = form.body()
@@ -125,11 +152,12 @@ def modification_submit(*, form: ModifyForm, public_id: str, remote: str) -> Job
         modification.anonymization_parse(body, level=form.level)
     else:
         modification.modification_parse(body, level=form.level)
+    transcode, quality = transcode_of(body, {})
     selectors.resource_get(level=form.level, public_id=public_id)
     name = _anonymized_patient_name(body) if form.anonymize else None
     return engine.job_submit(kind="ResourceModification", parameters={
         "anonymize": form.anonymize, "level": form.level.value, "resources": [public_id], "single": True,
-        "body": body, "transcode": None, "quality": 90, "patient_name": name, "remote_ip": remote},
+        "body": body, "transcode": transcode, "quality": quality, "patient_name": name, "remote_ip": remote},
         content={"Description": "Web UI", "FailedInstancesCount": 0, "InstancesCount": 0})
 
 
@@ -153,6 +181,7 @@ def resource_modify(request: HttpRequest, level: Level, public_id: str, anonymiz
     return render(request, "ui/modify.html", {
         "level": level, "resource": resource, "form": form, "error": error, "anonymize": anonymize,
         "keep_choices": ANONYMIZE_KEEP, "versions": DICOM_VERSIONS, "back": _back(level, public_id),
+        "transcodes": transcode_choices(),
         "action": reverse(f"ui:{'anonymize' if anonymize else 'modify'}-{_ui_name(level)}", args=[public_id])},
         status=status)
 

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from archive import selectors
-from archive.browse import Cursor, resources_page
+from archive.browse import Cursor, resources_count, resources_page
 from archive.dicom import json as dicom_json
 from archive.levels import Level
 from archive.models import Label, Resource
@@ -20,6 +20,12 @@ from archive.statistics import Totals, statistics_totals
 from explorer.ui.filters import StudyFilter
 
 PAGE_SIZE = 50
+# A filtered list is counted exactly up to this many matches, and shown as "more than" beyond: the count
+# stops at COUNT_CAP + 1 rows, so its cost follows the cap, never the size of the archive. Measured on the
+# 1,000,000-instance bench archive (SQLite): a dense filter (modality MR) costs ~60-140 ms to count to 1,000
+# but ~0.7-1.8 s to count to 10,000; selective ones (a patient ID, a label, no match) count exactly in
+# 2-40 ms either way. The unfiltered list is counted by the running totals, exactly and for free.
+COUNT_CAP = 1_000
 
 
 def dicom_date(value: str | None) -> str:
@@ -84,15 +90,26 @@ def study_rows(studies: list[Resource]) -> list[StudyRow]:
 class StudyList:
     rows: list[StudyRow]
     next: Cursor | None
+    previous: Cursor | None
     totals: Totals
+    count: int | None          # the studies that match; None: more than COUNT_CAP
+    count_cap: int = COUNT_CAP
 
 
-def study_list(*, filters: StudyFilter, cursor: Cursor | None, today: dt.date,
+def study_list(*, filters: StudyFilter, cursor: Cursor | None, today: dt.date, before: Cursor | None = None,
                size: int = PAGE_SIZE) -> StudyList:
-    """A page of the study list: keyset-paged, filtered by the FindQuery /tools/find would build."""
-    page = resources_page(query=filters.find_query(today=today), sort_tag=filters.sort_tag,
-                          descending=filters.descending, cursor=cursor, size=size)
-    return StudyList(rows=study_rows(page.resources), next=page.next, totals=statistics_totals())
+    """A page of the study list: keyset-paged after ``cursor`` (or the page before ``before``), filtered by
+    the FindQuery /tools/find would build, with the number of matches."""
+    query = filters.find_query(today=today)
+    page = resources_page(query=query, sort_tag=filters.sort_tag, descending=filters.descending,
+                          cursor=cursor, before=before, size=size)
+    if before is not None and cursor is None and not page.resources:
+        # Nothing before that row any more (deleted meanwhile): the first page.
+        page = resources_page(query=query, sort_tag=filters.sort_tag, descending=filters.descending, size=size)
+    totals = statistics_totals()
+    count = totals.studies if filters.is_empty else resources_count(query=query, cap=COUNT_CAP)
+    return StudyList(rows=study_rows(page.resources), next=page.next, previous=page.previous, totals=totals,
+                     count=count, count_cap=COUNT_CAP)
 
 
 def known_labels() -> list[str]:

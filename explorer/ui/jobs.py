@@ -3,8 +3,10 @@ polling; pause, resume, cancel and resubmit through jobs.engine, as /jobs/{id}/{
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -18,7 +20,7 @@ from explorer.ui.views import htmx_partial
 from jobs import engine
 from jobs.models import Job, State
 
-PAGE = 200
+PAGE = 100
 ACTIONS = {"pause": engine.job_pause, "resume": engine.job_resume, "cancel": engine.job_cancel,
            "resubmit": engine.job_resubmit}
 DONE_MESSAGES = {"pause": "paused", "resume": "resumed", "cancel": "canceled", "resubmit": "resubmitted"}
@@ -77,14 +79,40 @@ class JobRow:
         return public_id if Resource.objects.filter(public_id=public_id).exists() else None
 
 
-def jobs_rows() -> list[JobRow]:
-    return [JobRow(j) for j in Job.objects.order_by("-creation_time", "-id")[:PAGE]]
+@dataclass(frozen=True)
+class JobsPage:
+    rows: list[JobRow]
+    next: str          # the ``after`` of the next (older) page; "" on the last page
+    after: str         # this page's own ``after``; "" for the newest jobs
+
+
+def _job_cursor(job: Job) -> str:
+    return f"{job.creation_time.isoformat()}|{job.id}"
+
+
+def jobs_page_get(*, after: str = "", size: int = PAGE) -> JobsPage:
+    """A page of jobs, newest first, keyset-paged on (creation time, id) after the ``after`` cursor of the
+    page before it (junk: the newest page). The jobs table is not capped: every job is a page away."""
+    qs = Job.objects.order_by("-creation_time", "-id")
+    when_text, _, job_id = after.partition("|")
+    try:
+        when = dt.datetime.fromisoformat(when_text) if job_id else None
+    except ValueError:
+        when = None
+    if when is not None:
+        qs = qs.filter(Q(creation_time__lt=when) | Q(creation_time=when, id__lt=job_id))
+    else:
+        after = ""
+    jobs = list(qs[:size + 1])
+    nxt = _job_cursor(jobs[size - 1]) if len(jobs) > size else ""
+    return JobsPage(rows=[JobRow(j) for j in jobs[:size]], next=nxt, after=after)
 
 
 @require_GET
 @csrf_protect
 def jobs_page(request: HttpRequest) -> HttpResponse:
-    context = {"section": "jobs", "rows": jobs_rows(), "message": ""}
+    page = jobs_page_get(after=request.GET.get("after", "")[:100])
+    context = {"section": "jobs", "rows": page.rows, "page": page, "message": ""}
     template = "ui/jobs_table.html" if htmx_partial(request) else "ui/jobs.html"
     return render(request, template, context)
 
@@ -98,7 +126,8 @@ def job_action(request: HttpRequest, job_id: str, action: str) -> HttpResponse:
     ACTIONS[action](job_id=job_id)
     if htmx_partial(request):
         message = f"Job {job_id[:8]} {DONE_MESSAGES[action]}."
-        return render(request, "ui/jobs_table.html", {"rows": jobs_rows(), "message": message})
+        page = jobs_page_get(after=request.GET.get("after", "")[:100])
+        return render(request, "ui/jobs_table.html", {"rows": page.rows, "page": page, "message": message})
     return HttpResponseRedirect(reverse("ui:jobs") + f"#job-{job_id}")
 
 

@@ -2,7 +2,9 @@
 
 One view per resource level: GET shows the labels (a page of its own without JavaScript, the fragment for
 HTMX), POST adds or removes one through archive.labels, whose rule (Orthanc's CheckValidLabel) decides what
-is refused; the refusal is shown next to the field. Each label links to the study list filtered by it."""
+is refused; the refusal is shown next to the field. Each label links to the study list filtered by it, except
+a patient's: the study list filters on the studies' own labels (as /tools/find at the Study level does), so a
+patient label would link to a list that does not show that patient."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from archive.labels import label_add, label_remove, labels_all, labels_get
 from archive.levels import Level
 from explorer.ui.errors import ui_errors
 
-LEVELS = (Level.STUDY, Level.SERIES, Level.INSTANCE)
+# Orthanc 1.12 labels every level: /patients/{id}/labels too.
+LEVELS = (Level.PATIENT, Level.STUDY, Level.SERIES, Level.INSTANCE)
 
 
 def labels_context(*, level: Level, public_id: str, error: str = "", value: str = "") -> dict:
@@ -28,7 +31,7 @@ def labels_context(*, level: Level, public_id: str, error: str = "", value: str 
     return {"label_level": level.value.lower(), "label_public_id": public_id, "labels": mine,
             "known_labels": [name for name in labels_all() if name not in mine],
             "label_url": reverse(f"ui:labels-{level.value.lower()}", args=[public_id]),
-            "label_error": error, "label_value": value}
+            "label_error": error, "label_value": value, "label_links": level is not Level.PATIENT}
 
 
 @require_http_methods(["GET", "POST"])

@@ -8,6 +8,7 @@ from django.urls import path
 
 from archive.levels import Level
 from explorer.ui import actions, jobs, labels, network, system, upload, viewer, views
+from explorer.ui.errors import explorer_only
 
 app_name = "ui"
 
@@ -57,3 +58,7 @@ for _level in actions.LEVELS:
              {"level": _level, "anonymize": True}, name=f"anonymize-{_name}"),
     ]
 urlpatterns.append(path("/actions/<str:job_id>", actions.action_progress, name="action-progress"))
+
+# OrthancExplorerEnabled: false removes the UI (every route answers Orthanc's 404), checked per request.
+for _pattern in urlpatterns:
+    _pattern.callback = explorer_only(_pattern.callback)

@@ -4,6 +4,7 @@ asks for rendered from a partial of that page (STYLE.md 9). Every link works wit
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -29,23 +30,34 @@ def _today() -> dt.date:
     return timezone.localdate()
 
 
+def _page_query(filters: StudyFilter, *, after: Cursor | None = None, before: Cursor | None = None) -> str:
+    """The query string of a page of the list: the filter, then where the page starts or ends."""
+    pairs = filters.params()
+    if after is not None:
+        pairs.append(("after", after.encode()))
+    elif before is not None:
+        pairs.append(("before", before.encode()))
+    return urlencode(pairs)
+
+
 @require_GET
 @csrf_protect
 @ui_errors
 def study_list(request: HttpRequest) -> HttpResponse:
     filters = StudyFilter.from_query(request.GET)
     cursor = Cursor.decode(request.GET.get("after", ""))
-    listing = browser.study_list(filters=filters, cursor=cursor, today=_today())
-    context = {"filters": filters, "listing": listing, "cursor": cursor, "modalities": MODALITIES,
+    before = None if cursor else Cursor.decode(request.GET.get("before", ""))
+    listing = browser.study_list(filters=filters, cursor=cursor, before=before, today=_today())
+    context = {"filters": filters, "listing": listing, "cursor": cursor or before, "modalities": MODALITIES,
                "labels": browser.known_labels(),
+               "pages": {"first": _page_query(filters), "next": _page_query(filters, after=listing.next),
+                         "previous": _page_query(filters, before=listing.previous)},
                "sort_links": {key: filters.sort_link(key) for key in SORTS}}
     if htmx_partial(request):
-        if request.GET.get("fragment") == "rows":   # "Load more": rows to append
-            return render(request, "ui/_study_rows.html", context)
-        # A change of filter or sort: the result table, and the address bar shows the canonical URL of the
-        # filter (no empty fields), so it can be bookmarked and shared.
+        # A change of filter, sort or page: the result table, and the address bar shows the canonical URL of
+        # the filter and page (no empty fields), so it can be bookmarked and shared.
         response = render(request, "ui/_study_results.html", context)
-        query = filters.querystring()
+        query = _page_query(filters, after=cursor, before=before)
         response["HX-Push-Url"] = reverse("ui:studies") + (f"?{query}" if query else "")
         return response
     return render(request, "ui/study_list.html", context)

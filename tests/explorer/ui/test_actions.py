@@ -119,3 +119,43 @@ def test_a_refused_anonymization_is_shown_on_the_form(server, page):
 def test_unknown_job_is_a_404_page(server, page):
     answer = page.goto(f"{server.url}/ui/actions/no-such-job")
     assert answer.status == 404
+
+
+def test_modify_with_remove_and_transcode_runs_the_rest_job(server, page):
+    """Remove (tags, and the private ones) and Transcode go into the same ResourceModification job as
+    POST /studies/{id}/modify with those fields."""
+    stored = requests.post(server.url + "/instances", data=make_dicom(
+        PatientName="REMOVE^RITA", PatientID="RM-1", StudyInstanceUID="1.2.89.7", SeriesInstanceUID="1.2.89.7.1",
+        InstitutionName="SECRET HOSPITAL", StationName="STATION 9", StudyDescription="REMOVE ME"), timeout=30)
+    stored.raise_for_status()
+    study = stored.json()["ParentStudy"]
+    page.goto(f"{server.url}/ui/studies/{study}/modify")
+    page.get_by_label("Tags to remove").fill("InstitutionName\n0008,1010")
+    page.get_by_label("Remove the private tags").check()
+    page.get_by_label("Transfer syntax of the new files").select_option("1.2.840.10008.1.2.5")   # RLE Lossless
+    assert axe_violations(page) == []
+    shot(page, "modify_remove_transcode_form")
+    page.get_by_role("button", name="Modify").click()
+    page.get_by_role("link", name="Open the new study").click(timeout=30_000)
+    new_study = page.url.rsplit("/", 1)[1]
+    assert new_study != study
+    job = requests.get(server.url + "/jobs?expand", timeout=10).json()
+    mine = [j for j in job if j["Type"] == "ResourceModification" and j["State"] == "Success"
+            and j["Content"].get("ID") == new_study]
+    assert len(mine) == 1
+    instance = requests.get(f"{server.url}/studies/{new_study}/instances", timeout=10).json()[0]["ID"]
+    tags = requests.get(f"{server.url}/instances/{instance}/tags?simplify", timeout=10).json()
+    assert "InstitutionName" not in tags and "StationName" not in tags
+    assert tags["StudyDescription"] == "REMOVE ME"
+    syntax = requests.get(f"{server.url}/instances/{instance}/metadata/TransferSyntax", timeout=10).text
+    assert syntax == "1.2.840.10008.1.2.5"
+
+
+def test_a_refused_remove_is_shown_on_the_form(server, page):
+    page.goto(f"{server.url}/ui/studies/{server.study}/modify")
+    page.get_by_label("Tags to remove").fill("NoSuchKeyword")
+    page.get_by_role("button", name="Modify").click()
+    alert = page.locator("#modify-error")
+    assert "Unknown DICOM tag" in alert.inner_text()                   # Orthanc's refusal
+    assert page.get_by_label("Tags to remove").input_value() == "NoSuchKeyword"
+    assert axe_violations(page) == []

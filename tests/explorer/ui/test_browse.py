@@ -99,3 +99,56 @@ def test_cursor_round_trip():
     assert Cursor.decode(Cursor(12, "").encode()) == Cursor(12, "")
     assert Cursor.decode("12") == Cursor(12, None)
     assert Cursor.decode("junk") is None
+
+
+def _pages_back(query: FindQuery, last, **kwargs) -> list[str]:
+    """Every page before ``last`` (a page read forwards), walked backwards with its ``previous`` cursor."""
+    seen, page = [], last
+    while page.previous is not None:
+        page = resources_page(query=query, before=page.previous, size=2, **kwargs)
+        assert page.next is not None                 # a page read backwards always has one after it
+        seen = _names(page) + seen
+    return seen
+
+
+@pytest.mark.parametrize("sort, descending", [(None, True), (None, False), ("PatientName", False),
+                                              ("PatientName", True), ("AccessionNumber", True)])
+def test_previous_pages_walk_back_to_the_first(studies, shape, sort, descending):
+    origin = Origin.rest(remote_ip="127.0.0.1")
+    instance_store(data=make_dicom(PatientID="PX", PatientName="NOACC^ZED", StudyInstanceUID="1.2.9.99",
+                                   SeriesInstanceUID="1.2.9.99.1", AccessionNumber=None), origin=origin)
+    query = FindQuery(level=Level.STUDY)
+    kwargs = {"sort_tag": tag_number(sort) if sort else None, "descending": descending}
+    forward, cursor, pages = [], None, []
+    while True:
+        page = resources_page(query=query, cursor=cursor, size=2, **kwargs)
+        pages.append(page)
+        forward += _names(page)
+        if page.next is None:
+            break
+        cursor = page.next
+    assert pages[0].previous is None and len(pages) == 4
+    assert _pages_back(query, pages[-1], **kwargs) + _names(pages[-1]) == forward
+    # from the middle too: the page before the third is the second
+    back = resources_page(query=query, before=pages[2].previous, size=2, **kwargs)
+    assert _names(back) == _names(pages[1])
+
+
+def test_count_is_exact_up_to_the_cap(studies, shape):
+    from archive.browse import resources_count
+
+    query = StudyFilter(name="smith").find_query(today=dt.date.today())
+    assert resources_count(query=query, cap=10) == 3
+    assert resources_count(query=query, cap=3) == 3
+    assert resources_count(query=query, cap=2) is None
+    assert resources_count(query=FindQuery(level=Level.STUDY), cap=100) == len(NAMES)
+
+
+def test_the_list_says_more_than_the_cap_when_counting_would_cost(studies, client, monkeypatch):
+    from explorer.ui import browser
+
+    monkeypatch.setattr(browser, "COUNT_CAP", 2)
+    text = client.get("/ui/?name=smith").content.decode()
+    assert "More than 2 matching studies." in text
+    monkeypatch.setattr(browser, "COUNT_CAP", 3)
+    assert "3 matching studies." in client.get("/ui/?name=smith").content.decode()

@@ -96,3 +96,38 @@ def test_jobs_page_works_without_javascript(server, browser):
     page.wait_for_url(f"**/ui/jobs#job-{job}")
     assert _state(server, job) in ("Pending", "Running", "Failure")
     context.close()
+
+
+def test_jobs_are_paged_newest_first_past_the_first_hundred(tmp_path, browser):
+    """Every job is reachable: pages of 100, newest first, keyset-paged with an "Older jobs" link (the jobs wait
+    behind one that hangs, so they stay in the list whatever JobsHistorySize says)."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    try:
+        with live_server(tmp_path, ConcurrentJobs=1, DicomScuTimeout=120,
+                         DicomModalities={"hole": ["HOLE", "127.0.0.1", hole.getsockname()[1]]}) as s:
+            ids = [_move(s, "hole") for _ in range(105)]
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            try:
+                page = context.new_page()
+                page.goto(s.url + "/ui/jobs")
+                rows = page.locator("table.jobs tbody tr")
+                assert rows.count() == 100
+                assert rows.first.get_attribute("id") == f"job-{ids[-1]}"          # newest first
+                assert page.get_by_role("link", name="Newest jobs").count() == 0
+                page.get_by_role("link", name="Older jobs").click()
+                page.wait_for_url(lambda url: "after=" in url)
+                assert [r.get_attribute("id") for r in page.locator("table.jobs tbody tr").all()] == \
+                    [f"job-{i}" for i in reversed(ids[:5])]
+                assert page.get_by_role("link", name="Older jobs").count() == 0
+                assert axe_violations(page) == []
+                shot(page, "jobs_older_page")
+                time.sleep(2.5)                           # the polling refresh keeps this page
+                assert page.locator("table.jobs tbody tr").count() == 5
+                page.get_by_role("link", name="Newest jobs").click()
+                assert page.locator("table.jobs tbody tr").count() == 100
+            finally:
+                context.close()
+    finally:
+        hole.close()

@@ -73,7 +73,7 @@ def test_the_label_filters_the_study_list(server, page):
     page.goto(f"{server.url}/ui/studies/{study}")
     page.locator("#labels-study").get_by_role("link", name="followup").click()
     page.wait_for_url(re.compile(r"label=followup"))
-    rows = page.locator("table.studies tbody tr:not(.more) td:first-child").all_inner_texts()
+    rows = page.locator("table.studies tbody tr td:first-child").all_inner_texts()
     assert rows == ["LABEL, LUCY"]
     requests.delete(f"{server.url}/studies/{study}/labels/followup", timeout=10)
 
@@ -113,3 +113,47 @@ def test_labels_work_without_javascript(server, browser):
         assert "nojs" not in _labels(server, "studies", study)
     finally:
         context.close()
+
+
+def test_labels_on_a_patient(server, page):
+    """Orthanc 1.12 labels patients too (/patients/{id}/labels): added and removed inline, with the same rule."""
+    patient = server.ids["ParentPatient"]
+    page.goto(f"{server.url}/ui/patients/{patient}")
+    box = page.locator("#labels-patient")
+    assert box.get_by_text("No labels.").is_visible()
+    field = box.get_by_label("Add a label")
+    field.fill("vip")
+    field.press("Enter")
+    page.wait_for_selector("#labels-patient .label:text-is('vip')")
+    assert _labels(server, "patients", patient) == ["vip"]
+    # the study list filters on study labels, so a patient's label is not a link to it
+    assert box.locator("a.label").count() == 0
+    field = box.get_by_label("Add a label")
+    field.fill("bad label")
+    field.press("Enter")
+    page.locator("#label-error-patient").wait_for()
+    assert "alphanumeric" in page.locator("#label-error-patient").inner_text()
+    assert _labels(server, "patients", patient) == ["vip"]
+    assert axe_violations(page) == []
+    shot(page, "labels_patient")
+    page.locator("#labels-patient").get_by_role("button", name="Remove label vip").click()
+    page.wait_for_selector("#labels-patient :text('No labels.')")
+    assert _labels(server, "patients", patient) == []
+
+
+def test_label_chips_in_the_study_list_are_filter_links(server, page):
+    study = server.ids["ParentStudy"]
+    requests.put(f"{server.url}/studies/{study}/labels/chip-link", timeout=10)
+    try:
+        page.goto(f"{server.url}/ui/")
+        chip = page.locator("table.studies tbody").get_by_role("link", name="chip-link")
+        assert chip.get_attribute("href") == "/ui?label=chip-link"      # a real, bookmarkable link
+        chip.click()
+        page.wait_for_url(re.compile(r"/ui\?label=chip-link$"))
+        rows = page.locator("table.studies tbody tr td:first-child").all_inner_texts()
+        assert rows == ["LABEL, LUCY"]
+        assert page.get_by_role("checkbox", name="chip-link").is_checked()
+        assert "1 matching study" in page.locator("p.count").inner_text()
+        shot(page, "labels_chip_filtered")
+    finally:
+        requests.delete(f"{server.url}/studies/{study}/labels/chip-link", timeout=10)

@@ -193,18 +193,39 @@ def test_xss_sample_renders_as_text(server, page):
     assert dialogs == []
 
 
-def test_load_more_is_keyset_paged(server, page):
+def test_next_and_previous_pages_are_keyset_links(server, page):
     for i in range(53):
         _store(server, make_dicom(PatientName=f"PAGER^{i:02d}", PatientID=f"PG{i}", StudyInstanceUID=f"1.2.78.{i}",
                                   SeriesInstanceUID=f"1.2.78.{i}.1"))
     page.goto(server.url + "/ui/?name=pager&sort=name")
     assert len(_rows(page)) == 50
-    more = page.get_by_role("link", name="Load more studies")
-    assert "after=" in more.get_attribute("href")
-    more.click()
-    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 53")
-    assert _rows(page) == [f"PAGER, {i:02d}" for i in range(53)]
-    assert page.get_by_role("link", name="Load more studies").count() == 0
+    assert "53 matching studies" in page.locator("p.count").inner_text()      # an exact count: few matches
+    assert page.get_by_role("link", name="Previous page").count() == 0
+    nxt = page.get_by_role("link", name="Next page")
+    assert "after=" in nxt.get_attribute("href") and "offset" not in nxt.get_attribute("href")
+    nxt.click()
+    page.wait_for_url(re.compile(r"after="))                                  # bookmarkable: the URL is the page
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 3")
+    assert _rows(page) == [f"PAGER, {i:02d}" for i in range(50, 53)]
+    assert page.get_by_role("link", name="Next page").count() == 0
+    _no_serious_axe(page)
+    shot(page, "study_list_last_page")
+    bookmarked = page.context.new_page()
+    bookmarked.goto(page.url)
+    assert _rows(bookmarked) == [f"PAGER, {i:02d}" for i in range(50, 53)]
+    bookmarked.close()
+    page.get_by_role("link", name="Previous page").click()
+    page.wait_for_url(re.compile(r"before="))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 50")
+    assert _rows(page) == [f"PAGER, {i:02d}" for i in range(50)]
+    assert page.get_by_role("link", name="Previous page").count() == 0         # back on the first page
+    assert page.get_by_role("link", name="Next page").count() == 1
+
+
+def test_the_unfiltered_count_comes_from_the_archive_totals(server, page):
+    page.goto(server.url + "/ui/")
+    total = requests.get(server.url + "/statistics", timeout=10).json()["CountStudies"]
+    assert page.locator("p.count").inner_text().startswith(f"{total} studies in the archive")
 
 
 def test_reading_works_without_javascript(server, browser):
@@ -294,3 +315,52 @@ def test_ui_sits_behind_the_same_authentication(tmp_path):
         assert requests.get(s.url + "/static/ui/ui.css", timeout=10).status_code == 401
         answer = requests.get(s.url + "/ui/", auth=("alice", "secret"), timeout=10)
         assert answer.status_code == 200 and "Studies" in answer.text
+
+
+def _every_page(server) -> dict[str, str]:
+    study, series, instance = (server.ids["smith"][k] for k in ("ParentStudy", "ParentSeries", "ID"))
+    patient = server.ids["smith"]["ParentPatient"]
+    return {
+        "studies": "/ui/", "studies_filtered": "/ui/?name=smith&modality=CT", "patient": f"/ui/patients/{patient}",
+        "study": f"/ui/studies/{study}", "series": f"/ui/series/{series}",
+        "instance": f"/ui/instances/{server.ids['seq']['ID']}", "instance_search": f"/ui/instances/{instance}?q=name",
+        "labels": f"/ui/studies/{study}/labels", "download": f"/ui/studies/{study}/download",
+        "modify": f"/ui/studies/{study}/modify", "anonymize": f"/ui/series/{series}/anonymize",
+        "delete": f"/ui/studies/{study}/delete", "upload": "/ui/upload", "query": "/ui/query",
+        "modalities": "/ui/modalities", "modality_new": "/ui/modalities/new", "jobs": "/ui/jobs",
+        "system": "/ui/system", "viewer": f"/ui/viewer?series={series}", "not_found": "/ui/nothing-here",
+    }
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+def test_every_page_fits_a_tablet_in_both_themes(server, browser, scheme):
+    """768 px wide (a tablet held upright), in the dark and the light theme: no horizontal scroll on any page,
+    no serious axe finding (contrast included); a screenshot of each under tests/artifacts/ui/tablet_*."""
+    study = server.ids["smith"]["ParentStudy"]
+    # something in every table: a label (chips), a modality (the query form), a job (the jobs table)
+    requests.put(f"{server.url}/studies/{study}/labels/tablet-check", timeout=10)
+    requests.put(f"{server.url}/modalities/tablet", json={"AET": "TABLET", "Host": "127.0.0.1", "Port": 1},
+                 timeout=10)
+    requests.post(f"{server.url}/studies/{study}/archive", json={"Asynchronous": True}, timeout=10)
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, color_scheme=scheme)
+    page = context.new_page()
+    problems = []
+    try:
+        for name, path in _every_page(server).items():
+            page.goto(server.url + path)
+            page.wait_for_load_state("networkidle")
+            if not page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"):
+                problems.append((name, "horizontal scroll"))
+            hidden = page.evaluate("[...document.querySelectorAll('.table-wrap')]"
+                                   ".filter(w => w.scrollWidth > w.clientWidth + 1).length")
+            if hidden:
+                problems.append((name, "a table scrolls sideways"))
+            violations = axe_violations(page)
+            if violations:
+                problems.append((name, violations))
+            shot(page, f"tablet_{scheme}_{name}")
+    finally:
+        context.close()
+        requests.delete(f"{server.url}/studies/{study}/labels/tablet-check", timeout=10)
+        requests.delete(f"{server.url}/modalities/tablet", timeout=10)
+    assert problems == [], problems
