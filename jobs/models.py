@@ -40,4 +40,5 @@ class Job(models.Model):
     request = models.CharField(max_length=16, default="")
 
     class Meta:
-        indexes = [models.Index(fields=["state", "priority", "creation_time"], name="job_dispatch")]
+        indexes = [models.Index(fields=["state", "priority", "creation_time"], name="job_dispatch"),
+                   models.Index(fields=["-creation_time", "-id"], name="job_newest")]   # the jobs page (keyset)
