@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 
 from django.db import OperationalError
@@ -13,6 +14,7 @@ from archive.settings import archive_settings
 from archive.storage import dicom_storage
 
 logger = logging.getLogger(__name__)
+_last_recovery = [0.0]
 
 
 def storage_recover() -> tuple[int, int]:
@@ -32,6 +34,12 @@ def housekeeper_tick() -> None:
     try:
         while resources_stabilize(stable_age=archive_settings().stable_age) > 0:
             pass
+        if getattr(dicom_storage(), "recover_grace", 0) > 0 and time.monotonic() - _last_recovery[0] > 60:
+            # S3: recovery only settles markers older than the grace period, so it is safe beside ingests in
+            # flight in other processes, and cheap (one LIST of incoming/): run it every minute, not only at
+            # start (a marker left by a crash just before a restart is younger than the grace at start).
+            _last_recovery[0] = time.monotonic()
+            storage_recover()
     except OperationalError as exc:
         logger.info("housekeeper: database busy (%s); retrying later", exc)
     except Exception:

@@ -245,3 +245,25 @@ class DicomRetrieveReceived(models.Model):
 
     key = models.CharField(max_length=96, db_index=True)
     instance = models.CharField(max_length=44)
+
+
+class ProcessMetrics(models.Model):
+    """Each server process's own Prometheus figures (active requests, durations, logged errors...), written by
+    the process every few seconds (explorer/observability.py) so that whichever HTTP process answers
+    /tools/metrics-prometheus reports the whole deployment. Gauges count only rows ``updated`` recently (live
+    processes); counters of dead processes are folded into the row ``process="retired"`` and kept."""
+
+    process = models.CharField(max_length=128, primary_key=True)   # "host:pid"
+    values = models.JSONField(default=dict)                          # metric name -> number
+    updated = models.FloatField(db_index=True)                       # time.time() of the last write
+
+
+class StagedFile(models.Model):
+    """An attachment in flight in an S3 storage area (archive/storage_s3.py): written before the bytes are PUT,
+    deleted once the index transaction that references them has committed (or the bytes were discarded).
+    S3 has no rename, so the filesystem's ``.incoming/`` move cannot carry the "staged" state; keeping it here
+    instead of in a marker object makes a stored instance cost one S3 request (the PUT) instead of three.
+    After a crash, recovery looks only at these rows: objects the index knows are kept, the others deleted."""
+
+    uuid = models.CharField(max_length=36, primary_key=True)
+    created = models.FloatField(db_index=True)  # time.time() when staged: recovery leaves young rows alone

@@ -13,6 +13,7 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from django.core.files.storage import FileSystemStorage, storages
 
@@ -70,6 +71,13 @@ class DicomFileStorage(FileSystemStorage):
             # The commit happened but the move did not yet (or a crash stopped it): the staged file is it.
             with open(self.root / INCOMING / uuid, "rb") as f:
                 return f.read()
+
+    def stream(self, uuid: str) -> BinaryIO:
+        """The stored bytes as an open binary file (close it): for callers that stream big files."""
+        try:
+            return open(self.root / _relative_path(uuid), "rb")
+        except FileNotFoundError:
+            return open(self.root / INCOMING / uuid, "rb")
 
     def path_of(self, uuid: str) -> str:
         return str(self.root / _relative_path(uuid))

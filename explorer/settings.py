@@ -2,7 +2,10 @@
 
 Orthanc's options (ports, folders, users...) come from the file named by ORTHANC_CONFIG (``serve
 --config``). Deployment concerns come from the environment: DATABASE_URL (sqlite:///... or
-postgres://...), DJANGO_SECRET_KEY, DJANGO_DEBUG.
+postgres://...), DJANGO_SECRET_KEY, DJANGO_DEBUG, and for scale-out (README "Scale-out"): BROKER_URL
+(redis://... for django-q2; unset: the ORM broker), CACHE_URL (redis://...; unset: BROKER_URL's Redis, else
+a per-process memory cache), STORAGE_BACKEND=s3 and its S3_* variables, LOG_FORMAT=json, LOG_LEVEL,
+METRICS_FLUSH_SECONDS.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "explorer.observability.RequestIdMiddleware",   # first: every later line of the request logs its ID
+    "explorer.api.health.HealthMiddleware",         # /health for load balancers, before access control
     "explorer.api.middleware.OrthancPathMiddleware",
     "explorer.api.middleware.OrthancMethodMiddleware",
     "explorer.api.middleware.OrthancAccessMiddleware",
@@ -75,6 +80,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
                         " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
     }
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_SQLITE_NAME") or None}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database server must fail a request (and /health) in seconds, not after TCP's minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", int(os.environ.get("DATABASE_CONNECT_TIMEOUT", "5")))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -86,6 +95,23 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# -- S3 storage area (scale-out): STORAGE_BACKEND=s3 -----------------------------------------------------------
+# django-storages' S3 options; credentials and region left unset fall back to boto3's own chain (environment,
+# ~/.aws, instance role). See archive/storage_s3.py for the layout and the two-phase write.
+if os.environ.get("STORAGE_BACKEND", "").strip().lower() == "s3":
+    STORAGES["dicom"] = {
+        "BACKEND": "archive.storage_s3.S3DicomStorage",
+        "OPTIONS": {
+            "bucket_name": os.environ["S3_BUCKET"],
+            "endpoint_url": os.environ.get("S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("AWS_DEFAULT_REGION") or None,
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("S3_PREFIX", "").strip("/"),
+            "recover_grace": float(os.environ.get("S3_RECOVER_GRACE", "300")),
+        },
+    }
+# -- end of S3 storage area ---------------------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -124,11 +150,42 @@ Q_CLUSTER = {
     # A modification job forks worker processes of its own (jobs.kinds.copies): daemonic processes may not.
     "daemonize_workers": False,
 }
+# BROKER_URL=redis://host:port/db puts the job queue in Redis (django-q2 passes a URL string to redis.from_url);
+# unset (or "orm") keeps the ORM broker on the default database, which needs nothing more and is polled.
+BROKER_URL = os.environ.get("BROKER_URL", "").strip()
+if BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
+    del Q_CLUSTER["orm"], Q_CLUSTER["poll"]
+    Q_CLUSTER["redis"] = BROKER_URL
+elif BROKER_URL not in ("", "orm"):
+    sys.stderr.write(f"E: BROKER_URL must be redis://... or unset (the ORM broker), not {BROKER_URL!r}\n")
+    raise SystemExit(2)
 
+# A cache shared by every process when there is a Redis (CACHE_URL, else the broker's); otherwise each process
+# has its own memory cache, which is right for the embedded default. Nothing may rely on a cache being shared.
+_cache_url = os.environ.get("CACHE_URL", "").strip() or (BROKER_URL if BROKER_URL.startswith("redis") else "")
+if _cache_url.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url,
+                          "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "explorer")}}
+elif _cache_url:
+    sys.stderr.write(f"E: CACHE_URL must be redis://... or unset, not {_cache_url!r}\n")
+    raise SystemExit(2)
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Each server process writes its REST figures for /tools/metrics-prometheus this often (explorer/observability.py).
+METRICS_FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "2"))
+
+# Every line carries the request ID (``-`` outside a request); LOG_FORMAT=json gives one JSON object per line
+# (ts, level, logger, message, request_id, pid) for log shippers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname).1s %(asctime)s %(name)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "explorer.observability.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(levelname).1s %(asctime)s %(process)d %(request_id)s %(name)s] %(message)s"},
+        "json": {"()": "explorer.observability.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["request_id"],
+                             "formatter": "json" if os.environ.get("LOG_FORMAT") == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _missing(what: str) -> None:
+def missing(what: str) -> None:
     if os.environ.get("REQUIRE_SAMPLES") == "1":
         pytest.fail(f"{what} (REQUIRE_SAMPLES=1)")
     pytest.skip(what)
@@ -31,7 +31,7 @@ def samples_dir() -> Path:
     if not path.is_absolute():
         path = ROOT / path
     if not path.is_dir():
-        _missing(f"DICOM samples not found at {path} (set DICOM_SAMPLES)")
+        missing(f"DICOM samples not found at {path} (set DICOM_SAMPLES)")
     return path
 
 
@@ -39,7 +39,7 @@ def sample_path(rel: str) -> Path:
     """One sample file, by its path relative to the samples directory."""
     path = samples_dir() / rel
     if not path.is_file():
-        _missing(f"DICOM sample {rel} not found in {path.parent}")
+        missing(f"DICOM sample {rel} not found in {path.parent}")
     return path
 
 
@@ -60,7 +60,7 @@ def golden() -> dict:
     """Real Orthanc's recorded answers: ``{"GET /instances/{id}/tags": {"status": 200, "json": ...}}``."""
     path = golden_path()
     if not path.is_file():
-        _missing(f"golden Orthanc answers not found at {path} (set GOLDEN_ORTHANC)")
+        missing(f"golden Orthanc answers not found at {path} (set GOLDEN_ORTHANC)")
     return _golden(path)
 
 

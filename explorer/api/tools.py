@@ -27,6 +27,7 @@ from archive.levels import Level
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
 from explorer.api.rendering import bare_response, json_response, text_response
+from explorer.observability import metrics_collect
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 CONFORMANCE = Path(__file__).with_name("conformance.txt")
@@ -179,11 +180,39 @@ def _mb(size: str) -> float:
     return struct.unpack("f", struct.pack("f", int(size) / (1024 * 1024)))[0]
 
 
-def metrics_values() -> dict[str, int | float]:
-    """The metrics of Orthanc 1.12.11 that this server can compute truthfully; per-process figures (active
-    requests, durations, caches, thread pools) and the jobs ones (no jobs engine yet) are left out."""
-    stats = global_statistics()
+def _jobs_metrics() -> dict[str, int]:
+    """Orthanc 1.12.11's jobs figures (OrthancRestSystem GetMetricsPrometheus): pending, running, and the
+    successes and failures of the jobs history; one grouped count on the jobs table's state index."""
+    from django.db.models import Count
+
+    from jobs.models import Job, State
+
+    by_state = dict(Job.objects.order_by().values_list("state").annotate(n=Count("id")))
+    success, failed = by_state.get(State.SUCCESS, 0), by_state.get(State.FAILURE, 0)
     return {
+        # A job waiting to retry is pending to Orthanc's registry (it sits in the pending queue again).
+        "orthanc_jobs_pending": by_state.get(State.PENDING, 0) + by_state.get(State.RETRY, 0),
+        "orthanc_jobs_running": by_state.get(State.RUNNING, 0),
+        "orthanc_jobs_success": success,
+        "orthanc_jobs_failed": failed,
+        "orthanc_jobs_completed": success + failed,
+    }
+
+
+def metrics_values() -> dict[str, int | float]:
+    """The metrics of Orthanc 1.12.11 that this server can compute truthfully, for the whole deployment: the
+    database-derived ones, the jobs ones, and the per-process ones (REST active requests and duration, logged
+    errors and warnings) combined over every live server process (explorer/observability.py). Caches and
+    thread pools of Orthanc's C++ core have no counterpart here and are left out."""
+    stats = global_statistics()
+    shared = metrics_collect()
+    return {
+        **_jobs_metrics(),
+        "orthanc_logged_errors_count": int(shared["orthanc_logged_errors_count"]),
+        "orthanc_logged_warnings_count": int(shared["orthanc_logged_warnings_count"]),
+        "orthanc_rest_api_active_requests": int(shared["orthanc_rest_api_active_requests"]),
+        # Orthanc's Timer: the longest request of the last 10 seconds, in whole milliseconds.
+        "orthanc_rest_api_duration_ms": int(round(shared["orthanc_rest_api_duration_ms"])),
         "orthanc_count_instances": stats["CountInstances"],
         "orthanc_count_patients": stats["CountPatients"],
         "orthanc_count_series": stats["CountSeries"],

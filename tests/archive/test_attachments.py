@@ -226,9 +226,12 @@ def test_verify_md5_passes_on_intact_files(ids):
 
 def test_verify_md5_fails_on_a_damaged_file(ids):
     att = attachments.attachment_get(public_id=ids.instance, name="dicom")
-    with open(dicom_storage().path_of(att.uuid), "r+b") as f:
-        f.seek(200)
-        f.write(b"\xff\xfe")
+    storage = dicom_storage()  # damage it through the storage API, so this runs on S3 too
+    damaged = bytearray(storage.read(att.uuid))
+    damaged[200:202] = b"\xff\xfe"
+    storage.remove(att.uuid)
+    storage.stage(att.uuid, bytes(damaged))
+    storage.publish(att.uuid)
     assert attachments.attachment_verify_md5(public_id=ids.instance, name="dicom") is False
 
 

@@ -1,7 +1,13 @@
 """``manage.py serve [--config orthanc.json]``: everything the configuration asks for, started and stopped
 together: the HTTP server (gunicorn, several workers), the job workers (django-q2's qcluster on the ORM
 broker, ConcurrentJobs of them), the housekeeper (stable resources, storage recovery), and the DICOM SCP
-(``manage.py dicomserver``, several processes on DicomPort) when DicomServerEnabled is true."""
+(``manage.py dicomserver``, several processes on DicomPort) when DicomServerEnabled is true.
+
+Roles: ``--no-http``, ``--no-dicom``, ``--no-jobs`` (or ``ROLES=http,dicom,jobs``, any subset) leave a part out,
+so that a scale-out deployment can run the parts as separate processes (see the Procfile); HttpServerEnabled
+and DicomServerEnabled false in the configuration file leave theirs out too. The housekeeper (and the storage
+recovery at start) runs in every ``serve``: a deployment runs exactly one ``serve`` (the Procfile's
+``housekeeper``, with every part left out) and starts the other processes directly."""
 
 from __future__ import annotations
 
@@ -13,9 +19,24 @@ import time
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from archive.housekeeping import housekeeper_tick, storage_recover
+
+ALL_ROLES = frozenset({"http", "dicom", "jobs"})
+
+
+def _roles(options) -> frozenset[str]:
+    """The parts to start: ROLES (comma-separated) if set, else all; minus the --no-* flags."""
+    text = os.environ.get("ROLES", "").strip()
+    roles = {r.strip().lower() for r in text.split(",") if r.strip()} if text else set(ALL_ROLES)
+    unknown = roles - ALL_ROLES
+    if unknown:
+        raise CommandError(f"ROLES: unknown role(s) {', '.join(sorted(unknown))} (known: http, dicom, jobs)")
+    for role in ALL_ROLES:
+        if options.get(f"no_{role}"):
+            roles.discard(role)
+    return frozenset(roles)
 
 
 class Command(BaseCommand):
@@ -26,14 +47,21 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=int(os.environ.get("HTTP_WORKERS", "0")) or None)
         parser.add_argument("--no-migrate", action="store_true")
         parser.add_argument("--no-jobs", action="store_true", help="do not start the job workers (django-q2)")
+        parser.add_argument("--no-http", action="store_true", help="do not start the HTTP server")
+        parser.add_argument("--no-dicom", action="store_true", help="do not start the DICOM server")
         parser.add_argument("--dicom-processes", type=int,
                             default=int(os.environ.get("DICOM_PROCESSES", "0")) or None,
                             help="processes of the DICOM server (default: the number of CPUs)")
 
     def handle(self, *args, **options):
         cfg = settings.ORTHANC
+        roles = _roles(options)
         if not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
+        if roles == ALL_ROLES:
+            from explorer.observability import metrics_reset
+
+            metrics_reset()   # the whole server starts: its per-process metrics start at zero, as Orthanc's
         from archive.network.registry import registry_reset
 
         registry_reset()  # REST-made modalities and peers last until the server stops, unless *InDatabase
@@ -42,7 +70,7 @@ class Command(BaseCommand):
             self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
 
         children: list[subprocess.Popen] = []
-        if not options["no_jobs"]:
+        if "jobs" in roles:
             from jobs.engine import jobs_recover
 
             # Jobs left running by the last stop start again (SaveJobs), before any worker can take them.
@@ -52,15 +80,16 @@ class Command(BaseCommand):
             children.append(subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=os.environ.copy(),
                                              cwd=settings.BASE_DIR, start_new_session=False))
             self.stdout.write(f"job workers started ({settings.Q_CLUSTER['workers']} concurrent jobs)")
-        if cfg.get("DicomServerEnabled", True):
+        if "dicom" in roles and cfg.get("DicomServerEnabled", True):
             dicom = [sys.executable, "manage.py", "dicomserver"]
             if options["dicom_processes"]:
                 dicom += ["--processes", str(options["dicom_processes"])]
             children.append(subprocess.Popen(dicom, env=os.environ.copy(), cwd=settings.BASE_DIR))
             self.stdout.write(f"DICOM server {cfg.get('DicomAet', 'ORTHANC')} on port {cfg.get('DicomPort', 4242)}")
-        if cfg.get("HttpServerEnabled", True):
+        if "http" in roles and cfg.get("HttpServerEnabled", True):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
+                   "--config", "python:explorer.gunicorn_conf",   # gthread, and the metrics flusher per worker
                    "--bind", f"0.0.0.0:{cfg['HttpPort']}", "--workers", str(workers),
                    "--worker-class", "gthread", "--threads", "4", "--keep-alive", "30", "--preload",
                    "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),

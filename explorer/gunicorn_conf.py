@@ -1,0 +1,19 @@
+"""gunicorn settings shared by ``manage.py serve`` and the Procfile (``gunicorn -c python:explorer.gunicorn_conf``):
+gthread workers, and in each worker the metrics flusher (explorer/observability.py), started after the fork
+because a thread does not survive one. Command-line options override what is set here."""
+
+from __future__ import annotations
+
+import os
+
+worker_class = "gthread"
+threads = int(os.environ.get("HTTP_THREADS", "4"))
+keepalive = 30
+loglevel = "warning"
+accesslog = "-" if os.environ.get("ACCESS_LOG") else None
+
+
+def post_fork(server, worker) -> None:
+    from explorer.observability import metrics_flusher_start
+
+    metrics_flusher_start()
