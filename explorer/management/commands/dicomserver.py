@@ -107,8 +107,11 @@ class Command(BaseCommand):
 
     @staticmethod
     def _serve(server, slot: int) -> None:
+        from explorer.observability import metrics_flusher_start
+
         stop = threading.Event()
         server.slot = slot
+        metrics_flusher_start()   # this worker's logged errors and warnings count in /tools/metrics-prometheus
 
         def on_signal(signum, frame):
             stop.set()
