@@ -12,13 +12,21 @@ log of a million rows as on an empty one. The answers follow Orthanc 1.12.11 (``
   reported.
 - With ``to`` and without ``since``, the page is the *last* ``limit`` entries up to ``to``, oldest first:
   a client walks the log backwards with ``to = First - 1``.
+
+A page never gets ahead of a change still being written. On PostgreSQL the sequence numbers are handed out
+at insert time and transactions commit in any order, so a change with a lower ``seq`` can become visible after
+a higher one: a client that had been given the higher one as ``Last`` would never see it. A page whose rows
+are not exactly ``since + 1, since + 2, ...`` (or that is empty) is therefore read again up to a number taken
+*before* waiting for every transaction then writing to the log (``_settled``): below it, nothing can appear
+any more. SQLite's writers are serialized and commit in the order of their numbers, so there only the
+``Last`` of an empty page needs care: it is read before a second look at the log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 
 from archive.errors import ParameterOutOfRange
@@ -105,16 +113,41 @@ def change_last_index() -> int:
     return Change.objects.aggregate(m=Max("seq"))["m"] or 0
 
 
+def _settled() -> int:
+    """PostgreSQL: a sequence number below which every change is committed or rolled back for good. The
+    number is read first; then taking a SHARE lock on the log waits for each transaction holding the ROW
+    EXCLUSIVE lock of an insert (taken before its ``nextval``), so any number handed out until then is
+    settled. Released at once: writers that queued behind it wait for that lock only."""
+    last = change_last_index()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Change._meta.db_table} IN SHARE MODE")
+    return last
+
+
+def _contiguous(rows: list[Change], since: int) -> bool:
+    """The rows are since + 1, since + 2, ...: no number in between can still appear."""
+    return bool(rows) and since >= 0 and rows[0].seq == since + 1 and rows[-1].seq == since + len(rows)
+
+
 def changes_page(*, since: int = 0, limit: int = DEFAULT_LIMIT, to: int | None = None,
                  types: Collection[int] = ()) -> dict:
     """One page of ``/changes``: after ``since`` forward, or the last ones up to ``to``; ``types``
-    keeps only those change types (Orthanc's ExtendedChanges)."""
+    keeps only those change types (Orthanc's ExtendedChanges). Never ahead of a change still being written
+    (see the module's docstring)."""
     qs = Change.objects.all()
     if types:
         qs = qs.filter(change_type__in=sorted(types))
     rows, done = _page(qs, since=since, to=to, limit=limit)
-    return _log_answer("Changes", [_change_json(c) for c in rows], done=done,
-                       last=0 if rows else change_last_index())
+    last = 0
+    if connection.vendor == "postgresql" and not (_contiguous(rows, since) and (to is None or since > 0)):
+        last = _settled()
+        rows, done = _page(qs.filter(seq__lte=last), since=since, to=to, limit=limit)
+    elif not rows:
+        # The Last of an empty page is read before a second look at the log, never after the first: a change
+        # committed in between would be skipped by a client that goes on from that Last.
+        last = change_last_index()
+        rows, done = _page(qs, since=since, to=to, limit=limit)
+    return _log_answer("Changes", [_change_json(c) for c in rows], done=done, last=0 if rows else last)
 
 
 def changes_last() -> dict:

@@ -10,9 +10,9 @@ import re
 
 from django.db import IntegrityError, transaction
 
-from archive.errors import ParameterOutOfRange
+from archive.errors import ParameterOutOfRange, UnknownResource
 from archive.levels import Level
-from archive.models import Label
+from archive.models import Label, Resource
 from archive.selectors import resource_get
 
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -47,7 +47,10 @@ def label_add(*, level: Level, public_id: str, name: str) -> None:
         with transaction.atomic():
             Label.objects.get_or_create(resource=resource, name=name)
     except IntegrityError:
-        pass  # added concurrently by another request: the label is there, which is what was asked
+        # Added concurrently by another request (the label is there, which is what was asked), or the
+        # resource was deleted meanwhile (its foreign key failed): then it is unknown, as it would be now.
+        if not Resource.objects.filter(id=resource.id).exists():
+            raise UnknownResource() from None
 
 
 def label_remove(*, level: Level, public_id: str, name: str) -> None:

@@ -199,7 +199,7 @@ def revisioned_row(model: type[Model], *, lookup: dict, create: dict | None) -> 
     """The row of a revisioned value (Metadata, Attachment) locked for update, and whether it is new: with
     ``create``, an absent row is created at revision 0 from ``lookup`` and ``create``; without, it is None.
     Two first writes may race: the loser of the unique constraint then gets the winner's row, as if it
-    had come second."""
+    had come second. A resource deleted meanwhile fails the foreign key instead: UnknownResource."""
     row = model.objects.select_for_update().filter(**lookup).first()
     if row is not None or create is None:
         return row, False
@@ -207,7 +207,10 @@ def revisioned_row(model: type[Model], *, lookup: dict, create: dict | None) -> 
         with transaction.atomic():
             return model.objects.create(**lookup, **create, revision=0), True
     except IntegrityError:
-        return model.objects.select_for_update().get(**lookup), False
+        row = model.objects.select_for_update().filter(**lookup).first()
+        if row is None:
+            raise UnknownResource() from None
+        return row, False
 
 
 def metadata_delete(*, public_id: str, name: str, if_match: str | None) -> None:

@@ -57,6 +57,13 @@ def _delete(*, level: Level, public_id: str) -> Deleted:
     except Resource.DoesNotExist:
         raise UnknownResource() from None
     groups = _descendant_querysets(resource.id, level.depth)
+    # Lock the whole subtree, top down, before deleting anything. Otherwise, on PostgreSQL, a label,
+    # metadata, attachment or child that another transaction adds to a descendant while this one deletes
+    # its dependents (their foreign key check only takes a KEY SHARE lock) makes the final delete of the
+    # resource fail on the foreign key (a 500). Locked, such writers wait, then find the resource gone.
+    # One statement per level, so each one also sees the children committed while it waited.
+    for qs in groups[1:]:
+        list(qs.select_for_update().values_list("id", flat=True))
     removed: list[str] = []
     counts = [0, 0, 0, 0]   # resources removed per level, for the running totals
     sizes = [0, 0]          # their attachments' compressed and uncompressed sizes

@@ -6,14 +6,20 @@ broker inside ``manage.py serve``, or Redis and any number of ``qcluster`` worke
 looks at the job's ``request`` (pause or cancel), so both take effect within one step.
 
 Dispatch is a claim in the database: a pending job becomes Running with a conditional UPDATE, so two
-dispatchers never start the same job, and no more than ConcurrentJobs run at once.
+dispatchers never start the same job, and no more than ConcurrentJobs run at once. A worker holds the job's
+run lock while it runs it (``job_run_lock``): a server that starts on the same database recovers only the
+Running jobs nobody holds (those of a server that stopped), and a job queued twice runs once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -156,8 +162,12 @@ def _bare(error: ArchiveError) -> ArchiveError:
 def _forget(job: Job) -> None:
     from jobs.outputs import outputs_remove
 
+    job_id = job.id
     outputs_remove(job)
     job.delete()
+    if connection.vendor != "postgresql":
+        with contextlib.suppress(OSError):
+            (_lock_folder() / job_id).unlink()
 
 
 def jobs_history_trim() -> None:
@@ -168,15 +178,76 @@ def jobs_history_trim() -> None:
         _forget(job)
 
 
+JOB_RUN_LOCK = 0x4A4F4252  # "JOBR": the namespace of the PostgreSQL advisory locks of running jobs
+
+
+@contextlib.contextmanager
+def job_run_lock(job_id: str) -> Iterator[bool]:
+    """Hold the job's run lock for the block, if no one else holds it; yields whether it is held.
+
+    It lives as long as the process that holds it, whatever happens to Django's connections (a job may close
+    them all before it forks): on PostgreSQL a session advisory lock on a connection of its own, so it spans
+    hosts; on SQLite, whose processes share one host, an flock on a file beside the database."""
+    holder = _lock_postgresql(job_id) if connection.vendor == "postgresql" else _lock_file(job_id)
+    try:
+        yield holder is not None
+    finally:
+        if holder is not None:
+            holder.close()
+
+
+def _lock_postgresql(job_id: str):
+    raw = connection.get_new_connection(connection.get_connection_params())
+    try:
+        raw.autocommit = True
+        with raw.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [JOB_RUN_LOCK, job_id])
+            if cursor.fetchone()[0]:
+                return raw
+    except BaseException:
+        raw.close()
+        raise
+    raw.close()
+    return None
+
+
+def _lock_folder() -> Path:
+    """Beside the SQLite file (an in-memory test database: the temporary folder)."""
+    database = Path(str(connection.settings_dict.get("NAME") or ""))
+    return (database.parent if database.is_file() else Path(tempfile.gettempdir())) / "job-locks"
+
+
+def _lock_file(job_id: str):
+    folder = _lock_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / job_id, "a")  # noqa: SIM115 - held open as the lock
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def jobs_recover() -> int:
     """At start: jobs left Running by a stopped server run again from their start (SaveJobs true), or are
-    dropped with everything not finished (SaveJobs false, as Orthanc forgets them)."""
+    dropped with everything not finished (SaveJobs false, as Orthanc forgets them). A Running job whose run
+    lock is held belongs to another server on the same database, which is running it: it is left alone."""
     if not _option("SaveJobs", True):
-        lost = list(Job.objects.exclude(state__in=DONE))
-        for job in lost:
-            _forget(job)
+        lost = []
+        for job in Job.objects.exclude(state__in=DONE):
+            with job_run_lock(job.id) as free:
+                if free or job.state != State.RUNNING:
+                    _forget(job)
+                    lost.append(job)
         return len(lost)
-    count = Job.objects.filter(state=State.RUNNING).update(state=State.PENDING, progress=0, request="")
+    count = 0
+    for job_id in list(Job.objects.filter(state=State.RUNNING).values_list("id", flat=True)):
+        # Under the lock, so that a worker starting it now finds the lock taken and leaves it to the new run.
+        with job_run_lock(job_id) as free:
+            if free:
+                count += Job.objects.filter(id=job_id, state=State.RUNNING).update(
+                    state=State.PENDING, progress=0, request="")
     jobs_dispatch()
     return count
 

@@ -6,7 +6,7 @@ import logging
 import time
 
 from archive.errors import ArchiveError, OrthancError
-from jobs.engine import CANCELED, job_add_runtime, job_finish
+from jobs.engine import CANCELED, job_add_runtime, job_finish, job_run_lock
 from jobs.models import Job, State
 
 logger = logging.getLogger(__name__)
@@ -17,7 +17,14 @@ SAVE_INTERVAL = 0.1
 def job_run(job_id: str) -> None:
     """Run a claimed (Running) job through its kind's steps. Between steps (at most every SAVE_INTERVAL):
     progress and runtime saved, then a pause stops it (Paused; resume starts it again from the beginning, its outputs rebuilt) and a cancel
-    fails it. Never raises: a failure is the job's state, with Orthanc's error code and details."""
+    fails it. Never raises: a failure is the job's state, with Orthanc's error code and details. Runs under the
+    job's run lock: a job queued twice (recovered by a server that started meanwhile) runs once."""
+    with job_run_lock(job_id) as mine:
+        if mine:
+            _job_run(job_id)
+
+
+def _job_run(job_id: str) -> None:
     from jobs.kinds import KINDS
 
     job = Job.objects.filter(id=job_id, state=State.RUNNING).first()
