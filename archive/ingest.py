@@ -21,12 +21,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
 from archive.dicom.tags import main_dicom_sequences, main_dicom_tags, main_dicom_tags_signature
-from archive.errors import BadFileFormat, FullStorage, InexistentTag
+from archive.errors import BadFileFormat, FullStorage, InexistentTag, UnknownResource
 from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
 from archive.levels import Level
@@ -162,8 +162,9 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
             _settle(staging, storage, file_uuid)
             return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
         stored = compress(data) if compressed else data
-        if cfg.maximum_storage_size or cfg.maximum_patient_count:
-            _make_room(len(stored), ids.patient)  # Orthanc counts the size on disk
+        room = len(stored) if cfg.maximum_storage_size or cfg.maximum_patient_count else None
+        if room is not None:
+            _check_size(room)  # Orthanc counts the size on disk
         md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
         stored_md5 = (hashlib.md5(stored).hexdigest() if compressed else md5) if cfg.store_md5 else ""
         if staging is None:
@@ -181,7 +182,7 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
                 with transaction.atomic():
                     status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
                                              md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
-                                             overwrite=overwrite, removed_files=removed_files,
+                                             overwrite=overwrite, removed_files=removed_files, room=room,
                                              extra_metadata=tuple(metadata(ids)) if metadata else ())
                 break
             except IntegrityError:
@@ -238,7 +239,7 @@ def _is_deadlock(error: OperationalError) -> bool:
 
 def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, sizes: tuple[int, int],
                     md5s: tuple[str, str], compressed: bool, file_uuid: str, overwrite: bool,
-                    removed_files: list[str], extra_metadata: tuple = ()) -> StoreStatus:
+                    removed_files: list[str], extra_metadata: tuple = (), room: int | None = None) -> StoreStatus:
     """Index one instance in the caller's transaction. The hot path of every upload: plain SQL that SQLite
     and PostgreSQL both run (the ORM costs ~20x more per statement here), a handful of statements."""
     ds = parsed.dataset
@@ -258,6 +259,10 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
         removed_files.extend(deleted.files)
         gone = deleted.totals
         existing = db.find(ids)
+    if room is not None:
+        # Recycling in the store's own transaction, as Orthanc does: what is counted is what is stored.
+        recycled = _make_room(room, ids.patient, pending=gone or Totals(), removed_files=removed_files)
+        gone = recycled if gone is None else gone + recycled
 
     metadata: list[tuple[int, int, str]] = []
     changes: list[tuple[int, int, str]] = []
@@ -374,34 +379,46 @@ def _recycling_needed(incoming_size: int, patient_public_id: str, *, pending: To
     return False
 
 
-def _make_room(incoming_size: int, patient_public_id: str) -> None:
-    """Recycle (or reject) as Orthanc does when MaximumStorageSize or MaximumPatientCount is reached.
+RECYCLING_LOCK = 0x52454359  # "RECY": the PostgreSQL advisory lock that serializes stores under limits
+
+
+def _check_size(incoming_size: int) -> None:
+    """An instance larger than MaximumStorageSize on its own: refused before anything else, in both modes
+    (an error status of 500, not Reject's 507)."""
+    limit = archive_settings().maximum_storage_size * 1024 * 1024
+    if limit and incoming_size > limit:
+        raise FullStorage(f"Cannot store an instance of size {incoming_size} bytes in a storage area "
+                          f"limited to {limit}")
+
+
+def _make_room(incoming_size: int, patient_public_id: str, *, pending: Totals, removed_files: list[str]) -> Totals:
+    """Recycle (or reject) as Orthanc does when MaximumStorageSize or MaximumPatientCount is reached; returns
+    what was removed, for the store's statistics_add. Runs in the store's transaction.
 
     ``incoming_size`` is the size on disk (compressed when StorageCompression is on). The oldest unprotected
     patients go first; the patient receiving the instance is never recycled. All or nothing: Orthanc
-    recycles inside the store transaction, so a store that fails recycles no one.
+    recycles inside the store transaction, so a store that fails recycles no one. The check and the store
+    are one step for all processes (SQLite's IMMEDIATE transactions; on PostgreSQL an advisory lock held
+    until the commit): two stores that each saw room for one more would otherwise both go in.
     """
     cfg = archive_settings()
-    limit = cfg.maximum_storage_size * 1024 * 1024
-    if limit and incoming_size > limit:
-        # checked before anything else, in both modes (an error status of 500, not Reject's 507)
-        raise FullStorage(f"Cannot store an instance of size {incoming_size} bytes in a storage area "
-                          f"limited to {limit}")
-    removed: list[str] = []
-    with transaction.atomic():
-        gone = Totals()
-        while _recycling_needed(incoming_size, patient_public_id, pending=gone):
-            if cfg.maximum_storage_mode == "Reject":
-                raise FullStorage(rejected=True)
-            victim = (Resource.objects.filter(level=0, is_protected=False).exclude(public_id=patient_public_id)
-                      .order_by("last_update", "id").values_list("public_id", flat=True).first())
-            if victim is None:
-                raise FullStorage("Cannot recycle more patients")
-            logger.info("recycling patient %s to make room", victim)
-            deleted = services.resource_delete_in_transaction(level=Level.PATIENT, public_id=victim)
-            removed.extend(deleted.files)
-            gone = gone + deleted.totals
-        statistics_add(-gone)  # last, see statistics_add
-    storage = dicom_storage()
-    for uuid in removed:
-        storage.remove(uuid)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RECYCLING_LOCK])
+    gone = Totals()
+    while _recycling_needed(incoming_size, patient_public_id, pending=pending + gone):
+        if cfg.maximum_storage_mode == "Reject":
+            raise FullStorage(rejected=True)
+        victim = (Resource.objects.filter(level=0, is_protected=False).exclude(public_id=patient_public_id)
+                  .order_by("last_update", "id").values_list("public_id", flat=True).first())
+        if victim is None:
+            raise FullStorage("Cannot recycle more patients")
+        logger.info("recycling patient %s to make room", victim)
+        try:
+            with transaction.atomic():
+                deleted = services.resource_delete_in_transaction(level=Level.PATIENT, public_id=victim)
+        except UnknownResource:
+            continue  # deleted by someone else meanwhile: look again
+        removed_files.extend(deleted.files)
+        gone = gone + deleted.totals
+    return gone
