@@ -21,13 +21,14 @@ from tests.samples import missing
 
 
 @contextlib.contextmanager
-def redis_server(tmp: Path) -> Iterator[str]:
+def redis_server(tmp: Path, *, port: int | None = None) -> Iterator[str]:
     """A throwaway Redis on a free port (no persistence); yields its URL; stopped by its own pid."""
     binary = shutil.which("redis-server")
     if binary is None:
         # CI (REQUIRE_SAMPLES=1, .ci/run installs it) fails instead: a missing Redis cannot pass as green.
         missing("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
+    port = port or free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                 "--appendonly", "no", "--dir", str(tmp)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

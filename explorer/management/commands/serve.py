@@ -11,6 +11,7 @@ recovery at start) runs in every ``serve``: a deployment runs exactly one ``serv
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,25 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive.housekeeping import housekeeper_tick, storage_recover
 
+logger = logging.getLogger(__name__)
 ALL_ROLES = frozenset({"http", "dicom", "jobs"})
+JOBS_WATCH_SECONDS = 5   # jobs.watchdog: a job lost by its worker is started again within two passes
+
+
+def _jobs_watch() -> None:
+    """Requeue jobs whose run was lost (jobs.watchdog); never raises, like housekeeper_tick."""
+    from django.db import OperationalError
+
+    from jobs.watchdog import jobs_orphans_requeue
+
+    try:
+        requeued = jobs_orphans_requeue()
+        if requeued:
+            logger.warning("jobs: %d job(s) lost by their worker started again", requeued)
+    except OperationalError as exc:
+        logger.info("jobs watchdog: database busy (%s); retrying later", exc)
+    except Exception:
+        logger.exception("jobs watchdog failed")
 
 
 def _roles(options) -> frozenset[str]:
@@ -105,6 +124,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        last_watch = time.monotonic()
         try:
             while not stopping:
                 for child in children:
@@ -113,6 +133,9 @@ class Command(BaseCommand):
                         stopping = True
                 if not stopping:
                     housekeeper_tick()
+                    if time.monotonic() - last_watch >= JOBS_WATCH_SECONDS:
+                        last_watch = time.monotonic()
+                        _jobs_watch()
                     time.sleep(1)
         finally:
             for child in children:
