@@ -189,7 +189,8 @@ class S3DicomStorage(S3Storage):
 
     def all_uuids(self) -> set[str]:
         """Every published attachment (lists the whole bucket: for consistency checks and tests only)."""
-        found = {key.rsplit("/", 1)[-1] for key, _ in self._list(self._key(""))}
+        outputs = self._key("jobs/")  # job outputs (jobs/outputs.py) live beside the attachments
+        found = {key.rsplit("/", 1)[-1] for key, _ in self._list(self._key("")) if not key.startswith(outputs)}
         return found - set(self.staged())
 
     # -- helpers ---------------------------------------------------------------------------------------

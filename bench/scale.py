@@ -117,6 +117,8 @@ def bucket_objects(endpoint: str, bucket: str) -> tuple[int, int, int]:
     count = size = markers = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
+            if obj["Key"].startswith("jobs/"):
+                continue   # job outputs (archives), not attachments
             if "incoming" in obj["Key"]:
                 markers += 1
             else:

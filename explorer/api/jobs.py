@@ -21,7 +21,7 @@ from jobs import engine
 from jobs.kinds.archive import archive_entries, archive_stream
 from jobs.kinds.media import media_build
 from jobs.models import Job
-from jobs.outputs import output_path, output_remove
+from jobs.outputs import output_open, output_remove
 
 
 def _moment(value) -> str:
@@ -128,7 +128,7 @@ class JobOutputApi(OrthancView):
         output = job.outputs.get(key)
         if output is None:
             raise InexistentItem(f"Job has no such output: {key}")
-        response = FileResponse(open(output_path(job, key), "rb"), content_type=output["content_type"])
+        response = FileResponse(output_open(job, key), content_type=output["content_type"])
         response["Content-Disposition"] = f'filename="{output["filename"]}"'
         return response
 

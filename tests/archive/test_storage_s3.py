@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import time
 import uuid as uuidlib
@@ -324,3 +325,32 @@ def test_live_server_configured_by_environment(tmp_path, monkeypatch, s3, bucket
         assert requests.delete(f"{server.url}/instances/{public_id}", timeout=30).status_code == 200
         assert keys() == set()
     assert not (tmp_path / "storage").exists() or not any(p.is_file() for p in (tmp_path / "storage").rglob("*"))
+
+
+def test_job_outputs_live_in_the_bucket(tmp_path, monkeypatch, s3, bucket, keys):
+    """An asynchronous archive's ZIP is uploaded beside the attachments, so any server process (on any host)
+    serves it; none stays on the local disk; DELETE of the output removes the object."""
+    import zipfile
+
+    from tests.live import live_server
+
+    for name, value in {**CREDENTIALS, "STORAGE_BACKEND": "s3", "S3_BUCKET": bucket,
+                        "S3_ENDPOINT_URL": s3.endpoint_url, "S3_PREFIX": "live"}.items():
+        monkeypatch.setenv(name, value)
+    data = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    with live_server(tmp_path) as server:
+        study = requests.post(server.url + "/instances", data=data, timeout=30).json()["ParentStudy"]
+        job = requests.post(f"{server.url}/studies/{study}/archive", json={"Asynchronous": True},
+                            timeout=30).json()["ID"]
+        deadline = time.time() + 60
+        while requests.get(f"{server.url}/jobs/{job}", timeout=10).json()["State"] != "Success":
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert f"live/jobs/{job}.archive" in keys()
+        assert not any((tmp_path / "storage").rglob(f"{job}*"))
+        archive = requests.get(f"{server.url}/jobs/{job}/archive", timeout=30)
+        assert archive.status_code == 200
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+            assert [z.read(n) for n in z.namelist() if not n.endswith("/")] == [data]
+        assert requests.delete(f"{server.url}/jobs/{job}/archive", timeout=30).status_code == 200
+        assert f"live/jobs/{job}.archive" not in keys()
