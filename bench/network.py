@@ -7,7 +7,8 @@
 
 1. C-STORE: ``--count`` synthetic CT instances (bench/synth.py, ~0.53 MB each) sent with DCMTK ``storescu``
    over ``--assocs`` associations at once (one storescu process each, the files split evenly), to a fresh
-   archive after a warm-up of 20 other instances. Both servers and storescu run with TCP_NODELAY=1 in their
+   archive after a warm-up of 20 other instances, ``--rounds`` times per server (3 by default, alternating
+   which server goes first; the medians are compared: runs on this shared machine vary by 20%). Both servers and storescu run with TCP_NODELAY=1 in their
    environment (without it Orthanc stalls ~45 ms per instance). Figures: instances/s from the launch of
    the storescu processes to the exit of the last one, ours / Orthanc, and the CPU time the server's
    processes used per instance (user + system, whole process tree). One table per ``--pdus`` value: both
@@ -109,32 +110,49 @@ def bench_store(args) -> None:
         files = write_files(work / "main", args.count, seed=11, prefix="NET")
         warmup = write_files(work / "warm", 20, seed=12, prefix="WARM")
         for pdu in args.pdus:
-            results: dict[tuple[str, int], float] = {}
+            results: dict[tuple[str, int], list[float]] = {}
             print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB, "
-                  f"MaximumPduLength {pdu} on both servers")
+                  f"MaximumPduLength {pdu} on both servers, {args.rounds} round(s)")
             print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
                   f"{'cpu ms/inst':>12}")
             for assocs in args.assocs:
-                for name, factory in (("orthanc", orthanc_server), ("ours", ours_server)):
-                    if args.only_server and name != args.only_server:
-                        continue
-                    with factory(extra={"MaximumPduLength": pdu}) as srv:
-                        wait_dicom(srv.dicom_port)
-                        storescu(srv.dicom_port, warmup, 1)
-                        before = instances_count(srv)
-                        cpu = srv.cpu_seconds()
-                        seconds, codes = storescu(srv.dicom_port, files, assocs)
-                        cpu = srv.cpu_seconds() - cpu
-                        stored = instances_count(srv) - before
-                    rate = stored / seconds
-                    results[(name, assocs)] = rate
-                    ratio = ""
-                    if name == "ours" and ("orthanc", assocs) in results:
-                        ratio = f"{rate / results[('orthanc', assocs)]:.2f}"
-                    print(f"{name:8} {assocs:>6} {stored:>7} {seconds:>8.2f} {rate:>8.0f} {ratio:>13} "
-                          f"{cpu * 1000 / max(stored, 1):>12.2f}", flush=True)
+                for round_ in range(args.rounds):
+                    # Alternate which server goes first: the one that runs second finds the page cache fuller
+                    # and the disk busy with the first one's writeback.
+                    order = (("orthanc", orthanc_server), ("ours", ours_server))
+                    for name, factory in order if round_ % 2 == 0 else order[::-1]:
+                        if args.only_server and name != args.only_server:
+                            continue
+                        rate, line = _store_run(factory, pdu=pdu, files=files, warmup=warmup, assocs=assocs)
+                        results.setdefault((name, assocs), []).append(rate)
+                        other = results.get(("orthanc" if name == "ours" else "ours", assocs))
+                        ratio = ""
+                        if other and len(other) == len(results[(name, assocs)]):
+                            ratio = f"{results[('ours', assocs)][-1] / results[('orthanc', assocs)][-1]:.2f}"
+                        print(f"{name:8} {assocs:>6} {line} {ratio:>13}", flush=True)
+            if args.rounds > 1 and not args.only_server:
+                print("medians over the rounds:")
+                for assocs in args.assocs:
+                    ours = statistics.median(results[("ours", assocs)])
+                    orthanc = statistics.median(results[("orthanc", assocs)])
+                    print(f"  {assocs} association(s): Orthanc {orthanc:.0f} inst/s, ours {ours:.0f} inst/s, "
+                          f"ours/Orthanc {ours / orthanc:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], assocs: int) -> tuple[float, str]:
+    """One fresh server, the warm-up, then the files over ``assocs`` associations: (instances/s, table cells)."""
+    with factory(extra={"MaximumPduLength": pdu}) as srv:
+        wait_dicom(srv.dicom_port)
+        storescu(srv.dicom_port, warmup, 1)
+        before = instances_count(srv)
+        cpu = srv.cpu_seconds()
+        seconds, codes = storescu(srv.dicom_port, files, assocs)
+        cpu = srv.cpu_seconds() - cpu
+        stored = instances_count(srv) - before
+    rate = stored / seconds
+    return rate, f"{stored:>7} {seconds:>8.2f} {rate:>8.0f} {cpu * 1000 / max(stored, 1):>12.2f}"
 
 
 def _sop_uids_of(url: str) -> set[str]:
@@ -300,6 +318,7 @@ def main() -> int:
     ap.add_argument("--only", choices=("store", "find", "move"))
     ap.add_argument("--server", dest="only_server", choices=("ours", "orthanc"))
     ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3, help="C-STORE runs per server, alternating which goes first")
     ap.add_argument("--assocs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
     ap.add_argument("--pdus", type=lambda s: [int(x) for x in s.split(",")], default=[16384, 131072],
                     help="MaximumPduLength of both servers, one C-STORE table each")
