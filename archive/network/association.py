@@ -44,6 +44,7 @@ import logging
 import queue
 import select
 import socket
+import ssl
 import struct
 import threading
 from copy import deepcopy
@@ -411,6 +412,9 @@ class FastDUL(DULServiceProvider):
         if transport is not None and transport._is_connected and transport.socket is not None \
                 and transport.socket.fileno() >= 0:
             waitables.append(transport.socket)
+        sock = transport.socket if transport is not None else None
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return      # decrypted bytes wait inside the TLS object, where select does not see them
         try:
             ready, _, _ = select.select(waitables, [], [], timeout)
         except (OSError, ValueError):       # the socket was closed by another thread meanwhile

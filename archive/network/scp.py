@@ -38,6 +38,7 @@ import logging
 import os
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -70,6 +71,7 @@ from archive.network.storage_commitment import (
     commitment_report_send_later,
     commitment_request_parse,
 )
+from archive.network.tls import TlsSettings, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class ScpSettings:
     max_pdu: int = 16384
     threads: int = 4
     storage_classes: frozenset[str] = frozenset()
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @classmethod
     def from_configuration(cls) -> ScpSettings:
@@ -128,7 +131,8 @@ class ScpSettings:
                    timeout=float(cfg.get("DicomScpTimeout", 30) or 0) or None,
                    max_pdu=int(cfg.get("MaximumPduLength", 16384)),
                    threads=max(1, int(cfg.get("DicomThreadsCount", 4))),
-                   storage_classes=frozenset(runtime.accepted_sop_classes()))
+                   storage_classes=frozenset(runtime.accepted_sop_classes()),
+                   tls=TlsSettings.from_configuration())
 
 
 # -- who is calling -----------------------------------------------------------------------------------------
@@ -254,10 +258,29 @@ class _RequestHandler(FastRequestHandler):
 
     def handle(self) -> None:
         try:
+            if isinstance(self.request, ssl.SSLSocket) and not self._tls_handshake():
+                self.server.association_done()
+                return
             super().handle()
         except BaseException:
             self.server.association_done()
             raise
+
+    def _tls_handshake(self) -> bool:
+        """The TLS handshake, here on the connection's own thread (pynetdicom does it in the accept loop,
+        where a peer that never answers would stop every other one), within DicomScpTimeout."""
+        sock: ssl.SSLSocket = self.request
+        try:
+            sock.settimeout(self.server.scp.timeout)
+            sock.do_handshake()
+            return True
+        except (OSError, ValueError) as exc:     # ssl.SSLError is an OSError; a timeout too
+            logger.warning("DICOM TLS handshake with %s:%s failed: %s", *self.client_address[:2], exc)
+            try:
+                sock.close()
+            except OSError:
+                pass
+            return False
 
     def _create_association(self):
         assoc = super()._create_association()
@@ -594,7 +617,8 @@ def handle_n_action(event, scp: ScpSettings) -> tuple[int, Dataset | None]:
             logger.error("storage commitment: unknown remote modality %r", caller.aet)
             return PROCESSING_FAILURE, None
         commitment_report_send_later(request=request, calling_aet=modality.aet, local_aet=scp.aet,
-                                     host=modality.host, port=modality.port, timeout=scp.timeout or 30)
+                                     host=modality.host, port=modality.port, timeout=scp.timeout or 30,
+                                     tls=modality.use_dicom_tls)
         return SUCCESS, None
     except Exception:
         logger.exception("storage commitment request from %s failed", caller.aet)
@@ -671,7 +695,15 @@ class DicomServer(ThreadedAssociationServer):
         self.active = 0
         self._lock = threading.Lock()
         super().__init__(ae, (host, scp.port if port is None else port), scp.aet, [],
+                         ssl_context=server_context(scp.tls) if scp.tls.enabled else None,
                          evt_handlers=handlers(scp), request_handler=_RequestHandler)
+
+    def get_request(self):
+        """Accept a connection; with DICOM TLS, wrap it without the handshake (see _RequestHandler)."""
+        client, address = self.socket.accept()
+        if self.ssl_context is not None:
+            client = self.ssl_context.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        return client, address
 
     def server_bind(self) -> None:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

@@ -52,6 +52,7 @@ from pynetdicom.presentation import build_role
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
 from archive.network.encoded import EncodedInstance, part10_meta
 from archive.network.registry import Modality
+from archive.network.tls import TlsSettings, client_context
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,9 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
     NetworkProtocol error 'DicomAssociation - connecting to AET "X": ...'."""
     remote = params.remote
     ae = _ae(params)
+    tls_args = (client_context(TlsSettings.from_configuration()), None) if remote.use_dicom_tls else None
     assoc = ae.associate(remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
-                         ext_neg=ext_neg, evt_handlers=handlers)
+                         ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
     if not assoc.is_established:
         if assoc.is_rejected:
             reason = "Association Rejected"

@@ -94,10 +94,12 @@ def commitment_report_dataset(transaction_uid: str, results: list[tuple[str, str
 
 
 def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, local_aet: str,
-                           host: str, port: int, timeout: float) -> bool:
+                           host: str, port: int, timeout: float, tls: bool = False) -> bool:
     """Check the instances and send the N-EVENT-REPORT on a new association (we are the SCP of the
     storage commitment SOP class on it, so the role is negotiated). Never raises; True when sent."""
     from pynetdicom import AE, build_role
+
+    from archive.network.tls import TlsSettings, client_context
 
     try:
         results = commitment_check(request)
@@ -105,7 +107,8 @@ def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, loca
         ae = AE(ae_title=local_aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
         ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL)
-        assoc = ae.associate(host, port, ae_title=calling_aet,
+        tls_args = (client_context(TlsSettings.from_configuration()), None) if tls else None
+        assoc = ae.associate(host, port, ae_title=calling_aet, tls_args=tls_args,
                              ext_neg=[build_role(STORAGE_COMMITMENT_PUSH_MODEL, scp_role=True)])
         if not assoc.is_established:
             logger.warning("storage commitment: cannot associate with %s at %s:%s", calling_aet, host, port)

@@ -15,8 +15,10 @@ import sys
 import threading
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+
+from archive.errors import ArchiveError
 
 
 class Command(BaseCommand):
@@ -32,11 +34,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from archive.network.scp import ScpSettings, server_build
 
-        scp = ScpSettings.from_configuration()
         processes = max(1, options["processes"] or os.cpu_count() or 1)
         loads = multiprocessing.Array("i", processes, lock=False)   # shared memory, inherited by fork
-        # The server is built (socket bound) once, here; each worker inherits it and serves it.
-        server = server_build(scp=scp, host=options["host"], port=options["port"], loads=loads, slot=0)
+        try:
+            scp = ScpSettings.from_configuration()
+            # The server is built (socket bound) once, here; each worker inherits it and serves it.
+            server = server_build(scp=scp, host=options["host"], port=options["port"], loads=loads, slot=0)
+        except ArchiveError as exc:      # a configuration error (DICOM TLS files...): say it, as Orthanc does
+            raise CommandError(f"The DICOM server cannot start: {exc}") from None
         port = server.server_address[1]
         self.stdout.write(f"DICOM server {scp.aet} listening on port {port} ({processes} processes)")
         self.stdout.flush()

@@ -117,6 +117,7 @@ class Command(BaseCommand):
             self.stdout.write(f"HTTP server listening on port {cfg['HttpPort']} ({workers} workers)")
 
         stopping = False
+        failed = False      # a child died on its own: serve exits with an error status, as Orthanc does
 
         def stop(signum, frame):
             nonlocal stopping
@@ -130,7 +131,7 @@ class Command(BaseCommand):
                 for child in children:
                     if child.poll() is not None:
                         self.stderr.write(f"a server process exited with status {child.returncode}; stopping")
-                        stopping = True
+                        stopping = failed = True
                 if not stopping:
                     housekeeper_tick()
                     if time.monotonic() - last_watch >= JOBS_WATCH_SECONDS:
@@ -147,3 +148,5 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.time()))
                 except subprocess.TimeoutExpired:
                     child.kill()
+        if failed:
+            raise CommandError("stopped: a server process failed (see above)")
