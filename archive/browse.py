@@ -76,9 +76,10 @@ def _driver(plan: find._Plan, level: Level, wanted: int) -> int:
 
 
 def _after_id(qs: QuerySet, cursor: Cursor | None, descending: bool) -> QuerySet:
-    if cursor is None:
-        return qs
-    return qs.filter(id__lt=cursor.id) if descending else qs.filter(id__gt=cursor.id)
+    """The rows of ``qs`` after ``cursor``, in insertion order (newest first when ``descending``)."""
+    if cursor is not None:
+        qs = qs.filter(id__lt=cursor.id) if descending else qs.filter(id__gt=cursor.id)
+    return qs.order_by("-id" if descending else "id")
 
 
 def _load(ids: list[int]) -> list[Resource]:
@@ -145,60 +146,59 @@ def _finish_backward(ids: list[int], size: int, value_of) -> Page:
     return Page(resources, nxt, previous)
 
 
+def _with_tag(probe: QuerySet | None, *, level: Level, tag: int, cursor: Cursor | None,
+              descending: bool) -> QuerySet:
+    """(id, folded value) of the resources with ``tag`` after ``cursor``, on the tag's folded-value index."""
+    rows = MainDicomTag.objects.filter(level=level.depth, tag=tag)
+    if cursor is not None:
+        v = cursor.value
+        # value >= v first: a range the index seeks to, then the tie-break on the id
+        if descending:
+            rows = rows.filter(value_folded__lte=v).exclude(value_folded=v, resource_id__gte=cursor.id)
+        else:
+            rows = rows.filter(value_folded__gte=v).exclude(value_folded=v, resource_id__lte=cursor.id)
+    if probe is not None:
+        rows = rows.filter(Exists(probe.filter(id=OuterRef("resource_id"))))
+    order = ("-value_folded", "-resource_id") if descending else ("value_folded", "resource_id")
+    return rows.order_by(*order).values_list("resource_id", "value_folded")
+
+
+def _without_tag(probe: QuerySet | None, *, level: Level, tag: int, cursor: Cursor | None,
+                 descending: bool) -> QuerySet:
+    """The ids of the resources without ``tag`` after ``cursor``, in insertion order."""
+    base = probe if probe is not None else Resource.objects.filter(level=level.depth)
+    tail = base.filter(~Exists(MainDicomTag.objects.filter(resource_id=OuterRef("id"), tag=tag)))
+    return _after_id(tail, cursor, descending).values_list("id", flat=True)
+
+
 def _page_scan_tag(probe: QuerySet | None, *, level: Level, tag: int, descending: bool,
-                   cursor: Cursor | None, size: int) -> Page:
-    """The many-matches shape sorted by a tag: the tag's folded-value index in order, each row probed."""
+                   cursor: Cursor | None, size: int, backward: bool) -> Page:
+    """The many-matches shape sorted by a tag: the tag's folded-value index in order, each row probed, then
+    the tail of resources without the tag. Backward (the page that ends before ``cursor``) walks the same two
+    indexes the other way, nearest first: the tail first when the cursor is in it."""
+    way = descending != backward
+    in_tail = cursor is not None and cursor.value is None
     found: list[tuple[int, str | None]] = []
-    if cursor is None or cursor.value is not None:
-        rows = MainDicomTag.objects.filter(level=level.depth, tag=tag)
-        if cursor is not None:
-            v = cursor.value
-            # value >= v first: a range the index seeks to, then the tie-break on the id
-            if descending:
-                rows = rows.filter(value_folded__lte=v).exclude(value_folded=v, resource_id__gte=cursor.id)
-            else:
-                rows = rows.filter(value_folded__gte=v).exclude(value_folded=v, resource_id__lte=cursor.id)
-        if probe is not None:
-            rows = rows.filter(Exists(probe.filter(id=OuterRef("resource_id"))))
-        order = ("-value_folded", "-resource_id") if descending else ("value_folded", "resource_id")
-        found = list(rows.order_by(*order).values_list("resource_id", "value_folded")[:size + 1])
-    if len(found) <= size:
-        # The tail: resources without the tag, in insertion order.
-        base = probe if probe is not None else Resource.objects.filter(level=level.depth)
-        tail = base.filter(~Exists(MainDicomTag.objects.filter(resource_id=OuterRef("id"), tag=tag)))
-        tail_cursor = cursor if cursor is not None and cursor.value is None else None
-        tail = _after_id(tail, tail_cursor, descending).order_by("-id" if descending else "id")
-        found += [(i, None) for i in tail.values_list("id", flat=True)[:size + 1 - len(found)]]
-    values = dict(found)
-    return _finish([i for i, _ in found], size, values.get, first=cursor is None)
 
+    def tagged(after: Cursor | None) -> None:
+        found.extend(_with_tag(probe, level=level, tag=tag, cursor=after, descending=way)[:size + 1 - len(found)])
 
-def _page_scan_tag_backward(probe: QuerySet | None, *, level: Level, tag: int, descending: bool,
-                            cursor: Cursor, size: int) -> Page:
-    """The page that ends before ``cursor``, sorted by a tag: the same two indexes as _page_scan_tag, walked
-    the other way (the tail of resources without the tag first when the cursor is in it)."""
-    found: list[tuple[int, str | None]] = []     # nearest first
-    if cursor.value is None:
-        base = probe if probe is not None else Resource.objects.filter(level=level.depth)
-        tail = base.filter(~Exists(MainDicomTag.objects.filter(resource_id=OuterRef("id"), tag=tag)))
-        tail = tail.filter(id__gt=cursor.id) if descending else tail.filter(id__lt=cursor.id)
-        found = [(i, None) for i in tail.order_by("id" if descending else "-id")
-                 .values_list("id", flat=True)[:size + 1]]
+    def untagged(after: Cursor | None) -> None:
+        ids = _without_tag(probe, level=level, tag=tag, cursor=after, descending=way)[:size + 1 - len(found)]
+        found.extend((i, None) for i in ids)
+
+    if backward:
+        if in_tail:
+            untagged(cursor)
+        if len(found) <= size:
+            tagged(None if in_tail else cursor)
+        found.reverse()
+        return _finish_backward([i for i, _ in found], size, dict(found).get)
+    if not in_tail:
+        tagged(cursor)
     if len(found) <= size:
-        rows = MainDicomTag.objects.filter(level=level.depth, tag=tag)
-        if cursor.value is not None:
-            v = cursor.value
-            if descending:
-                rows = rows.filter(value_folded__gte=v).exclude(value_folded=v, resource_id__lte=cursor.id)
-            else:
-                rows = rows.filter(value_folded__lte=v).exclude(value_folded=v, resource_id__gte=cursor.id)
-        if probe is not None:
-            rows = rows.filter(Exists(probe.filter(id=OuterRef("resource_id"))))
-        order = ("value_folded", "resource_id") if descending else ("-value_folded", "-resource_id")
-        found += list(rows.order_by(*order).values_list("resource_id", "value_folded")[:size + 1 - len(found)])
-    found.reverse()
-    values = dict(found)
-    return _finish_backward([i for i, _ in found], size, values.get)
+        untagged(cursor if in_tail else None)
+    return _finish([i for i, _ in found], size, dict(found).get, first=cursor is None)
 
 
 def resources_page(*, query: FindQuery, sort_tag: int | None = None, descending: bool = False,
@@ -226,20 +226,14 @@ def resources_page(*, query: FindQuery, sort_tag: int | None = None, descending:
                          backward=backward)
     scan = find._shape(plan, driver=find._SCAN)
     if sort_tag is None:
+        # A page read backwards is the walk the other way from its cursor, nearest first.
+        ids = list(_after_id(scan, cursor, descending != backward).values_list("id", flat=True)[:size + 1])
         if backward:
-            assert cursor is not None
-            qs = scan.filter(id__gt=cursor.id) if descending else scan.filter(id__lt=cursor.id)
-            ids = list(qs.order_by("id" if descending else "-id").values_list("id", flat=True)[:size + 1])
             return _finish_backward(ids[::-1], size, lambda i: None)
-        qs = _after_id(scan, cursor, descending).order_by("-id" if descending else "id")
-        ids = list(qs.values_list("id", flat=True)[:size + 1])
         return _finish(ids, size, lambda i: None, first=cursor is None)
     probe = scan if plan.terms else None
-    if backward:
-        assert cursor is not None
-        return _page_scan_tag_backward(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor,
-                                       size=size)
-    return _page_scan_tag(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor, size=size)
+    return _page_scan_tag(probe, level=level, tag=sort_tag, descending=descending, cursor=cursor, size=size,
+                          backward=backward)
 
 
 def resources_count(*, query: FindQuery, cap: int) -> int | None:

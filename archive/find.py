@@ -1,7 +1,7 @@
 """Finding resources: the query that /tools/find, /tools/count-resources (and later C-FIND and the UI search)
 build, and the selector that answers it from the index.
 
-The REST layer (explorer/api/find.py) turns a request body into a ``FindQuery``; ``resources_find`` and
+archive/find_request.py turns a /tools/find body into a ``FindQuery`` (for REST and C-FIND); ``resources_find`` and
 ``resources_count`` answer it. Matching rules live in archive/dicom/matching.py (PS3.4 C.2.2.2).
 
 A find with a Limit (and the default order) is planned from the data (``_shape_for_limit``): when the most

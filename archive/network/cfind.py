@@ -45,6 +45,7 @@ from archive.dicom.matching import Constraint, Kind, constraint_match, constrain
 from archive.dicom.tags import ENCODING_TO_CHARSET, tag_key
 from archive.errors import ArchiveError
 from archive.find import resources_find
+from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
 from archive.selectors import instance_dicom, instance_first
@@ -165,8 +166,6 @@ def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = 
 def _matches(level: Level, query: dict[str, str], sensitive: list[tuple[int, str, str]]) -> list:
     """The matching resources: the index through /tools/find's own parser (case-insensitive, the superset),
     then the case-sensitive constraints checked on the indexed values."""
-    from explorer.api.find import find_request_parse  # the parser of POST /tools/find: one matcher for both
-
     body = json.dumps({"Level": level.value, "Query": query, "CaseSensitive": False}).encode()
     try:
         request = find_request_parse(body)

@@ -11,11 +11,11 @@ from django.urls import path
 from archive import metadata, modification, reconstruct, restructure, selectors
 from archive.dicom.tags import parse_tag
 from archive.errors import BadFileFormat, BadRequest, ParameterOutOfRange, UnknownResource
+from archive.find_request import tag_format_of_body
 from archive.levels import Level
 from archive.models import Resource
 from explorer.api.base import OrthancView, remote_ip
 from explorer.api.jobs import body_object, job_mode, job_result, submitted, transcode_of
-from explorer.api.params import tag_format_of_body
 from explorer.api.rendering import json_response
 from explorer.api.representations import resource_json
 from jobs import engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from archive.dicom.tags import parse_tag
-from archive.errors import BadFileFormat, BadParameterType, BadRequest, ParameterOutOfRange
+from archive.errors import BadParameterType, BadRequest, ParameterOutOfRange
 
 
 def flag(request: HttpRequest, name: str) -> bool:
@@ -76,13 +76,3 @@ def requested_tags(request: HttpRequest) -> list | None:
     return tags
 
 
-def tag_format_of_body(body: dict) -> str:
-    """OrthancRestApi::GetDicomFormat on a body: Simplify, then Short, then Full; the first that is present must
-    be a Boolean, and the first true one wins."""
-    for name in ("Simplify", "Short", "Full"):
-        if name in body:
-            if not isinstance(body[name], bool):
-                raise BadFileFormat(f"Boolean value expected in field: {name}")
-            if body[name]:
-                return name.lower()
-    return "simplify"

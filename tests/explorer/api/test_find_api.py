@@ -17,8 +17,8 @@ from pydicom.tag import Tag
 
 from archive.errors import ArchiveError
 from archive.find import FindQuery, MetadataConstraint, OrderKey, TagConstraint, resources_find
+from archive.find_request import find_request_parse
 from archive.levels import Level
-from explorer.api.find import find_request_parse
 from tests.samples import GOLDEN_FILES, sample_path
 
 pytestmark = pytest.mark.django_db
