@@ -294,15 +294,18 @@ def modalities_page(request: HttpRequest) -> HttpResponse:
 
 
 def _form_values(post: QueryDict) -> dict[str, str]:
-    return {k: post.get(k, "").strip() for k in ("name", "aet", "host", "port", "manufacturer", "retrieve_method",
-                                                 "local_aet")}
+    values = {k: post.get(k, "").strip() for k in ("name", "aet", "host", "port", "manufacturer", "retrieve_method",
+                                                    "local_aet")}
+    values["use_dicom_tls"] = "1" if post.get("use_dicom_tls") else ""      # a checkbox: absent when unticked
+    return values
 
 
 def _modality_from_form(values: dict[str, str], existing: registry.Modality | None) -> registry.Modality:
     """Parse as PUT /modalities/{id} would (the options the form does not show are kept)."""
     body = registry.modality_json(existing) if existing else {}
     body.update({"AET": values["aet"], "Host": values["host"], "Port": values["port"],
-                 "Manufacturer": values["manufacturer"] or "Generic", "LocalAet": values["local_aet"]})
+                 "Manufacturer": values["manufacturer"] or "Generic", "LocalAet": values["local_aet"],
+                 "UseDicomTls": bool(values["use_dicom_tls"])})
     body.pop("RetrieveMethod", None)
     if values["retrieve_method"]:
         body["RetrieveMethod"] = values["retrieve_method"]
@@ -329,7 +332,8 @@ def modality_edit(request: HttpRequest, name: str | None = None) -> HttpResponse
         m = existing
         values = {"name": name or "", "aet": m.aet if m else "", "host": m.host if m else "",
                   "port": str(m.port) if m else "104", "manufacturer": m.manufacturer if m else "Generic",
-                  "retrieve_method": m.retrieve_method if m else "", "local_aet": m.local_aet if m else ""}
+                  "retrieve_method": m.retrieve_method if m else "", "local_aet": m.local_aet if m else "",
+                  "use_dicom_tls": "1" if m and m.use_dicom_tls else ""}
         error, status = "", 200
     else:
         values = _form_values(request.POST)

@@ -94,9 +94,11 @@ def test_modalities_admin_and_query_retrieve(network, page):
     page.wait_for_url("**/ui/modalities/nobody/edit")
     assert page.get_by_label("AET", exact=True).input_value() == "NOBODY"
     page.get_by_label("AET", exact=True).fill("NOBODY2")
+    page.get_by_label("Use DICOM TLS").check()
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r"/ui/modalities\?saved=nobody"))
-    assert page.locator("table.modalities").get_by_role("cell", name="NOBODY2").count() == 1
+    assert page.locator("table.modalities").get_by_role("cell", name="NOBODY2 TLS").count() == 1
+    assert requests.get(ours.url + "/modalities/nobody/configuration", timeout=10).json()["UseDicomTls"] is True
     shot(page, "modalities_admin")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Remove nobody").click()
