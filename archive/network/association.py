@@ -61,7 +61,7 @@ from pynetdicom._handlers import (
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import _MESSAGE_TYPES, C_STORE_RQ, DIMSEMessage
-from pynetdicom.dimse_primitives import C_CANCEL, C_STORE, N_EVENT_REPORT
+from pynetdicom.dimse_primitives import C_CANCEL, C_GET, C_MOVE, C_STORE, N_EVENT_REPORT
 from pynetdicom.dsutils import decode
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
@@ -107,6 +107,86 @@ def store_response_command(primitive: C_STORE) -> bytes:
         b"" if primitive.AffectedSOPInstanceUID is None else _uid_element(0x1000, primitive.AffectedSOPInstanceUID),
     ))
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(elements)) + elements
+
+
+def retrieve_response_command(primitive: C_MOVE | C_GET) -> bytes:
+    """The command set of a C-MOVE-RSP or C-GET-RSP without an identifier (the pending answers after each
+    sub-operation, and most final ones; PS3.7 9.3.4.2, 9.3.3.2), as pynetdicom encodes it: the elements it
+    has, in tag order, with the group length first."""
+    def us(element: int, value: int | None) -> bytes:
+        return b"" if value is None else _US_ELEMENT.pack(0x0000, element, 2, value)
+
+    elements = b"".join((
+        b"" if primitive.AffectedSOPClassUID is None else _uid_element(0x0002, primitive.AffectedSOPClassUID),
+        us(0x0100, 0x8021 if primitive.__class__ is C_MOVE else 0x8010),        # CommandField
+        us(0x0120, primitive.MessageIDBeingRespondedTo),
+        us(0x0800, 0x0101),                                                      # CommandDataSetType: none
+        us(0x0900, primitive.Status),
+        us(0x1020, primitive.NumberOfRemainingSuboperations),
+        us(0x1021, primitive.NumberOfCompletedSuboperations),
+        us(0x1022, primitive.NumberOfFailedSuboperations),
+        us(0x1023, primitive.NumberOfWarningSuboperations),
+    ))
+    return struct.pack("<HHII", 0x0000, 0x0000, 4, len(elements)) + elements
+
+
+def store_request_command(*, message_id: int, priority: int, sop_class: str, sop_instance: str,
+                          originator_aet: str | None = None, originator_id: int | None = None) -> bytes:
+    """The command set of a C-STORE-RQ with a dataset (PS3.7 9.3.1.1), implicit VR little endian, in tag
+    order with the group length first, as pynetdicom encodes it."""
+    aet = b""
+    if originator_aet:
+        aet = originator_aet.encode("ascii")
+        aet += b" " * (len(aet) % 2)
+    elements = b"".join((
+        _uid_element(0x0002, sop_class),
+        _US_ELEMENT.pack(0x0000, 0x0100, 2, 0x0001),                          # CommandField: C-STORE-RQ
+        _US_ELEMENT.pack(0x0000, 0x0110, 2, message_id),
+        _US_ELEMENT.pack(0x0000, 0x0700, 2, priority),
+        _US_ELEMENT.pack(0x0000, 0x0800, 2, 0x0001),                          # CommandDataSetType: present
+        _uid_element(0x1000, sop_instance),
+        struct.pack("<HHI", 0x0000, 0x1030, len(aet)) + aet if aet else b"",
+        _US_ELEMENT.pack(0x0000, 0x1031, 2, originator_id) if originator_id is not None else b"",
+    ))
+    return struct.pack("<HHII", 0x0000, 0x0000, 4, len(elements)) + elements
+
+
+_PDU_HEADER = struct.Struct(">BBI")      # P-DATA-TF: type 0x04, reserved, length
+_PDV_HEADER = struct.Struct(">IBB")      # PDV item: length, presentation context ID, message control header
+
+
+def p_data_pieces(context_id: int, command: bytes, dataset: memoryview, max_pdu: int) -> list:
+    """The P-DATA-TF PDUs of one message as a list of buffers for sendmsg (PS3.8 9.3.5, E.2): the command
+    in one PDU, the dataset in fragments of at most ``max_pdu`` - 6 bytes (the peer's maximum PDU length
+    counts the PDV header), one PDV per PDU as pynetdicom sends them. The fragments are views, not copies."""
+    pieces: list = [_PDU_HEADER.pack(0x04, 0, len(command) + 6) + _PDV_HEADER.pack(len(command) + 2, context_id, 0x03),
+                    command]
+    step = max_pdu - 6 if max_pdu else len(dataset) or 1
+    total = len(dataset)
+    for start in range(0, total, step):
+        fragment = dataset[start:start + step]
+        last = 0x02 if start + step >= total else 0x00
+        pieces.append(_PDU_HEADER.pack(0x04, 0, len(fragment) + 6) + _PDV_HEADER.pack(len(fragment) + 2, context_id,
+                                                                                       last))
+        pieces.append(fragment)
+    return pieces
+
+
+def send_pieces(sock: socket.socket, pieces: list) -> None:
+    """sendall for a list of buffers: sendmsg in batches (IOV_MAX is 1024 on Linux), partial sends resumed."""
+    views = [memoryview(p) for p in pieces]
+    while views:
+        batch = views[:512]
+        sent = sock.sendmsg(batch)
+        taken = 0
+        for view in batch:
+            if sent >= len(view):
+                sent -= len(view)
+                taken += 1
+            else:
+                views[taken] = view[sent:]
+                break
+        del views[:taken]
 
 
 class _Waker:
@@ -176,15 +256,17 @@ class FastDimse(DIMSEServiceProvider):
         self._message: DIMSEMessage | None = None
 
     def send_msg(self, primitive, context_id: int) -> None:
-        """As pynetdicom's; a plain C-STORE-RSP (the most frequent message by far) is encoded directly
-        instead of through a pydicom Dataset (pynetdicom's standard EVT_DIMSE_SENT handler logs nothing
-        for it)."""
-        if primitive.__class__ is C_STORE and primitive.MessageIDBeingRespondedTo is not None \
+        """As pynetdicom's; a plain C-STORE-RSP (the most frequent message by far), and the C-MOVE-RSP or
+        C-GET-RSP without identifier that follows each sub-operation, are encoded directly instead of through
+        a pydicom Dataset (pynetdicom's standard EVT_DIMSE_SENT handler logs nothing for them)."""
+        kind = primitive.__class__
+        if kind in (C_STORE, C_MOVE, C_GET) and primitive.MessageIDBeingRespondedTo is not None \
                 and primitive.Status is not None and primitive.ErrorComment is None \
                 and primitive.OffendingElement is None \
+                and (kind is C_STORE or primitive.Identifier is None) \
                 and _only(self.assoc, evt.EVT_DIMSE_SENT, standard_dimse_sent_handler):
             try:
-                command = store_response_command(primitive)
+                command = store_response_command(primitive) if kind is C_STORE else retrieve_response_command(primitive)
             except (UnicodeEncodeError, struct.error):
                 command = None
             max_pdu = self.maximum_pdu_size

@@ -10,13 +10,22 @@ file; ``Association.send_c_store`` is wrapped once to recognise it. Every other 
 from __future__ import annotations
 
 import io
+import logging
+import socket
 import struct
 import time
 
 import pydicom
 from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom._handlers import standard_dimse_sent_handler, standard_pdu_sent_handler
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
+
+from archive.network.association import p_data_pieces, send_pieces, store_request_command
+
+LOGGER = logging.getLogger("pynetdicom.dimse")
+HANDLERS_LOGGER = logging.getLogger("pynetdicom._handlers")   # pynetdicom's standard event handlers log here
 
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
@@ -96,6 +105,10 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
     if context is None:  # not accepted as stored: pynetdicom converts (or refuses) the decoded dataset
         return _pynetdicom_send_c_store(self, dataset.decoded(), msg_id=msg_id, priority=priority,
                                         originator_aet=originator_aet, originator_id=originator_id)
+    raw = _raw_socket(self)
+    if raw is not None:
+        return _send_raw(self, raw, dataset, context.context_id, msg_id=msg_id, priority=priority,
+                         originator_aet=originator_aet, originator_id=originator_id)
     req = C_STORE()
     req.MessageID = msg_id
     req.Priority = priority
@@ -117,6 +130,54 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
         self._handle_no_response()
         return Dataset()
     return self._check_received_status(rsp)
+
+
+def _raw_socket(assoc: Association) -> socket.socket | None:
+    """The plain TCP socket of an established association whose PDUs no handler watches (pynetdicom's standard
+    handlers only log), else None: TLS sockets and watched associations take pynetdicom's path."""
+    transport = assoc.dul.socket
+    sock = getattr(transport, "socket", None)
+    if type(sock) is not socket.socket or assoc.dul.state_machine.current_state != "Sta6":
+        return None
+    handlers = assoc._handlers
+    if handlers.get(evt.EVT_DATA_SENT) or handlers.get(evt.EVT_FSM_TRANSITION) \
+            or not all(h[0] is standard_pdu_sent_handler for h in handlers.get(evt.EVT_PDU_SENT, ())) \
+            or not all(h[0] is standard_dimse_sent_handler for h in handlers.get(evt.EVT_DIMSE_SENT, ())):
+        return None
+    if HANDLERS_LOGGER.isEnabledFor(logging.INFO):
+        return None      # pynetdicom's standard handlers would log the message: keep its path
+    return sock
+
+
+def _send_raw(assoc: Association, sock: socket.socket, dataset: EncodedInstance, context_id: int, *, msg_id: int,
+              priority: int, originator_aet, originator_id):
+    """The C-STORE-RQ written to the socket by this thread in one sendmsg per 512 buffers, the stored bytes as
+    views: the DUL thread, which sends what is queued for it, has nothing queued meanwhile (the association's
+    reactor is paused and this thread is the only one sending), and still receives the response."""
+    command = store_request_command(message_id=msg_id, priority=priority, sop_class=dataset.encoded_sop_class,
+                                    sop_instance=dataset.encoded_sop_instance,
+                                    originator_aet=str(originator_aet).strip() if originator_aet else None,
+                                    originator_id=originator_id)
+    pieces = p_data_pieces(context_id, command, memoryview(dataset.encoded_data)[dataset.encoded_offset:],
+                           assoc.dimse.maximum_pdu_size)
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
+        time.sleep(0.0001)
+    try:
+        try:
+            send_pieces(sock, pieces)
+        except (OSError, TimeoutError):
+            LOGGER.exception("C-STORE: the connection was lost while sending")
+            assoc.dul.event_queue.put("Evt17")
+            assoc.abort()
+            return Dataset()
+        _cx_id, rsp = assoc.dimse.get_msg(block=True)
+    finally:
+        assoc._reactor_checkpoint.set()
+    if rsp is None:
+        assoc._handle_no_response()
+        return Dataset()
+    return assoc._check_received_status(rsp)
 
 
 Association.send_c_store = _send_c_store

@@ -72,6 +72,7 @@ from archive.network.storage_commitment import (
     commitment_request_parse,
 )
 from archive.network.tls import TlsSettings, server_context
+from archive.selectors import instance_dicom_files
 
 logger = logging.getLogger(__name__)
 
@@ -518,13 +519,16 @@ def _syntaxes(instances: list) -> dict[str, set[str]]:
     return out
 
 
-def _dataset(instance, *, bulk_data: bool = True) -> Dataset | str:
-    """The stored file to send in a sub-operation: as stored (archive/network/encoded.py) unless the bulk
-    data must be taken out (Composite Instance Retrieve Without Bulk Data)."""
-    from archive.selectors import instance_dicom
+def _dataset(instance, file: tuple[str, int] | None, *, bulk_data: bool = True) -> Dataset | str:
+    """The stored file to send in a sub-operation (``file`` from instance_dicom_files): as stored
+    (archive/network/encoded.py) unless the bulk data must be taken out (Composite Instance Retrieve Without
+    Bulk Data)."""
+    from archive.selectors import dicom_file_read
 
     try:
-        data = instance_dicom(instance=instance)
+        if file is None:
+            raise FileNotFoundError(f"no DICOM file for instance {instance.public_id}")
+        data = dicom_file_read(file)
         return encoded_instance(data) if bulk_data else pydicom.dcmread(io.BytesIO(data))
     except Exception:
         logger.exception("C-MOVE/C-GET: cannot read instance %s", instance.public_id)
@@ -567,11 +571,13 @@ def handle_move(event, scp: ScpSettings):
     yield modality.host, modality.port, {"contexts": _store_contexts(instances), "ae_title": modality.aet,
                                          "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
     yield len(instances)
+    files = instance_dicom_files(instances)
     for instance in instances:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, _dataset(instance)
+        activity_mark()     # the association to the destination polls fast while sub-operations go on
+        yield PENDING, _dataset(instance, files.get(instance.id))
 
 
 def handle_get(event, scp: ScpSettings):
@@ -592,11 +598,12 @@ def handle_get(event, scp: ScpSettings):
         return
     bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
     yield len(instances)
+    files = instance_dicom_files(instances)
     for instance in instances:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, _dataset(instance, bulk_data=bulk_data)
+        yield PENDING, _dataset(instance, files.get(instance.id), bulk_data=bulk_data)
 
 
 # -- storage commitment ---------------------------------------------------------------------------------------

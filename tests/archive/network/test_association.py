@@ -12,8 +12,8 @@ import pytest
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 from pynetdicom._globals import MODE_ACCEPTOR
-from pynetdicom.dimse_messages import C_ECHO_RQ, C_STORE_RQ, C_STORE_RSP
-from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_GET_RSP, C_MOVE_RSP, C_STORE_RQ, C_STORE_RSP
+from pynetdicom.dimse_primitives import C_ECHO, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage, Verification
 from pynetdicom.transport import ThreadedAssociationServer
@@ -22,6 +22,9 @@ from archive.network.association import (
     FastAssociation,
     FastRequestHandler,
     _pdv_items,
+    p_data_pieces,
+    retrieve_response_command,
+    store_request_command,
     store_response_command,
 )
 from tests.dicom_factory import make_dataset
@@ -167,3 +170,48 @@ def test_stalled_peer_is_dropped_after_the_network_timeout():
         assert not assoc.is_established
     finally:
         server.shutdown()
+
+
+def _pynetdicom_retrieve_command(primitive) -> bytes:
+    message = (C_MOVE_RSP if isinstance(primitive, C_MOVE) else C_GET_RSP)()
+    message.primitive_to_message(primitive)
+    return encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize("kind", [C_MOVE, C_GET])
+@pytest.mark.parametrize("status", [0xFF00, 0x0000, 0xB000, 0xA702])
+@pytest.mark.parametrize("counts", [(5, 2, 0, 1), (None, 3, 1, 0), (None, None, None, None)])
+def test_move_and_get_responses_are_encoded_as_pynetdicom_does(kind, status, counts):
+    rsp = kind()
+    rsp.MessageIDBeingRespondedTo = 11
+    rsp.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2" if kind is C_MOVE else "1.2.840.10008.5.1.4.1.2.2.3"
+    rsp.Status = status
+    (rsp.NumberOfRemainingSuboperations, rsp.NumberOfCompletedSuboperations, rsp.NumberOfFailedSuboperations,
+     rsp.NumberOfWarningSuboperations) = counts
+    assert retrieve_response_command(rsp) == _pynetdicom_retrieve_command(rsp)
+
+
+def test_store_request_command_is_encoded_as_pynetdicom_does():
+    for originator in ((None, None), ("MOVER", 7), ("ODD", 65535)):
+        request = C_STORE()
+        request.MessageID = 9
+        request.Priority = 2
+        request.AffectedSOPClassUID = CTImageStorage
+        request.AffectedSOPInstanceUID = "1.2.3.45"
+        request.MoveOriginatorApplicationEntityTitle, request.MoveOriginatorMessageID = originator
+        message = C_STORE_RQ()
+        message.primitive_to_message(request)
+        message.command_set.CommandDataSetType = 0x0001     # a dataset follows (set by pynetdicom when it has one)
+        expected = encode(message.command_set, True, True)
+        assert store_request_command(message_id=9, priority=2, sop_class=CTImageStorage, sop_instance="1.2.3.45",
+                                     originator_aet=originator[0], originator_id=originator[1]) == expected
+
+
+@pytest.mark.parametrize("max_pdu", [16384, 4096, 0])
+def test_raw_pdus_are_the_pdus_pynetdicom_sends(max_pdu):
+    """p_data_pieces (the raw C-STORE send path) gives the P-DATA-TFs pynetdicom encodes for the same message."""
+    data = encode(make_dataset(SOPInstanceUID="1.2.3.4", PixelData=b"\x01\x02" * 30001), False, True)
+    message = _store_request(data, "1.2.3.4")
+    expected = b"".join(_pdata_items(message, 5, max_pdu))
+    command = store_request_command(message_id=3, priority=2, sop_class=CTImageStorage, sop_instance="1.2.3.4")
+    assert b"".join(bytes(p) for p in p_data_pieces(5, command, memoryview(data), max_pdu)) == expected
