@@ -21,7 +21,8 @@
 3. C-MOVE of one study of ``--move-count`` instances (5 series) between the two servers, each registered in
    the other's DicomModalities (ours as AET OURS, Orthanc as ORTHANC), both started fresh for each
    direction: the study is stored into the source with storescu, then DCMTK ``movescu`` asks the source to
-   move it to the other server (DicomAlwaysAllowMove on both, the bench being an unknown caller). Figures:
+   move it to the other server (DicomAlwaysAllowMove on both, the bench being an unknown caller); Orthanc to
+   a second Orthanc is the reference for both roles. Figures:
    instances/s from the launch of movescu to its exit (the source answers last when every sub-operation is
    done), the CPU time of both servers per instance, and a check that every SOPInstanceUID arrived.
 """
@@ -188,19 +189,21 @@ def bench_move(args) -> None:
               "(movescu asks the source to move it to the destination)")
         print(f"{'source':8} {'dest':8} {'moved':>6} {'seconds':>8} {'inst/s':>8} {'src cpu ms/inst':>16} "
               f"{'dst cpu ms/inst':>16}  check")
-        for source_name in ("ours", "orthanc"):
-            ours_port, orthanc_port = free_port(), free_port()
+        # (source, destination): ours and Orthanc each way, and Orthanc to Orthanc as the reference
+        for source_name, dest_name in (("ours", "orthanc"), ("orthanc", "ours"), ("orthanc", "orthanc")):
+            source_port, dest_port = free_port(), free_port()
+            aets = {"ours": "OURS", "orthanc": "ORTHANC"}
+            source_aet = aets[source_name]
+            dest_aet = aets[dest_name] + ("2" if dest_name == source_name else "")
             common = {"DicomAlwaysAllowMove": True}
-            ours_extra = {**common, "DicomAet": "OURS",
-                          "DicomModalities": {"orthanc": ["ORTHANC", "127.0.0.1", orthanc_port]}}
-            orthanc_extra = {**common, "DicomAet": "ORTHANC",
-                             "DicomModalities": {"ours": ["OURS", "127.0.0.1", ours_port]}}
-            with ours_server(dicom_port=ours_port, extra=ours_extra) as ours, \
-                    orthanc_server(dicom_port=orthanc_port, extra=orthanc_extra) as orthanc:
-                wait_dicom(ours.dicom_port)
-                wait_dicom(orthanc.dicom_port)
-                source, dest = (ours, orthanc) if source_name == "ours" else (orthanc, ours)
-                source_aet, dest_aet = ("OURS", "ORTHANC") if source_name == "ours" else ("ORTHANC", "OURS")
+            source_extra = {**common, "DicomAet": source_aet,
+                            "DicomModalities": {"dest": [dest_aet, "127.0.0.1", dest_port]}}
+            dest_extra = {**common, "DicomAet": dest_aet}
+            factories = {"ours": ours_server, "orthanc": orthanc_server}
+            with factories[source_name](dicom_port=source_port, extra=source_extra) as source, \
+                    factories[dest_name](dicom_port=dest_port, extra=dest_extra) as dest:
+                wait_dicom(source.dicom_port)
+                wait_dicom(dest.dicom_port)
                 env = {**os.environ, "TCP_NODELAY": "1"}
                 load = subprocess.run([STORESCU, "-aet", "BENCHSCU", "-aec", source_aet, "127.0.0.1",
                                        str(source.dicom_port), *map(str, files)], env=env, capture_output=True)
@@ -216,7 +219,7 @@ def bench_move(args) -> None:
                 check = "all arrived" if arrived == sent else f"MISSING {len(sent - arrived)}"
                 if code != 0:
                     check += f"; movescu exit {code}: {err.strip()[-200:]}"
-                print(f"{source_name:8} {dest.name:8} {moved:>6} {seconds:>8.2f} {moved / seconds:>8.0f} "
+                print(f"{source_name:8} {dest_name:8} {moved:>6} {seconds:>8.2f} {moved / seconds:>8.0f} "
                       f"{src_cpu * 1000 / count:>16.2f} {dst_cpu * 1000 / count:>16.2f}  {check}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
