@@ -106,7 +106,7 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
         return _pynetdicom_send_c_store(self, dataset.decoded(), msg_id=msg_id, priority=priority,
                                         originator_aet=originator_aet, originator_id=originator_id)
     raw = _raw_socket(self)
-    if raw is not None:
+    if raw is not None and len(dataset.encoded_data) > dataset.encoded_offset:   # a dataset to send
         return _send_raw(self, raw, dataset, context.context_id, msg_id=msg_id, priority=priority,
                          originator_aet=originator_aet, originator_id=originator_id)
     req = C_STORE()
