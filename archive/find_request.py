@@ -19,6 +19,7 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.tag import BaseTag
 
+from archive.dicom.matching import RANGE_VRS, WILDCARD_VRS
 from archive.dicom.tags import MAIN_DICOM_TAGS, parse_tag, tag_key
 from archive.errors import (
     ArchiveError,
@@ -28,7 +29,7 @@ from archive.errors import (
     ParameterOutOfRange,
     UnknownDicomTag,
 )
-from archive.find import FindQuery, MetadataConstraint, OrderKey, TagConstraint
+from archive.find import MODALITIES_IN_STUDY, FindQuery, MetadataConstraint, OrderKey, TagConstraint
 from archive.levels import Level
 from archive.metadata import metadata_number
 from archive.settings import archive_settings
@@ -45,9 +46,6 @@ COMPUTED_TAGS = frozenset(int(parse_tag(k)) for k in (
     "NumberOfPatientRelatedStudies", "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances",
     "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "NumberOfSeriesRelatedInstances",
     "SOPClassesInStudy", "ModalitiesInStudy", "InstanceAvailability"))
-MODALITIES_IN_STUDY = int(parse_tag("ModalitiesInStudy"))
-WILDCARD_VRS = frozenset({"AE", "CS", "LO", "LT", "PN", "SH", "ST", "UC", "UR", "UT"})
-RANGE_VRS = frozenset({"DA", "DT", "TM"})
 
 _UNHANDLED = "An unhandled exception was generated inside the HTTP server"
 # ResourceFinder's messages, as 1.12.x spells them (the first one has lost its "U" in Orthanc's source).

@@ -44,7 +44,7 @@ from archive import runtime
 from archive.dicom.matching import Constraint, Kind, constraint_match, constraint_parse
 from archive.dicom.tags import ENCODING_TO_CHARSET, tag_key
 from archive.errors import ArchiveError
-from archive.find import resources_find
+from archive.find import MODALITIES_IN_STUDY, resources_find
 from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
@@ -57,7 +57,6 @@ SPECIFIC_CHARACTER_SET = 0x00080005
 TIMEZONE_OFFSET = 0x00080201
 RETRIEVE_AE_TITLE = 0x00080054
 INSTANCE_AVAILABILITY = 0x00080056
-MODALITIES_IN_STUDY = 0x00080061
 _NOT_CONSTRAINTS = frozenset({QUERY_RETRIEVE_LEVEL, SPECIFIC_CHARACTER_SET, TIMEZONE_OFFSET})
 
 LEVELS = {"PATIENT": Level.PATIENT, "STUDY": Level.STUDY, "SERIES": Level.SERIES, "IMAGE": Level.INSTANCE,
