@@ -150,16 +150,16 @@ def _check_types(body: dict) -> None:
         raise _field("ResponseContent", "must be an array")
 
 
-def tag_format_of_body(body: dict) -> str:
-    """OrthancRestApi::GetDicomFormat on a body: Simplify, then Short, then Full; the first that is present must
-    be a Boolean, and the first true one wins."""
+def tag_format_of_body(body: dict, default: str = "simplify") -> str:
+    """OrthancRestApi::GetDicomFormat(body, default): Simplify, then Short, then Full; the first that is present
+    must be a Boolean, and the first true one wins."""
     for name in ("Simplify", "Short", "Full"):
         if name in body:
             if not isinstance(body[name], bool):
                 raise BadFileFormat(f"Boolean value expected in field: {name}")
             if body[name]:
                 return name.lower()
-    return "simplify"
+    return default
 
 
 def _non_negative(body: dict, name: str) -> int:

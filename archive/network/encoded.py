@@ -14,6 +14,7 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Callable
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -117,19 +118,32 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
     req.AffectedSOPClassUID = dataset.encoded_sop_class
     req.AffectedSOPInstanceUID = dataset.encoded_sop_instance
     req.DataSet = io.BytesIO(memoryview(dataset.encoded_data)[dataset.encoded_offset:])
-    # As pynetdicom's send_c_store: pause the reactor, send, wait for the response, resume.
-    self._reactor_checkpoint.clear()
-    while not self._is_paused:
+    return _exchange(self, lambda: self.dimse.send_msg(req, context.context_id))
+
+
+def _exchange(assoc: Association, send: Callable[[], None]) -> Dataset:
+    """As pynetdicom's send_c_store: pause the reactor, send, wait for the response, resume; the response's
+    status dataset (empty when none came)."""
+    assoc._reactor_checkpoint.clear()
+    while not assoc._is_paused:
         time.sleep(0.0001)
+    lost = False
     try:
-        self.dimse.send_msg(req, context.context_id)
-        _cx_id, rsp = self.dimse.get_msg(block=True)
+        try:
+            send()
+        except (OSError, TimeoutError):
+            LOGGER.exception("C-STORE: the connection was lost while sending")
+            lost = True
+        rsp = None if lost else assoc.dimse.get_msg(block=True)[1]
     finally:
-        self._reactor_checkpoint.set()
-    if rsp is None:
-        self._handle_no_response()
+        assoc._reactor_checkpoint.set()
+    if lost:
+        assoc.abort()
         return Dataset()
-    return self._check_received_status(rsp)
+    if rsp is None:
+        assoc._handle_no_response()
+        return Dataset()
+    return assoc._check_received_status(rsp)
 
 
 def _raw_socket(assoc: Association) -> socket.socket | None:
@@ -160,24 +174,7 @@ def _send_raw(assoc: Association, sock: socket.socket, dataset: EncodedInstance,
                                     originator_id=originator_id)
     pieces = p_data_pieces(context_id, command, memoryview(dataset.encoded_data)[dataset.encoded_offset:],
                            assoc.dimse.maximum_pdu_size)
-    assoc._reactor_checkpoint.clear()
-    while not assoc._is_paused:
-        time.sleep(0.0001)
-    try:
-        try:
-            send_pieces(sock, pieces)
-        except (OSError, TimeoutError):
-            LOGGER.exception("C-STORE: the connection was lost while sending")
-            assoc.dul.event_queue.put("Evt17")
-            assoc.abort()
-            return Dataset()
-        _cx_id, rsp = assoc.dimse.get_msg(block=True)
-    finally:
-        assoc._reactor_checkpoint.set()
-    if rsp is None:
-        assoc._handle_no_response()
-        return Dataset()
-    return assoc._check_received_status(rsp)
+    return _exchange(assoc, lambda: send_pieces(sock, pieces))
 
 
 Association.send_c_store = _send_c_store

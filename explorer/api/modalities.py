@@ -28,6 +28,7 @@ from archive.errors import (
     ParameterOutOfRange,
     UnknownResource,
 )
+from archive.find_request import tag_format_of_body
 from archive.levels import Level
 from archive.models import ExportedResource, MetadataType, Resource
 from archive.network import queries, registry, scu
@@ -87,17 +88,6 @@ def _boolean(body: dict, name: str, default: bool) -> bool:
     if not isinstance(body[name], bool):
         raise BadFileFormat(f"Boolean value expected in field: {name}")
     return body[name]
-
-
-def _format(body: dict, default: str) -> str:
-    """OrthancRestApi::GetDicomFormat(body, default)."""
-    for name in ("Simplify", "Short", "Full"):
-        if name in body:
-            if not isinstance(body[name], bool):
-                raise BadFileFormat(f"Boolean value expected in field: {name}")
-            if body[name]:
-                return name.lower()
-    return default
 
 
 def _params(name: str, body: Any = None) -> scu.ScuParameters:
@@ -314,7 +304,7 @@ class FindWorklistApi(OrthancView):
         if body is _NOT_JSON:
             raise BadFileFormat("Must provide a JSON object")
         if isinstance(body, dict) and "Query" in body:  # 1.9.5
-            query, fmt = body["Query"], _format(body, "simplify")
+            query, fmt = body["Query"], tag_format_of_body(body, "simplify")
         else:
             query, fmt = body, "simplify"
         if not isinstance(query, dict):
@@ -475,7 +465,7 @@ class QueryRetrieveApi(OrthancView):
         params = scu.scu_parameters(modality=remote, local_aet=row.local_aet, timeout=timeout)
         is_move = method == "C-MOVE"
         permissive = _boolean(body, "Permissive", False)
-        content = dicom_jobs.retrieve_content(params=params, commands=items, fmt=_format(body, "short"),
+        content = dicom_jobs.retrieve_content(params=params, commands=items, fmt=tag_format_of_body(body, "short"),
                                               target_aet=target if is_move else None)
         parameters = dicom_jobs.retrieve_parameters(params=params, commands=commands, permissive=permissive,
                                                     target_aet=target if is_move else None, timeout=timeout)
