@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pydicom
 import pytest
@@ -88,3 +89,63 @@ def test_converted_when_only_another_syntax_is_accepted(store_scp):
     assert syntax == ImplicitVRLittleEndian
     assert not data.endswith(raw)          # re-encoded in implicit VR by pynetdicom
     assert ds.SOPInstanceUID == "1.2.3.101" and ds.PatientName == "Doe^John"
+
+
+def test_sent_raw_in_small_pdus_and_with_pynetdicom_watching():
+    """The raw send path to a peer taking 4 KB PDUs, and pynetdicom's path when a handler watches the PDUs:
+    the peer receives the same bytes both ways."""
+    received: list[bytes] = []
+    dest = AE(ae_title="DEST")
+    dest.maximum_pdu_size = 4096
+    dest.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
+
+    def on_store(event):
+        received.append(event.request.DataSet.getvalue())
+        return 0x0000
+
+    port = free_port()
+    server = dest.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        data = make_dicom(SOPInstanceUID="1.2.3.102", PixelData=b"\x07\x00" * 50000)
+        for watched in (False, True):
+            ae = AE(ae_title="SRC")
+            ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+            handlers = [(evt.EVT_PDU_SENT, lambda event: None)] if watched else []
+            assoc = ae.associate("127.0.0.1", port, ae_title="DEST", evt_handlers=handlers)
+            assert assoc.is_established and assoc.acceptor.maximum_length == 4096
+            try:
+                assert assoc.send_c_store(encoded_instance(data)).Status == 0x0000
+            finally:
+                assoc.release()
+    finally:
+        server.shutdown()
+    assert len(received) == 2 and received[0] == received[1] and data.endswith(received[0])
+
+
+def test_a_peer_that_drops_the_connection_mid_send_gives_an_empty_status():
+    """The destination closes the connection at the first fragment: the C-STORE ends with no status (the
+    sub-operation counts as failed), the association is over, nothing hangs."""
+    ae = AE(ae_title="DEST")
+    ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
+
+    def drop(event):
+        if event.data[:1] == b"\x04":                  # the first P-DATA-TF
+            event.assoc.dul.socket.socket.shutdown(2)    # SHUT_RDWR
+
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_DATA_RECV, drop)])
+    try:
+        src = AE(ae_title="SRC")
+        src.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        src.dimse_timeout = 10
+        assoc = src.associate("127.0.0.1", port, ae_title="DEST")
+        assert assoc.is_established
+        data = make_dicom(SOPInstanceUID="1.2.3.103", PixelData=b"\x01\x00" * 4_000_000)   # 8 MB
+        status = assoc.send_c_store(encoded_instance(data))
+        assert "Status" not in status
+        deadline = time.time() + 10
+        while assoc.is_established and time.time() < deadline:
+            time.sleep(0.05)
+        assert not assoc.is_established
+    finally:
+        server.shutdown()
