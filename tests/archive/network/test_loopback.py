@@ -3,13 +3,13 @@ C-STORE with storage commitment, C-FIND through /query, retrieval with C-MOVE an
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from bench.network import wait_dicom
 from tests.dicom_factory import make_dicom
 from tests.live import free_port, live_server
 
@@ -32,18 +32,8 @@ def pair(tmp_path_factory):
             live_server(Path(tmp_path_factory.mktemp("b")), DicomAet="B", DicomPort=ports["B"],
                         DicomModalities={"A": modalities["A"]}) as b:
         for port in ports.values():     # the DICOM servers start a few seconds after the HTTP ones
-            _wait_listening(port)
+            wait_dicom(port)
         yield a.url, b.url
-
-
-def _wait_listening(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
 
 
 def test_store_commit_query_and_retrieve_between_two_servers(pair) -> None:
