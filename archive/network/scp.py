@@ -71,7 +71,7 @@ from archive.network.storage_commitment import (
     commitment_report_send_later,
     commitment_request_parse,
 )
-from archive.network.tls import TlsSettings, server_context
+from archive.network.tls import TlsSettings, client_context, server_context
 from archive.selectors import instance_dicom_files
 
 logger = logging.getLogger(__name__)
@@ -568,8 +568,11 @@ def handle_move(event, scp: ScpSettings):
     # A lookup that fails raises here, before the destination is yielded: pynetdicom then answers 0xC514,
     # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
     instances = retrieve_instances(event.identifier)
-    yield modality.host, modality.port, {"contexts": _store_contexts(instances), "ae_title": modality.aet,
-                                         "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
+    options = {"contexts": _store_contexts(instances), "ae_title": modality.aet,
+               "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
+    if modality.use_dicom_tls:
+        options["tls_args"] = (client_context(scp.tls), None)
+    yield modality.host, modality.port, options
     yield len(instances)
     files = instance_dicom_files(instances)
     for instance in instances:

@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -18,6 +17,7 @@ import requests
 from archive.errors import ArchiveError
 from archive.network.scp import ScpSettings, server_build
 from archive.network.tls import TlsSettings
+from bench.network import wait_dicom
 from bench.servers import orthanc_server
 from tests.dicom_factory import make_dicom
 from tests.live import ROOT, free_port, live_server
@@ -41,17 +41,6 @@ def certs(tmp_path_factory):
     return made, trusting
 
 
-def _wait_port(port: int) -> None:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 def _tls_options(certs, me: str, *trusted: str) -> dict:
     made, trusting = certs
     return {"DicomTlsCertificate": str(made[me][0]), "DicomTlsPrivateKey": str(made[me][1]),
@@ -64,7 +53,7 @@ def tls_server(tmp_path_factory, certs):
     options = {"DicomAet": "OURS", "DicomTlsEnabled": True, **_tls_options(certs, "ours", "peer", "orthanc")}
     with live_server(tmp_path_factory.mktemp("tls"), **options) as srv:
         srv.dicom_port = srv.config["DicomPort"]
-        _wait_port(srv.dicom_port)
+        wait_dicom(srv.dicom_port)
         yield srv
 
 
@@ -145,7 +134,7 @@ def test_dicom_tls_with_real_orthanc_both_ways(tls_server, certs, tmp_path_facto
     }
     with orthanc_server(dicom_port=orthanc_dicom, extra=orthanc_options) as orthanc, \
             live_server(tmp_path_factory.mktemp("scu2"), DicomAet="PEER", **_tls_options(certs, "peer", "orthanc")) as scu:
-        _wait_port(orthanc_dicom)
+        wait_dicom(orthanc_dicom)
         modality = {"AET": "ORTHANC", "Host": "127.0.0.1", "Port": orthanc_dicom, "UseDicomTls": True}
         assert requests.put(f"{scu.url}/modalities/orthanc", json=modality, timeout=10).ok
         assert requests.post(f"{scu.url}/modalities/orthanc/echo", json={}, timeout=60).status_code == 200
@@ -160,6 +149,17 @@ def test_dicom_tls_with_real_orthanc_both_ways(tls_server, certs, tmp_path_facto
                               timeout=60)
         assert moved.status_code == 200, moved.text
         assert _count(tls_server) == before + 1
+
+        # Orthanc asks our TLS SCP for a C-MOVE to itself: our sub-operations go out over TLS too
+        study_uid = "1.2.826.0.1.3680043.8.498.4242"
+        ours_only = requests.post(f"{tls_server.url}/instances", timeout=10,
+                                  data=make_dicom(PatientID="TLS4", StudyInstanceUID=study_uid)).json()
+        destination = {"AET": "ORTHANC", "Host": "127.0.0.1", "Port": orthanc_dicom, "UseDicomTls": True}
+        assert requests.put(f"{tls_server.url}/modalities/orthanc", json=destination, timeout=10).ok
+        retrieve = requests.post(f"{orthanc.url}/modalities/ours/move", timeout=60, json={
+            "Level": "Study", "Resources": [{"StudyInstanceUID": study_uid}], "TargetAet": "ORTHANC"})
+        assert retrieve.status_code == 200, retrieve.text
+        assert ours_only["ID"] in requests.get(f"{orthanc.url}/instances", timeout=10).json()
 
 
 def test_tls_enabled_without_certificate_is_a_clear_configuration_error():
