@@ -21,23 +21,32 @@ from django.db import connections
 from archive.errors import ArchiveError
 
 
+def default_processes(threads: int) -> int:
+    """One process per CPU, and at least one per association Orthanc serves at once (DicomThreadsCount, up
+    to 4, Orthanc's default): Python runs one thread at a time per process, so where Orthanc serves four
+    associations on four threads we serve them in four processes (+5-10% C-STORE ingest with 4 storescu on
+    2 CPUs against 2 processes, for ~20 MB PSS per process; bench/network.py)."""
+    return max(os.cpu_count() or 1, min(threads, 4))
+
+
 class Command(BaseCommand):
     help = "Run the DICOM server (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, storage commitment) on DicomPort."
 
     def add_arguments(self, parser):
         parser.add_argument("--processes", type=int,
                             default=int(os.environ.get("DICOM_PROCESSES", "0")) or None,
-                            help="worker processes sharing the port (default: the number of CPUs)")
+                            help="worker processes sharing the port (default: one per CPU, at least "
+                                 "min(DicomThreadsCount, 4))")
         parser.add_argument("--port", type=int, default=None, help="instead of DicomPort")
         parser.add_argument("--host", default="0.0.0.0")
 
     def handle(self, *args, **options):
         from archive.network.scp import ScpSettings, server_build
 
-        processes = max(1, options["processes"] or os.cpu_count() or 1)
-        loads = multiprocessing.Array("i", processes, lock=False)   # shared memory, inherited by fork
         try:
             scp = ScpSettings.from_configuration()
+            processes = max(1, options["processes"] or default_processes(scp.threads))
+            loads = multiprocessing.Array("i", processes, lock=False)   # shared memory, inherited by fork
             # The server is built (socket bound) once, here; each worker inherits it and serves it.
             server = server_build(scp=scp, host=options["host"], port=options["port"], loads=loads, slot=0)
         except ArchiveError as exc:      # a configuration error (DICOM TLS files...): say it, as Orthanc does
