@@ -7,6 +7,11 @@ class ArchiveConfig(AppConfig):
 
     def ready(self) -> None:
         import pydicom.config
+        from django.db.backends.signals import connection_created
+
+        from archive.read_only import install_guard
+
+        connection_created.connect(install_guard, dispatch_uid="archive.read_only")
 
         # Values are read as received and answered as Orthanc does; pydicom's check of each value read
         # against its VR only logs warnings (WARN, the default), and costs ~10% of parsing a header.

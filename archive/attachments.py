@@ -352,3 +352,19 @@ def attachment_delete(*, public_id: str, name: str, if_match: str | None) -> Non
         _log(resource, number)
         statistics_add(-Totals(disk_size=row.compressed_size, uncompressed_size=row.uncompressed_size))
     dicom_storage().remove(uuid)
+
+
+def dicom_as_json_invalidate() -> int:
+    """POST /tools/invalidate-tags: remove every DICOM-as-JSON attachment, so that the summaries are made
+    again from the files, as Orthanc does (no change is logged: Orthanc logs those of user attachments only).
+    This server never caches tags in such attachments: only those a client put are there, often none.
+    Returns how many went."""
+    with transaction.atomic():
+        rows = list(Attachment.objects.filter(content_type=ContentType.DicomAsJson)
+                    .values_list("id", "uuid", "compressed_size", "uncompressed_size"))
+        if rows:
+            Attachment.objects.filter(id__in=[r[0] for r in rows]).delete()
+            statistics_add(-Totals(disk_size=sum(r[2] for r in rows), uncompressed_size=sum(r[3] for r in rows)))
+    for _id, uuid, _size, _usize in rows:
+        dicom_storage().remove(uuid)
+    return len(rows)

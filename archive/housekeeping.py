@@ -30,7 +30,10 @@ def storage_recover() -> tuple[int, int]:
 
 
 def housekeeper_tick() -> None:
-    """One pass of the periodic chores; never raises (a busy database is retried next tick)."""
+    """One pass of the periodic chores; never raises (a busy database is retried next tick). None under
+    ReadOnly: marking resources stable and settling staged files are writes."""
+    if archive_settings().read_only:
+        return
     try:
         while resources_stabilize(stable_age=archive_settings().stable_age) > 0:
             pass

@@ -31,6 +31,7 @@ from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
 from archive.levels import Level
 from archive.models import ChangeType, ContentType, MetadataType, Resource
+from archive.read_only import refuse_writes
 from archive.settings import archive_settings
 from archive.statistics import Totals, statistics_add, statistics_totals
 from archive.storage import compress, dicom_storage
@@ -142,6 +143,7 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input.
     ``metadata(ids)`` names (level, type, value) to set on the instance or its ancestors in the same transaction,
     as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs)."""
+    refuse_writes()  # ReadOnly: before any file is written
     cfg = archive_settings()
     compressed = cfg.storage_compression
     storage = dicom_storage()

@@ -27,6 +27,7 @@ class ArchiveSettings:
     # the Dictionary option: (tag, private creator or None) -> (VR, name); see archive.dicom.json.dictionary_entry
     dictionary: dict[tuple[int, str | None], tuple[str, str]]
     lossy_quality: int = 90        # DicomLossyTranscodingQuality (1-100)
+    read_only: bool = False        # ReadOnly (1.12.5): see archive.read_only
 
     def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
         return self.extra_tags.get(level.value, ())
@@ -80,6 +81,7 @@ def archive_settings() -> ArchiveSettings:
         default_encoding=str(cfg.get("DefaultEncoding", "Latin1")),
         stable_age=int(cfg.get("StableAge", 60)),
         check_revisions=bool(cfg.get("CheckRevisions", False)),
+        read_only=bool(cfg.get("ReadOnly", False)),
         extra_tags=_parse_extra(cfg),
         dictionary=_dictionary(cfg),
     )

@@ -57,6 +57,8 @@ class AttachmentListApi(OrthancView):
 
 
 class AttachmentApi(OrthancView):
+    read_only_absent = frozenset({"put", "delete"})
+
     def get(self, request, public_id: str, name: str):
         att = attachments.attachment_get(public_id=public_id, name=name)
         if attachments.attachment_matches(att, request.headers.get("If-None-Match")):
@@ -129,6 +131,8 @@ for _level in Level:
         path(f"{_base}/<str:name>", AttachmentApi.as_view(level=_level)),
         # Range on data and compressed-data: new in Orthanc 1.12.5; ?filename: new in 1.12.7
         *[path(f"{_base}/<str:name>/{part}", AttachmentPartApi.as_view(level=_level, part=part)) for part in PARTS],
-        *[path(f"{_base}/<str:name>/{action}", AttachmentActionApi.as_view(level=_level, action=action))
+        *[path(f"{_base}/<str:name>/{action}", AttachmentActionApi.as_view(
+            level=_level, action=action,
+            read_only_absent=frozenset({"post"}) if action in ("compress", "uncompress") else frozenset()))
           for action in ACTIONS],
     ]

@@ -65,7 +65,12 @@ def drf_exception_handler(exc: Exception, context: dict) -> HttpResponse | None:
         return archive_error_response(request, exc)
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         view = context.get("view")
-        allowed = [m.upper() for m in view.http_method_names if hasattr(view, m)] if view else []
+        if hasattr(view, "allowed_methods_now"):
+            allowed = view.allowed_methods_now()
+        else:
+            allowed = [m.upper() for m in view.http_method_names if hasattr(view, m)] if view else []
+        if view is not None and not allowed:   # a route with no method left (ReadOnly): not registered at all
+            return error_response(request, OrthancError.UNKNOWN_RESOURCE)
         return method_not_allowed(allowed)
     if isinstance(exc, drf_exceptions.ParseError):
         return error_response(request, OrthancError.BAD_JSON, str(exc.detail))

@@ -258,6 +258,8 @@ class BulkDeleteApi(OrthancView):
     """POST /tools/bulk-delete {"Resources": [ids of any level]}: unknown IDs are skipped (Orthanc 1.10.1 answers
     200 with an empty body either way)."""
 
+    read_only_absent = frozenset({"post"})
+
     def post(self, request):
         from archive import services
 

@@ -23,6 +23,8 @@ class LabelsApi(OrthancView):
 
 
 class LabelApi(OrthancView):
+    read_only_absent = frozenset({"put", "delete"})
+
     def get(self, request, public_id: str, label: str):
         # Orthanc answers an empty body when the label is there and a bare 404 when it is not.
         if not labels.label_test(level=self.level, public_id=public_id, name=label):
@@ -46,6 +48,8 @@ class AllLabelsApi(OrthancView):
 class ProtectedApi(OrthancView):
     """GET/PUT /patients/{id}/protected. Orthanc answers 400 Parameter out of range (not 404) for an ID that
     is not a patient's, so UnknownResource is translated here, the one place where that is the contract."""
+
+    read_only_absent = frozenset({"put"})
 
     def get(self, request, public_id: str):
         patient = selectors.resource_get(level=Level.PATIENT, public_id=public_id)

@@ -249,6 +249,8 @@ class ReconstructApi(OrthancView):
     (Orthanc runs them in the request too); "ReconstructFiles" also rewrites the files (compression,
     IngestTranscoding); "LimitToThisLevelMainDicomTags" (1.12.4) only refreshes this level's tags."""
 
+    read_only_absent = frozenset({"post"})
+
     def post(self, request, public_id: str | None = None):
         body = body_object(request._request.body)
         files = restructure.boolean(body, "ReconstructFiles", False)

@@ -50,6 +50,8 @@ class ResourceApi(OrthancView):
     which its HTTP server turns into a 404 with an empty body (not the JSON error body of the sub-routes),
     so UnknownResource is translated here, the one place where that is the contract."""
 
+    read_only_absent = frozenset({"delete"})
+
     def get(self, request, public_id: str):
         return json_response(_one(selectors.resource_get(level=self.level, public_id=public_id), request))
 

@@ -70,11 +70,11 @@ def system_info() -> dict:
         "MaximumStorageSize": archive.maximum_storage_size,
         "Name": cfg["Name"],
         "OverwriteInstances": archive.overwrite_instances,
-        # The ReadOnly and PatientLevelEnabled options are not enforced yet: writes and /patients work.
+        # PatientLevelEnabled (experimental in Orthanc 1.12.11) is not enforced: /patients always works.
         "PatientLevelEnabled": True,
         # No Orthanc plugin (C shared library) can be loaded here.
         "PluginsEnabled": False,
-        "ReadOnly": False,
+        "ReadOnly": archive.read_only,
         "StorageAreaPlugin": None,
         "StorageCompression": archive.storage_compression,
         "UserMetadata": dict(cfg.get("UserMetadata") or {}),

@@ -21,9 +21,10 @@ from django.core.signals import request_started
 from django.urls import path
 from pydicom.uid import generate_uid
 
-from archive import changes, runtime, selectors
+from archive import attachments, changes, runtime, selectors
 from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.levels import Level
+from archive.read_only import read_only
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
 from explorer.api.rendering import bare_response, json_response, text_response
@@ -73,7 +74,8 @@ if "gunicorn" in sys.modules:
 
 
 class ToolsApi(OrthancView):
-    """GET /tools: the operations registered under /tools, sorted, as Orthanc lists its URI children."""
+    """GET /tools: the operations registered under /tools, sorted, as Orthanc lists its URI children (under
+    ReadOnly, not those whose only methods are unregistered: bulk-delete, invalidate-tags, reconstruct)."""
 
     def get(self, request):
         from explorer.api.urls import flat_urlpatterns
@@ -83,9 +85,17 @@ class ToolsApi(OrthancView):
             route = str(pattern.pattern)
             if route.startswith("tools/"):
                 name = route.split("/")[1]
-                if name and not name.startswith("<"):
+                if name and not name.startswith("<") and _registered_now(pattern):
                     names.add(name)
         return json_response(sorted(names))
+
+
+def _registered_now(pattern) -> bool:
+    view = getattr(pattern.callback, "view_class", None)
+    if view is None or not view.read_only_absent or not read_only():
+        return True
+    initkwargs = getattr(pattern.callback, "view_initkwargs", {})
+    return bool(view(**initkwargs).allowed_methods_now())
 
 
 class NowApi(OrthancView):
@@ -256,6 +266,16 @@ class LookupApi(OrthancView):
                                "Type": levels[r.level].value} for r in found])
 
 
+class InvalidateTagsApi(OrthancView):
+    """POST /tools/invalidate-tags: drop the DICOM-as-JSON summaries (absent under ReadOnly, as in Orthanc)."""
+
+    read_only_absent = frozenset({"post"})
+
+    def post(self, request):
+        attachments.dicom_as_json_invalidate()
+        return text_response("")
+
+
 urlpatterns = [
     path("tools", ToolsApi.as_view()),
     path("tools/now", NowApi.as_view()),
@@ -270,5 +290,6 @@ urlpatterns = [
     *[path(f"tools/log-level-{c}", LogLevelApi.as_view(category=c)) for c in runtime.LOG_CATEGORIES],
     path("tools/metrics", MetricsApi.as_view()),                                      # GET, PUT
     path("tools/metrics-prometheus", PrometheusApi.as_view()),
-    path("tools/lookup", LookupApi.as_view()),                                        # POST
+    path("tools/lookup", LookupApi.as_view()),
+    path("tools/invalidate-tags", InvalidateTagsApi.as_view()),                       # POST                                        # POST
 ]

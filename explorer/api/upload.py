@@ -44,6 +44,8 @@ def _zip_entries(data: bytes):
 class InstancesApi(ResourceListApi):
     """GET lists the instances (as for every level); POST uploads."""
 
+    read_only_absent = frozenset({"post"})
+
     def post(self, request):
         origin = Origin.rest(remote_ip=remote_ip(request), username=getattr(request, "orthanc_user", ""))
         ctype = request.META.get("CONTENT_TYPE", "").split(";")[0].strip().lower()

@@ -14,4 +14,5 @@ register = template.Library()
 def labels_box(context, level: str, public_id: str) -> dict:
     """``{% labels_box "Study" view.study.public_id %}``: the labels of a resource, editable inline."""
     return {"csrf_token": context.get("csrf_token"), "request": context.get("request"),
+            "read_only": context.get("read_only", False),
             **labels_context(level=Level(level), public_id=public_id)}

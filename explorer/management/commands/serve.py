@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from archive.housekeeping import housekeeper_tick, storage_recover
+from archive.settings import archive_settings
 
 logger = logging.getLogger(__name__)
 ALL_ROLES = frozenset({"http", "dicom", "jobs"})
@@ -58,6 +59,16 @@ def _roles(options) -> frozenset[str]:
     return frozenset(roles)
 
 
+def _check_migrated() -> None:
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        raise CommandError("ReadOnly is true but the database is not ready (it needs migrations): start once "
+                           "without ReadOnly, or run manage.py migrate")
+
+
 class Command(BaseCommand):
     help = ("Start the Orthanc-compatible server (HTTP, housekeeping). --config FILE (read by manage.py "
             "for every command) names the Orthanc configuration file or folder.")
@@ -70,12 +81,17 @@ class Command(BaseCommand):
         parser.add_argument("--no-dicom", action="store_true", help="do not start the DICOM server")
         parser.add_argument("--dicom-processes", type=int,
                             default=int(os.environ.get("DICOM_PROCESSES", "0")) or None,
-                            help="processes of the DICOM server (default: the number of CPUs)")
+                            help="processes of the DICOM server (default: one per CPU, at least "
+                                 "min(DicomThreadsCount, 4))")
 
     def handle(self, *args, **options):
         cfg = settings.ORTHANC
         roles = _roles(options)
-        if not options["no_migrate"]:
+        read_only = archive_settings().read_only
+        if read_only:
+            # ReadOnly (1.12.5): the database is used as it is, never migrated; one that needs it cannot be served
+            _check_migrated()
+        elif not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if roles == ALL_ROLES:
             from explorer.observability import metrics_reset
@@ -84,9 +100,10 @@ class Command(BaseCommand):
         from archive.network.registry import registry_reset
 
         registry_reset()  # REST-made modalities and peers last until the server stops, unless *InDatabase
-        published, discarded = storage_recover()
-        if published or discarded:
-            self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
+        if not read_only:
+            published, discarded = storage_recover()
+            if published or discarded:
+                self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
 
         children: list[subprocess.Popen] = []
         if "jobs" in roles:
