@@ -72,13 +72,6 @@ def string_list(body: dict, name: str, *, required: bool = False) -> list[str]:
     return value
 
 
-def boolean(body: dict, name: str, default: bool) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise BadFileFormat(f"Boolean value expected in field: {name}")
-    return value
-
-
 def split_parse(body: dict, *, study_uid: str) -> Restructure:
     """Replace and Remove of a split request (only Patient and General Study module tags)."""
     replace = body.get("Replace", {})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 
+from archive.body_fields import boolean_field
 from archive.errors import BadFileFormat, InexistentItem, ParameterOutOfRange, UnknownResource
 from archive.models import GlobalProperty
 
@@ -85,14 +86,6 @@ def _string(obj: dict, name: str, default: str | None = None) -> str:
     return obj[name]
 
 
-def _boolean(obj: dict, name: str, default: bool) -> bool:
-    if name not in obj:
-        return default
-    if not isinstance(obj[name], bool):
-        raise BadFileFormat(f"Boolean value expected in field: {name}")
-    return obj[name]
-
-
 def _manufacturer(text: str) -> str:
     if text not in MANUFACTURERS:
         raise ParameterOutOfRange(f"Unknown modality manufacturer: {text}")
@@ -111,7 +104,7 @@ def modality_parse(value) -> Modality:
     aet, host = _string(value, "AET"), _string(value, "Host")
     if "Port" not in value:
         raise BadFileFormat("Integer value expected in field: Port")
-    storage_commitment = _boolean(value, "AllowStorageCommitment", True)
+    storage_commitment = boolean_field(value, "AllowStorageCommitment", True)
     timeout = value.get("Timeout", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
         raise BadFileFormat("Unsigned integer value expected in field: Timeout")
@@ -121,13 +114,13 @@ def modality_parse(value) -> Modality:
     return Modality(
         aet=aet, host=host, port=_port(value["Port"]),
         manufacturer=_manufacturer(_string(value, "Manufacturer", "Generic")),
-        allow_echo=_boolean(value, "AllowEcho", True), allow_find=_boolean(value, "AllowFind", True),
-        allow_find_worklist=_boolean(value, "AllowFindWorklist", True), allow_get=_boolean(value, "AllowGet", True),
-        allow_move=_boolean(value, "AllowMove", True), allow_store=_boolean(value, "AllowStore", True),
-        allow_n_action=_boolean(value, "AllowNAction", storage_commitment),
-        allow_event_report=_boolean(value, "AllowEventReport", storage_commitment),
-        allow_transcoding=_boolean(value, "AllowTranscoding", True),
-        use_dicom_tls=_boolean(value, "UseDicomTls", False), local_aet=_string(value, "LocalAet", ""),
+        allow_echo=boolean_field(value, "AllowEcho", True), allow_find=boolean_field(value, "AllowFind", True),
+        allow_find_worklist=boolean_field(value, "AllowFindWorklist", True), allow_get=boolean_field(value, "AllowGet", True),
+        allow_move=boolean_field(value, "AllowMove", True), allow_store=boolean_field(value, "AllowStore", True),
+        allow_n_action=boolean_field(value, "AllowNAction", storage_commitment),
+        allow_event_report=boolean_field(value, "AllowEventReport", storage_commitment),
+        allow_transcoding=boolean_field(value, "AllowTranscoding", True),
+        use_dicom_tls=boolean_field(value, "UseDicomTls", False), local_aet=_string(value, "LocalAet", ""),
         timeout=timeout, retrieve_method=method)
 
 

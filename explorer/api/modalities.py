@@ -19,6 +19,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from archive import selectors
+from archive.body_fields import boolean_field
 from archive.dicom.tags import parse_tag
 from archive.errors import (
     ArchiveError,
@@ -79,14 +80,6 @@ def _string(body: dict, name: str, default: str) -> str:
         return default
     if not isinstance(body[name], str):
         raise BadParameterType(f"String value expected in field: {name}")
-    return body[name]
-
-
-def _boolean(body: dict, name: str, default: bool) -> bool:
-    if name not in body:
-        return default
-    if not isinstance(body[name], bool):
-        raise BadFileFormat(f"Boolean value expected in field: {name}")
     return body[name]
 
 
@@ -156,7 +149,7 @@ def _echo(params: scu.ScuParameters, body: Any) -> HttpResponse:
     """ExecuteEcho: C-ECHO, then with CheckFind (default DicomEchoChecksFind) a C-FIND of a random study,
     which fails when the remote does not know us. A failed echo is a bare 500."""
     if isinstance(body, dict) and "CheckFind" in body:
-        check_find = _boolean(body, "CheckFind", False)
+        check_find = boolean_field(body, "CheckFind", False)
     else:
         check_find = bool(settings.ORTHANC.get("DicomEchoChecksFind", False))
     if not scu.echo(params):
@@ -464,7 +457,7 @@ class QueryRetrieveApi(OrthancView):
             commands.append({t: values[t] for t in (*RETRIEVE_ITEM_TAGS, 0x00080062) if t in values})
         params = scu.scu_parameters(modality=remote, local_aet=row.local_aet, timeout=timeout)
         is_move = method == "C-MOVE"
-        permissive = _boolean(body, "Permissive", False)
+        permissive = boolean_field(body, "Permissive", False)
         content = dicom_jobs.retrieve_content(params=params, commands=items, fmt=tag_format_of_body(body, "short"),
                                               target_aet=target if is_move else None)
         parameters = dicom_jobs.retrieve_parameters(params=params, commands=commands, permissive=permissive,
@@ -518,7 +511,7 @@ class RetrieveApi(OrthancView):
         commands = _resources(body, level)
         params = scu.scu_parameters(modality=modality, local_aet=local_aet, timeout=timeout)
         target = _string(body, "TargetAet", scu.default_aet()) if self.is_move else None
-        permissive = _boolean(body, "Permissive", False)
+        permissive = boolean_field(body, "Permissive", False)
         content = dicom_jobs.retrieve_content(params=params, commands=commands, fmt="short", target_aet=target)
         parameters = dicom_jobs.retrieve_parameters(params=params, commands=commands, permissive=permissive,
                                                     target_aet=target, timeout=timeout)
@@ -622,7 +615,7 @@ class StoreApi(OrthancView):
                                "port": modality.port if port is None else port})
         if originator_id and not 0 <= originator_id < 65536:
             raise ParameterOutOfRange()
-        commitment = _boolean(body, "StorageCommitment", False)
+        commitment = boolean_field(body, "StorageCommitment", False)
         timeout = _unsigned(body, "Timeout")
         params = scu.scu_parameters(modality=modality, local_aet=local_aet, timeout=timeout)
         content: dict[str, Any] = {
@@ -634,7 +627,7 @@ class StoreApi(OrthancView):
         }
         parameters: dict[str, Any] = {
             "remote": registry.modality_json(modality), "local_aet": params.local_aet, "timeout": timeout,
-            "instances": instances, "permissive": _boolean(body, "Permissive", False),
+            "instances": instances, "permissive": boolean_field(body, "Permissive", False),
             "storage_commitment": commitment, "move_originator": None}
         if originator_id:
             content.update({"MoveOriginatorAET": originator_aet, "MoveOriginatorID": originator_id})

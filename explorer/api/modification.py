@@ -9,6 +9,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from archive import metadata, modification, reconstruct, restructure, selectors
+from archive.body_fields import boolean_field
 from archive.dicom.tags import parse_tag
 from archive.errors import BadFileFormat, BadRequest, ParameterOutOfRange, UnknownResource
 from archive.find_request import tag_format_of_body
@@ -166,7 +167,7 @@ class BulkContentApi(OrthancView):
                 level = Level(body["Level"])
             except ValueError:
                 raise ParameterOutOfRange(f"Unknown resource type: {body['Level']}") from None
-        with_metadata = restructure.boolean(body, "Metadata", True)
+        with_metadata = boolean_field(body, "Metadata", True)
         fmt = tag_format_of_body(body)
         found: list[Resource] = []
         seen: set[int] = set()
@@ -206,7 +207,7 @@ class MergeApi(OrthancView):
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
         ids = restructure.string_list(body, "Resources", required=True)
-        keep_source = restructure.boolean(body, "KeepSource", False)
+        keep_source = boolean_field(body, "KeepSource", False)
         target = restructure.study_get(public_id, "Cannot merge into an unknown study: ")
         sources = restructure.merge_sources(target=target, resource_ids=ids)
         plan = restructure.merge_plan(target=target)
@@ -224,8 +225,8 @@ class SplitApi(OrthancView):
         instances = restructure.string_list(body, "Instances")
         if not series and not instances:
             raise BadRequest('Both the "Series" and the "Instances" fields are missing')
-        keep_source = restructure.boolean(body, "KeepSource", False)
-        keep_labels = restructure.boolean(body, "KeepLabels", False)
+        keep_source = boolean_field(body, "KeepSource", False)
+        keep_labels = boolean_field(body, "KeepLabels", False)
         from pydicom.uid import generate_uid
 
         plan = restructure.split_parse(body, study_uid=generate_uid(prefix=UID_ROOT))
@@ -253,11 +254,11 @@ class ReconstructApi(OrthancView):
 
     def post(self, request, public_id: str | None = None):
         body = body_object(request._request.body)
-        files = restructure.boolean(body, "ReconstructFiles", False)
+        files = boolean_field(body, "ReconstructFiles", False)
         if public_id is None:
             reconstruct.archive_reconstruct(files=files)
         else:
-            limit = restructure.boolean(body, "LimitToThisLevelMainDicomTags", False)
+            limit = boolean_field(body, "LimitToThisLevelMainDicomTags", False)
             resource = selectors.resource_get(level=self.level, public_id=public_id)
             reconstruct.resource_reconstruct(resource=resource, files=files, this_level_only=limit)
         return json_response({})

@@ -9,6 +9,7 @@ import re
 from django.http import HttpResponse
 from django.urls import path
 
+from archive.body_fields import boolean_field
 from archive.errors import BadFileFormat, UnknownResource
 from archive.network.peers import peer_store_straight, peer_system
 from archive.network.registry import peer_delete, peer_get, peer_json, peer_parse, peer_set, peers_all
@@ -103,13 +104,6 @@ def _export_request(raw: bytes) -> tuple[list[str], dict]:
     return ids, options
 
 
-def _boolean(options: dict, name: str) -> bool:
-    value = options.get(name, False)
-    if not isinstance(value, bool):
-        raise BadFileFormat(f"Boolean value expected in field: {name}")
-    return value
-
-
 def _transcode(options: dict) -> str | None:
     if "Transcode" not in options:
         return None
@@ -129,9 +123,9 @@ class PeerStoreApi(OrthancView):
         resources, options = _export_request(request._request.body)
         instances = peer_store_instances(resources=resources)
         transcode = _transcode(options)
-        compress = _boolean(options, "Compress")
+        compress = boolean_field(options, "Compress", False)
         peer = peer_get(name)
-        permissive = _boolean(options, "Permissive")
+        permissive = boolean_field(options, "Permissive", False)
         mode = job_mode(options)
         parameters, content = peer_store_plan(
             peer=peer, resources=resources, instances=instances, compress=compress, transcode=transcode,
