@@ -30,6 +30,7 @@ from archive.errors import BadFileFormat, FullStorage, InexistentTag, UnknownRes
 from archive.identifiers import ResourceIds, resource_ids
 from archive.index_writes import IndexWriter
 from archive.levels import Level
+from archive.metrics import timed
 from archive.models import ChangeType, ContentType, MetadataType, Resource
 from archive.read_only import refuse_writes
 from archive.settings import archive_settings
@@ -143,6 +144,12 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input.
     ``metadata(ids)`` names (level, type, value) to set on the instance or its ancestors in the same transaction,
     as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs)."""
+    with timed("orthanc_store_dicom_duration_ms"):
+        return _instance_store(data=data, origin=origin, overwrite=overwrite, metadata=metadata)
+
+
+def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
+                    metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None) -> StoreResult:
     refuse_writes()  # ReadOnly: before any file is written
     cfg = archive_settings()
     compressed = cfg.storage_compression
@@ -170,7 +177,7 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
         md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
         stored_md5 = (hashlib.md5(stored).hexdigest() if compressed else md5) if cfg.store_md5 else ""
         if staging is None:
-            storage.stage(file_uuid, stored)
+            _stage(storage, file_uuid, stored)
         else:
             staging.result()  # durable before the index references it
     except BaseException:
@@ -221,7 +228,12 @@ def _stage_in_background(storage, file_uuid: str, data: bytes) -> Future:
     # One pool per process: a forked child (jobs.kinds.copies) inherits the object but not its threads.
     if _stager is None or _stager[0] != os.getpid():
         _stager = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage"))
-    return _stager[1].submit(storage.stage, file_uuid, data)
+    return _stager[1].submit(_stage, storage, file_uuid, data)
+
+
+def _stage(storage, file_uuid: str, data: bytes) -> None:
+    with timed("orthanc_storage_create_duration_ms"):
+        storage.stage(file_uuid, data)
 
 
 def _settle(staging: Future | None, storage, file_uuid: str) -> None:

@@ -249,7 +249,7 @@ class DicomRetrieveReceived(models.Model):
 
 class ProcessMetrics(models.Model):
     """Each server process's own Prometheus figures (active requests, durations, logged errors...), written by
-    the process every few seconds (explorer/observability.py) so that whichever HTTP process answers
+    the process every few seconds (archive/metrics.py) so that whichever HTTP process answers
     /tools/metrics-prometheus reports the whole deployment. Gauges count only rows ``updated`` recently (live
     processes); counters of dead processes are folded into the row ``process="retired"`` and kept."""
 

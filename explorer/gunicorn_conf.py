@@ -1,5 +1,5 @@
 """gunicorn settings shared by ``manage.py serve`` and the Procfile (``gunicorn -c python:explorer.gunicorn_conf``):
-gthread workers, and in each worker the metrics flusher (explorer/observability.py), started after the fork
+gthread workers, and in each worker the metrics flusher (archive/metrics.py), started after the fork
 because a thread does not survive one. Command-line options override what is set here."""
 
 from __future__ import annotations
@@ -14,6 +14,6 @@ accesslog = "-" if os.environ.get("ACCESS_LOG") else None
 
 
 def post_fork(server, worker) -> None:
-    from explorer.observability import metrics_flusher_start
+    from archive.metrics import metrics_flusher_start
 
     metrics_flusher_start()

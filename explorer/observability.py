@@ -1,20 +1,10 @@
-"""Request IDs, structured logs and the per-process metrics that every server process shares.
+"""Request IDs and structured logs of every server process (the metrics are archive/metrics.py's).
 
 Request IDs: ``RequestIdMiddleware`` takes ``X-Request-ID`` from the request (a load balancer or a client
 may set it) or makes one, answers it in the same header and keeps it in a context variable, so that
 ``RequestIdFilter`` can put it on every log record of that request (``%(request_id)s``; ``-`` outside a
 request). ``LOG_FORMAT=json`` selects ``JsonFormatter``: one JSON object per line with ts, level, logger,
 message, request_id and pid (and ``exc`` when there is a traceback).
-
-Metrics: Orthanc keeps its REST figures in memory (``MetricsRegistry``), which is right for one process and
-wrong for a deployment of several: a scrape would land on one gunicorn worker among many. Here each process
-keeps its figures in memory too (``ProcessRegistry``), and a flusher thread writes them every
-``METRICS_FLUSH_SECONDS`` to one row per process (``archive.models.ProcessMetrics``). Whichever process
-answers /tools/metrics-prometheus reads every row and combines them by the rule of each metric
-(``AGGREGATION``): gauges from live rows only (updated within ``LIVE_SECONDS``), summed or maxed; counters
-from every row, a dead process's count being kept (folded into the row ``retired`` after a while). The
-table works on SQLite and PostgreSQL alike, needs no Redis, and costs at most one small upsert per process
-per flush interval when something changed.
 """
 
 from __future__ import annotations
@@ -23,17 +13,15 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import os
 import re
-import socket
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse
+
+from archive.metrics import registry
 
 logger = logging.getLogger(__name__)
 
@@ -116,193 +104,3 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
-
-
-# -- metrics of this process -------------------------------------------------------------------------------------
-
-WINDOW_SECONDS = 10.0   # Orthanc's MetricsUpdatePolicy_MaxOver10Seconds
-LIVE_SECONDS = 15.0     # a row not written for this long is a dead process: its gauges no longer count
-HEARTBEAT_SECONDS = 5.0
-RETIRE_SECONDS = 600.0  # a row not written for this long has its counters folded into "retired"
-RETIRED = "retired"
-
-# How the figures of several processes make one: "sum" and "max" over live processes (gauges), "counter" summed
-# over all processes that ever ran (dead ones included).
-AGGREGATION: dict[str, str] = {
-    "orthanc_rest_api_active_requests": "sum",
-    "orthanc_rest_api_duration_ms": "max",
-    "orthanc_logged_errors_count": "counter",
-    "orthanc_logged_warnings_count": "counter",
-}
-
-
-class _MaxOverWindow:
-    """The largest value seen in the last WINDOW_SECONDS, as Orthanc's MaxOver10Seconds items."""
-
-    def __init__(self) -> None:
-        self.samples: deque[tuple[float, float]] = deque()
-
-    def add(self, value: float, now: float) -> None:
-        self.samples.append((now, value))
-        self._prune(now)
-
-    def value(self, now: float, default: float = 0) -> float:
-        self._prune(now)
-        return max((v for _, v in self.samples), default=default)
-
-    def _prune(self, now: float) -> None:
-        while self.samples and self.samples[0][0] < now - WINDOW_SECONDS:
-            self.samples.popleft()
-
-
-class ProcessRegistry:
-    """This process's own figures; thread-safe (gthread workers serve several requests at once)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._active = 0
-        self._active_max = _MaxOverWindow()
-        self._duration_max = _MaxOverWindow()
-        self._counters: dict[str, int] = {}
-
-    def rest_request_started(self) -> None:
-        with self._lock:
-            self._active += 1
-            self._active_max.add(self._active, time.time())
-
-    def rest_request_finished(self, *, duration_ms: float) -> None:
-        with self._lock:
-            now = time.time()
-            self._active -= 1
-            self._active_max.add(self._active, now)
-            self._duration_max.add(duration_ms, now)
-
-    def counter_add(self, *, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._counters[name] = self._counters.get(name, 0) + amount
-
-    def snapshot(self) -> dict[str, float]:
-        """Each metric of AGGREGATION as this process sees it now."""
-        with self._lock:
-            now = time.time()
-            values: dict[str, float] = {name: 0 for name in AGGREGATION}
-            values["orthanc_rest_api_active_requests"] = self._active_max.value(now, default=self._active)
-            values["orthanc_rest_api_duration_ms"] = round(self._duration_max.value(now), 3)
-            values.update(self._counters)
-            return values
-
-
-registry = ProcessRegistry()
-
-
-def process_key() -> str:
-    """This process among all: host and pid (computed each time: a fork changes the pid)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def metrics_aggregate(rows: list[tuple[str, dict, float]], *, now: float) -> dict[str, float]:
-    """Combine rows (process, values, updated) by AGGREGATION; gauges only from rows updated within LIVE_SECONDS."""
-    combined: dict[str, float] = {name: 0 for name in AGGREGATION}
-    for _process, values, updated in rows:
-        live = updated >= now - LIVE_SECONDS
-        for name, rule in AGGREGATION.items():
-            value = values.get(name)
-            if value is None or (rule != "counter" and not live):
-                continue
-            combined[name] = max(combined[name], value) if rule == "max" else combined[name] + value
-    return combined
-
-
-def metrics_collect() -> dict[str, float]:
-    """The deployment's figures: every process's row, this process's own figures taken live (not as last
-    flushed). One indexed read of a table with one row per process."""
-    from archive.models import ProcessMetrics
-
-    me = process_key()
-    now = time.time()
-    rows = [row for row in ProcessMetrics.objects.values_list("process", "values", "updated") if row[0] != me]
-    rows.append((me, registry.snapshot(), now))
-    return metrics_aggregate(rows, now=now)
-
-
-def metrics_flush() -> None:
-    """Write this process's figures to its row (one upsert)."""
-    from archive.models import ProcessMetrics
-
-    ProcessMetrics.objects.update_or_create(process=process_key(),
-                                            defaults={"values": registry.snapshot(), "updated": time.time()})
-
-
-def metrics_retire(*, older_than: float = RETIRE_SECONDS) -> int:
-    """Fold the counters of rows not written for ``older_than`` seconds into the row ``retired`` and delete
-    them, so the table stays one row per live process. Returns how many rows were folded."""
-    from django.db import transaction
-
-    from archive.models import ProcessMetrics
-
-    limit = time.time() - older_than
-    with transaction.atomic():
-        retired, _ = ProcessMetrics.objects.select_for_update().get_or_create(
-            process=RETIRED, defaults={"values": {}, "updated": 0.0})
-        # Read after taking the lock on "retired": a concurrent retirer has already deleted what it folded.
-        stale = list(ProcessMetrics.objects.filter(updated__lt=limit).exclude(process=RETIRED))
-        if not stale:
-            return 0
-        totals = dict(retired.values)
-        for row in stale:
-            for name, rule in AGGREGATION.items():
-                if rule == "counter" and row.values.get(name):
-                    totals[name] = totals.get(name, 0) + row.values[name]
-        retired.values = totals
-        retired.save(update_fields=["values"])
-        ProcessMetrics.objects.filter(process__in=[row.process for row in stale]).delete()
-        return len(stale)
-
-
-def metrics_reset() -> None:
-    """Forget every process's figures: ``serve`` does it when it starts the whole server, as Orthanc's counters
-    start at zero with the process."""
-    from archive.models import ProcessMetrics
-
-    ProcessMetrics.objects.all().delete()
-
-
-_flusher_pid: int | None = None
-
-
-def metrics_flusher_start(*, interval: float | None = None) -> None:
-    """Start this process's flusher thread (once per process; call it after a fork, e.g. gunicorn post_fork).
-    It writes when the figures changed, and every HEARTBEAT_SECONDS while a gauge is not zero (a long request
-    keeps its process counted), and every minute anyway (the row must not look retired)."""
-    global _flusher_pid
-    from django.conf import settings
-
-    interval = float(interval if interval is not None else getattr(settings, "METRICS_FLUSH_SECONDS", 2.0))
-    if interval <= 0 or _flusher_pid == os.getpid():
-        return
-    _flusher_pid = os.getpid()
-    threading.Thread(target=_flusher_loop, args=(interval,), name="metrics-flusher", daemon=True).start()
-
-
-def _flusher_loop(interval: float) -> None:
-    from django.db import close_old_connections
-
-    last_values: dict[str, float] | None = None
-    last_write = 0.0
-    last_retire = time.time()
-    while True:
-        time.sleep(interval)
-        try:
-            now = time.time()
-            values = registry.snapshot()
-            busy = any(values[n] for n, rule in AGGREGATION.items() if rule != "counter")
-            if (values != last_values or (busy and now - last_write >= HEARTBEAT_SECONDS)
-                    or now - last_write >= 60):
-                metrics_flush()
-                last_values, last_write = values, now
-            if now - last_retire >= 60:
-                metrics_retire()
-                last_retire = now
-        except Exception:  # noqa: BLE001 - a metrics write must never take the process down
-            logger.debug("metrics flush failed", exc_info=True)
-            close_old_connections()

@@ -173,7 +173,7 @@ elif _cache_url:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Each server process writes its REST figures for /tools/metrics-prometheus this often (explorer/observability.py).
+# Each server process writes its REST figures for /tools/metrics-prometheus this often (archive/metrics.py).
 METRICS_FLUSH_SECONDS = float(os.environ.get("METRICS_FLUSH_SECONDS", "2"))
 
 # Every line carries the request ID (``-`` outside a request); LOG_FORMAT=json gives one JSON object per line

@@ -60,6 +60,7 @@ from archive import runtime
 from archive.errors import ArchiveError, BadFileFormat
 from archive.ingest import Origin, instance_store
 from archive.levels import Level
+from archive.metrics import timed
 from archive.network import registry
 from archive.network.association import FastRequestHandler
 from archive.network.cfind import LEVELS, QueryRefused, find_answers
@@ -439,8 +440,9 @@ def handle_find(event, scp: ScpSettings) -> Iterator[tuple[int, Dataset | None]]
     caller = _caller(event)
     modality = caller.modality
     try:
-        found = find_answers(event.identifier, retrieve_aet=scp.aet,
-                             manufacturer=modality.manufacturer if modality else "Generic")
+        with timed("orthanc_find_scp_duration_ms"):
+            found = find_answers(event.identifier, retrieve_aet=scp.aet,
+                                 manufacturer=modality.manufacturer if modality else "Generic")
     except QueryRefused as exc:
         logger.warning("C-FIND request handler has failed: %s", exc)
         yield CANNOT_UNDERSTAND, None
@@ -567,7 +569,8 @@ def handle_move(event, scp: ScpSettings):
     _name, modality = found
     # A lookup that fails raises here, before the destination is yielded: pynetdicom then answers 0xC514,
     # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
-    instances = retrieve_instances(event.identifier)
+    with timed("orthanc_move_scp_duration_ms"):   # as Orthanc's: the lookup, not the sub-operations
+        instances = retrieve_instances(event.identifier)
     options = {"contexts": _store_contexts(instances), "ae_title": modality.aet,
                "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
     if modality.use_dicom_tls:

@@ -26,7 +26,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from explorer.observability import process_key
+from archive.metrics import process_key
 
 logger = logging.getLogger(__name__)
 

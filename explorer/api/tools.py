@@ -24,11 +24,11 @@ from pydicom.uid import generate_uid
 from archive import attachments, changes, runtime, selectors
 from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.levels import Level
+from archive.metrics import TIMERS, metrics_collect
 from archive.read_only import read_only
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
 from explorer.api.rendering import bare_response, json_response, text_response
-from explorer.observability import metrics_collect
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 CONFORMANCE = Path(__file__).with_name("conformance.txt")
@@ -212,7 +212,7 @@ def _jobs_metrics() -> dict[str, int]:
 def metrics_values() -> dict[str, int | float]:
     """The metrics of Orthanc 1.12.11 that this server can compute truthfully, for the whole deployment: the
     database-derived ones, the jobs ones, and the per-process ones (REST active requests and duration, logged
-    errors and warnings) combined over every live server process (explorer/observability.py). Caches and
+    errors and warnings) combined over every live server process (archive/metrics.py). Caches and
     thread pools of Orthanc's C++ core have no counterpart here and are left out."""
     stats = global_statistics()
     shared = metrics_collect()
@@ -231,6 +231,8 @@ def metrics_values() -> dict[str, int | float]:
         "orthanc_last_change": changes.change_last_index(),
         "orthanc_uncompressed_size_mb": _mb(stats["TotalUncompressedSize"]),
         "orthanc_up_time_s": int(time.time() - STARTED_AT),
+        # Store, storage-create, C-FIND and C-MOVE timers, once some process recorded one (whole milliseconds)
+        **{name: int(round(shared[name])) for name in TIMERS if name in shared},
     }
 
 

@@ -19,7 +19,7 @@ def _metrics(url: str) -> dict[str, float]:
 def _wait_for(url: str, name: str, expected: float, timeout: float = 20) -> float:
     deadline = time.time() + timeout
     while True:
-        value = _metrics(url)[name]
+        value = _metrics(url).get(name, -1.0)   # a timer is listed once recorded and flushed
         if value >= expected or time.time() > deadline:
             return value
         time.sleep(0.3)
@@ -55,3 +55,46 @@ def test_active_requests_and_duration_include_the_other_process(tmp_path, monkey
         assert seen_by_a["orthanc_rest_api_duration_ms"] >= 0
         for name in ("orthanc_jobs_pending", "orthanc_jobs_running", "orthanc_jobs_completed"):
             assert name in seen_by_a
+
+
+def test_timers_of_the_dicom_server_and_of_job_workers(tmp_path, monkeypatch):
+    """orthanc_store_dicom_duration_ms and its kin, as Orthanc lists them: absent until something was timed,
+    then the longest of the last 10 s, from whichever process did it (DICOM server, job worker)."""
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelFind
+
+    from bench.network import wait_dicom
+    from tests.dicom_factory import make_dataset
+
+    monkeypatch.setenv("METRICS_FLUSH_SECONDS", "0.3")
+    timers = ("orthanc_store_dicom_duration_ms", "orthanc_storage_create_duration_ms", "orthanc_find_scp_duration_ms")
+    with live_server(tmp_path, DicomAet="ORTHANC", DicomAlwaysAllowFind=True) as server:
+        wait_dicom(server.config["DicomPort"])
+        assert not set(timers) & set(_metrics(server.url))
+        ae = AE(ae_title="SCU")
+        ae.add_requested_context(CTImageStorage, "1.2.840.10008.1.2.1")
+        ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+        assoc = ae.associate("127.0.0.1", server.config["DicomPort"], ae_title="ORTHANC")
+        assert assoc.is_established
+        ds = make_dataset()
+        assert assoc.send_c_store(ds).Status == 0
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ds.StudyInstanceUID
+        assert [s.Status for s, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)][-1] == 0
+        assoc.release()
+        # the DICOM server process stored and answered: its figures reach the HTTP process's answer
+        for name in timers:
+            assert _wait_for(server.url, name, 0.001) > 0, name
+        # a job worker stores the modified copy: wait until the DICOM server's figures are older than 10 s
+        time.sleep(10.5)
+        assert _metrics(server.url)["orthanc_store_dicom_duration_ms"] == 0   # listed, nothing in the window
+        study = requests.post(server.url + "/tools/lookup", data=str(ds.StudyInstanceUID), timeout=10).json()[0]["ID"]
+        job = requests.post(f"{server.url}/studies/{study}/modify", json={"Replace": {"StudyDescription": "COPY"},
+                            "Asynchronous": True}, timeout=10).json()["ID"]
+        deadline = time.time() + 60
+        while requests.get(f"{server.url}/jobs/{job}", timeout=10).json()["State"] != "Success":
+            assert time.time() < deadline
+            time.sleep(0.3)
+        assert _wait_for(server.url, "orthanc_store_dicom_duration_ms", 0.001) > 0

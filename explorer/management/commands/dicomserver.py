@@ -121,7 +121,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def _serve(server, slot: int) -> None:
-        from explorer.observability import metrics_flusher_start
+        from archive.metrics import metrics_flusher_start
 
         stop = threading.Event()
         server.slot = slot

@@ -94,7 +94,7 @@ class Command(BaseCommand):
         elif not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
         if roles == ALL_ROLES:
-            from explorer.observability import metrics_reset
+            from archive.metrics import metrics_reset
 
             metrics_reset()   # the whole server starts: its per-process metrics start at zero, as Orthanc's
         from archive.network.registry import registry_reset

@@ -1,5 +1,5 @@
 """/tools/metrics-prometheus over several processes: each process's row in ProcessMetrics, combined by the
-rule of each metric (explorer/observability.py), and the jobs figures from the jobs table."""
+rule of each metric (archive/metrics.py), and the jobs figures from the jobs table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from archive.models import ProcessMetrics
-from explorer.observability import (
+from archive.metrics import (
     LIVE_SECONDS,
     RETIRED,
     metrics_aggregate,
@@ -17,6 +16,7 @@ from explorer.observability import (
     metrics_retire,
     process_key,
 )
+from archive.models import ProcessMetrics
 
 pytestmark = pytest.mark.django_db
 
