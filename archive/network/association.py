@@ -47,6 +47,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from copy import deepcopy
 from datetime import datetime
 from io import BytesIO
@@ -352,6 +353,8 @@ class FastDimse(DIMSEServiceProvider):
 class FastDUL(DULServiceProvider):
     """pynetdicom's DUL provider, waiting in select instead of polling, with the P-DATA fast path."""
 
+    transport_closed = False   # the peer closed the connection (Evt17)
+
     def __init__(self, assoc: FastAssociation) -> None:
         super().__init__(assoc)
         self._waker = _Waker()
@@ -542,6 +545,9 @@ class FastDUL(DULServiceProvider):
                     sleep = True
                     continue
                 self.state_machine.do_action(event)
+                if event == "Evt17":
+                    self.transport_closed = True
+                    self.assoc.wake_event.set()   # an acceptor still waiting for its A-ASSOCIATE-RQ ends now
                 sleep = False
         finally:
             self._waker.close()
@@ -601,6 +607,36 @@ class FastAssociation(Association):
             self._serve_request(primitive, context_id)
         finally:
             self._is_paused = paused
+
+    def run_reactor(self) -> None:
+        """pynetdicom's, except that an acceptor whose peer closes the connection before its A-ASSOCIATE-RQ
+        (a TCP health check, a port scan) ends at once: pynetdicom waits for the ACSE timeout (DicomScpTimeout,
+        30 s) and the connection counts against DicomThreadsCount all that time."""
+        if self.is_acceptor and not self._started_dul:
+            self.dul.start()
+            self._started_dul = True
+            self._dul_ready.wait()
+            if not self._association_requested():
+                self.kill()
+                sock = self.dul.socket
+                if self._server and sock is not None and sock.socket:
+                    self._server.shutdown_request(sock.socket)
+                return
+        super().run_reactor()
+
+    def _association_requested(self) -> bool:
+        """Wait until the DUL has the peer's A-ASSOCIATE-RQ for us (True: pynetdicom's reactor takes it from the
+        queue), or the connection closed, the DUL ended, or the ACSE timeout passed (False)."""
+        deadline = None if self.acse_timeout is None else time.monotonic() + self.acse_timeout
+        while self.dul.to_user_queue.empty():
+            if self.dul.transport_closed or not self.dul.is_alive():
+                return False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self.wake_event.wait(IDLE_CHECK if remaining is None else min(remaining, IDLE_CHECK))
+            self.wake_event.clear()
+        return True
 
     def _run_reactor(self) -> None:
         """pynetdicom's acceptor loop (association.py, 3.0), waiting on ``wake_event`` instead of sleeping
