@@ -43,10 +43,15 @@ AGGREGATION: dict[str, str] = {
     "orthanc_storage_create_duration_ms": "max",    # its file written to the storage area
     "orthanc_find_scp_duration_ms": "max",          # one C-FIND served
     "orthanc_move_scp_duration_ms": "max",          # one C-MOVE looked up (as Orthanc: not its sub-operations)
+    # Orthanc 1.12.9: the fewest threads left free in the last 10 s, summed over the processes that serve: the
+    # HTTP workers (their gthread threads) and the DICOM server processes (DicomThreadsCount associations each).
+    "orthanc_available_http_threads_count": "sum",
+    "orthanc_available_dicom_threads": "sum",
 }
-# Metrics that appear only once some process recorded one (the others are always there).
-TIMERS = frozenset({"orthanc_store_dicom_duration_ms", "orthanc_storage_create_duration_ms",
-                    "orthanc_find_scp_duration_ms", "orthanc_move_scp_duration_ms"})
+# Always listed; the others appear once some process reported them, as Orthanc lists an item once it is set.
+ALWAYS = frozenset({"orthanc_rest_api_active_requests", "orthanc_rest_api_duration_ms", "orthanc_logged_errors_count",
+                    "orthanc_logged_warnings_count"})
+OPTIONAL = frozenset(AGGREGATION) - ALWAYS
 
 
 class _MaxOverWindow:
@@ -68,6 +73,14 @@ class _MaxOverWindow:
             self.samples.popleft()
 
 
+class _MinOverWindow(_MaxOverWindow):
+    """The smallest value seen in the last WINDOW_SECONDS."""
+
+    def value(self, now: float, default: float = 0) -> float:
+        self._prune(now)
+        return min((v for _, v in self.samples), default=default)
+
+
 class ProcessRegistry:
     """This process's own figures; thread-safe (gthread workers and DICOM associations run in threads)."""
 
@@ -78,11 +91,19 @@ class ProcessRegistry:
         self._duration_max = _MaxOverWindow()
         self._timers: dict[str, _MaxOverWindow] = {}
         self._counters: dict[str, int] = {}
+        self.http_threads = 0                # set in an HTTP worker (gunicorn post_fork)
+        self._http_free = _MinOverWindow()
+        self._dicom_threads = 0              # set in a DICOM server process
+        self._dicom_busy = 0
+        self._dicom_free = _MinOverWindow()
 
     def rest_request_started(self) -> None:
         with self._lock:
+            now = time.time()
             self._active += 1
-            self._active_max.add(self._active, time.time())
+            self._active_max.add(self._active, now)
+            if self.http_threads:
+                self._http_free.add(max(0, self.http_threads - self._active), now)
 
     def rest_request_finished(self, *, duration_ms: float) -> None:
         with self._lock:
@@ -90,13 +111,28 @@ class ProcessRegistry:
             self._active -= 1
             self._active_max.add(self._active, now)
             self._duration_max.add(duration_ms, now)
+            if self.http_threads:
+                self._http_free.add(max(0, self.http_threads - self._active), now)
+
+    def dicom_threads_set(self, threads: int) -> None:
+        """This process serves DICOM associations, ``threads`` at once at most (DicomThreadsCount)."""
+        with self._lock:
+            self._dicom_threads = threads
+            self._dicom_free.add(max(0, threads - self._dicom_busy), time.time())
+
+    def dicom_associations(self, busy: int) -> None:
+        """The associations this process serves now changed to ``busy``."""
+        with self._lock:
+            self._dicom_busy = busy
+            if self._dicom_threads:
+                self._dicom_free.add(max(0, self._dicom_threads - busy), time.time())
 
     def counter_add(self, *, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + amount
 
     def duration_add(self, *, name: str, duration_ms: float) -> None:
-        """One measure of a timer of TIMERS (the largest of the last WINDOW_SECONDS is reported)."""
+        """One measure of a timer (the largest of the last WINDOW_SECONDS is reported)."""
         with self._lock:
             window = self._timers.get(name)
             if window is None:
@@ -107,11 +143,17 @@ class ProcessRegistry:
         """Each metric of AGGREGATION as this process sees it now (the timers it has recorded)."""
         with self._lock:
             now = time.time()
-            values: dict[str, float] = {name: 0 for name in AGGREGATION if name not in TIMERS}
+            values: dict[str, float] = {name: 0 for name in ALWAYS}
             values["orthanc_rest_api_active_requests"] = self._active_max.value(now, default=self._active)
             values["orthanc_rest_api_duration_ms"] = round(self._duration_max.value(now), 3)
             for name, window in self._timers.items():
                 values[name] = round(window.value(now), 3)
+            if self.http_threads:
+                values["orthanc_available_http_threads_count"] = self._http_free.value(
+                    now, default=max(0, self.http_threads - self._active))
+            if self._dicom_threads:
+                values["orthanc_available_dicom_threads"] = self._dicom_free.value(
+                    now, default=max(0, self._dicom_threads - self._dicom_busy))
             values.update(self._counters)
             return values
 
@@ -136,13 +178,13 @@ def process_key() -> str:
 
 def metrics_aggregate(rows: list[tuple[str, dict, float]], *, now: float) -> dict[str, float]:
     """Combine rows (process, values, updated) by AGGREGATION; gauges only from rows updated within LIVE_SECONDS."""
-    combined: dict[str, float] = {name: 0 for name in AGGREGATION if name not in TIMERS}
+    combined: dict[str, float] = {name: 0 for name in ALWAYS}
     for _process, values, updated in rows:
         live = updated >= now - LIVE_SECONDS
         for name, rule in AGGREGATION.items():
             value = values.get(name)
-            if name in TIMERS and value is not None:
-                combined.setdefault(name, 0)   # recorded once by some process: listed from then on
+            if name in OPTIONAL and value is not None:
+                combined.setdefault(name, 0)   # reported once by some process: listed from then on
             if value is None or (rule != "counter" and not live):
                 continue
             combined[name] = max(combined[name], value) if rule == "max" else combined[name] + value

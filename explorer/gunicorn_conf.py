@@ -14,6 +14,7 @@ accesslog = "-" if os.environ.get("ACCESS_LOG") else None
 
 
 def post_fork(server, worker) -> None:
-    from archive.metrics import metrics_flusher_start
+    from archive.metrics import metrics_flusher_start, registry
 
+    registry.http_threads = worker.cfg.threads   # orthanc_available_http_threads_count
     metrics_flusher_start()

@@ -56,7 +56,7 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
 
-from archive import runtime
+from archive import metrics, runtime
 from archive.errors import ArchiveError, BadFileFormat
 from archive.ingest import Origin, instance_store
 from archive.levels import Level
@@ -707,6 +707,7 @@ class DicomServer(ThreadedAssociationServer):
         self.slot = slot
         self.active = 0
         self._lock = threading.Lock()
+        metrics.registry.dicom_threads_set(scp.threads)   # orthanc_available_dicom_threads
         super().__init__(ae, (host, scp.port if port is None else port), scp.aet, [],
                          ssl_context=server_context(scp.tls) if scp.tls.enabled else None,
                          evt_handlers=handlers(scp), request_handler=_RequestHandler)
@@ -727,6 +728,7 @@ class DicomServer(ThreadedAssociationServer):
             self.active += 1
             if self.loads is not None:
                 self.loads[self.slot] = self.active
+            metrics.registry.dicom_associations(self.active)
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -738,6 +740,7 @@ class DicomServer(ThreadedAssociationServer):
             self.active = max(0, self.active - 1)
             if self.loads is not None:
                 self.loads[self.slot] = self.active
+            metrics.registry.dicom_associations(self.active)
 
     def _busier_by(self) -> int:
         if self.loads is None or len(self.loads) < 2:

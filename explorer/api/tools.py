@@ -24,7 +24,7 @@ from pydicom.uid import generate_uid
 from archive import attachments, changes, runtime, selectors
 from archive.errors import BadFileFormat, ParameterOutOfRange
 from archive.levels import Level
-from archive.metrics import TIMERS, metrics_collect
+from archive.metrics import OPTIONAL, metrics_collect
 from archive.read_only import read_only
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
@@ -231,8 +231,8 @@ def metrics_values() -> dict[str, int | float]:
         "orthanc_last_change": changes.change_last_index(),
         "orthanc_uncompressed_size_mb": _mb(stats["TotalUncompressedSize"]),
         "orthanc_up_time_s": int(time.time() - STARTED_AT),
-        # Store, storage-create, C-FIND and C-MOVE timers, once some process recorded one (whole milliseconds)
-        **{name: int(round(shared[name])) for name in TIMERS if name in shared},
+        # The timers (whole milliseconds) and the free threads, once some process reported them
+        **{name: int(round(shared[name])) for name in OPTIONAL if name in shared},
     }
 
 
