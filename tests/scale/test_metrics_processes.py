@@ -87,14 +87,16 @@ def test_timers_of_the_dicom_server_and_of_job_workers(tmp_path, monkeypatch):
         # the DICOM server process stored and answered: its figures reach the HTTP process's answer
         for name in timers:
             assert _wait_for(server.url, name, 0.001) > 0, name
-        # free threads: one DICOM process of DicomThreadsCount 4 that served one association in the last 10 s,
-        # two HTTP workers of 4 threads serving at least this scrape
+        # free threads: one DICOM process of DicomThreadsCount 4 that served our association (and the start-up
+        # probes) in the last 10 s, two HTTP workers of 4 threads serving at least this scrape
         seen = _metrics(server.url)
-        assert seen["orthanc_available_dicom_threads"] == 3
+        assert 1 <= seen["orthanc_available_dicom_threads"] <= 3
         assert 0 < seen["orthanc_available_http_threads_count"] < 8
         # a job worker stores the modified copy: wait until the DICOM server's figures are older than 10 s
         time.sleep(10.5)
         assert _metrics(server.url)["orthanc_store_dicom_duration_ms"] == 0   # listed, nothing in the window
+        # every slot free again: the probes that only opened and closed a connection hold none
+        assert _metrics(server.url)["orthanc_available_dicom_threads"] == 4
         study = requests.post(server.url + "/tools/lookup", data=str(ds.StudyInstanceUID), timeout=10).json()[0]["ID"]
         job = requests.post(f"{server.url}/studies/{study}/modify", json={"Replace": {"StudyDescription": "COPY"},
                             "Asynchronous": True}, timeout=10).json()["ID"]
