@@ -292,6 +292,6 @@ urlpatterns = [
     *[path(f"tools/log-level-{c}", LogLevelApi.as_view(category=c)) for c in runtime.LOG_CATEGORIES],
     path("tools/metrics", MetricsApi.as_view()),                                      # GET, PUT
     path("tools/metrics-prometheus", PrometheusApi.as_view()),
-    path("tools/lookup", LookupApi.as_view()),
-    path("tools/invalidate-tags", InvalidateTagsApi.as_view()),                       # POST                                        # POST
+    path("tools/lookup", LookupApi.as_view()),                                        # POST
+    path("tools/invalidate-tags", InvalidateTagsApi.as_view()),                       # POST
 ]
