@@ -126,6 +126,7 @@ def test_jobs_are_paged_newest_first_past_the_first_hundred(tmp_path, browser):
                 time.sleep(2.5)                           # the polling refresh keeps this page
                 assert page.locator("table.jobs tbody tr").count() == 5
                 page.get_by_role("link", name="Newest jobs").click()
+                page.wait_for_url(lambda url: "after=" not in url)      # count() does not wait for the load
                 assert page.locator("table.jobs tbody tr").count() == 100
             finally:
                 context.close()
