@@ -8,6 +8,7 @@ accept first (archive/network/scp.py). A worker that dies is started again. SIGT
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -55,6 +56,9 @@ class Command(BaseCommand):
         self.stdout.write(f"DICOM server {scp.aet} listening on port {port} ({processes} processes)")
         self.stdout.flush()
         connections.close_all()   # no database connection may cross a fork
+        # What start-up built (Django, pydicom's dictionaries) lives as long as the process: keep it out of every
+        # collection, so full collections stay short and do not write to pages the forked workers share.
+        gc.freeze()
 
         if processes == 1:
             self._serve(server, 0)

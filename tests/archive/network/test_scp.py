@@ -236,6 +236,31 @@ def test_store_refused_transfer_syntax(server):
     assert accepted == {EXPLICIT}
 
 
+def test_accepted_transfer_syntaxes_changed_over_rest_apply_to_the_next_association(server):
+    """The SCP keeps the contexts it built (building them is half an association's set-up), keyed by the
+    accepted transfer syntaxes of the moment: a change over REST still reaches the next association."""
+    url = server.url + "/tools/accepted-transfer-syntaxes"
+    before = requests.get(url, timeout=10).json()
+    assert JPEG_BASELINE not in before
+    proposed = [(CTImageStorage, JPEG_BASELINE), (CTImageStorage, EXPLICIT)]
+    assoc = _associate(server, proposed)           # the contexts of the current list are built and kept
+    assoc.release()
+    try:
+        assert requests.put(url, json=[EXPLICIT, JPEG_BASELINE], timeout=10).status_code == 200
+        time.sleep(2.5)                             # runtime settings reach the DICOM processes within 2 s
+        assoc = _associate(server, proposed)
+        accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
+        assoc.release()
+        assert accepted == {EXPLICIT, JPEG_BASELINE}
+    finally:
+        assert requests.put(url, json=before, timeout=10).status_code == 200
+        time.sleep(2.5)
+    assoc = _associate(server, proposed)
+    accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
+    assoc.release()
+    assert accepted == {EXPLICIT}
+
+
 def test_unknown_sop_class_is_refused_by_default(server):
     assoc = _associate(server, [("1.2.3.4.5.6.7", EXPLICIT), Verification])
     assert assoc.is_established
