@@ -4,6 +4,7 @@
     .venv/bin/python bench/network.py --only store --count 500 --assocs 1 --pdus 16384
     .venv/bin/python bench/network.py --only find --runs 50
     .venv/bin/python bench/network.py --only move --move-count 500
+    .venv/bin/python bench/network.py --only assoc --assoc-runs 40
 
 1. C-STORE: ``--count`` synthetic CT instances (bench/synth.py, ~0.53 MB each) sent with DCMTK ``storescu``
    over ``--assocs`` associations at once (one storescu process each, the files split evenly), to a fresh
@@ -25,6 +26,11 @@
    a second Orthanc is the reference for both roles. Figures:
    instances/s from the launch of movescu to its exit (the source answers last when every sub-operation is
    done), the CPU time of both servers per instance, and a check that every SOPInstanceUID arrived.
+4. One association per exchange, as many modalities send (an association per image or per series) and as
+   monitoring echoes: DCMTK ``echoscu``, and ``storescu`` of one CT instance (it proposes its ~120 storage
+   classes, each with 3 transfer syntaxes), ``--assoc-runs`` times each, one after the other, on both servers
+   running side by side. Figures: p50 and p95 in ms from the launch of the tool to its exit (the tool's own
+   start-up, ~10 ms, is in both).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from archive.populate import Shape, patient_info, study_info  # noqa: E402
 # DCMTK's tools (an activated venv puts pynetdicom's apps of the same names first on the PATH)
 STORESCU = "/usr/bin/storescu" if os.path.exists("/usr/bin/storescu") else shutil.which("storescu")
 MOVESCU = "/usr/bin/movescu" if os.path.exists("/usr/bin/movescu") else shutil.which("movescu")
+ECHOSCU = "/usr/bin/echoscu" if os.path.exists("/usr/bin/echoscu") else shutil.which("echoscu")
 RETURN_KEYS = ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription", "AccessionNumber",
                "ModalitiesInStudy", "NumberOfStudyRelatedInstances", "NumberOfStudyRelatedSeries")
 
@@ -333,9 +340,43 @@ def bench_find(args) -> None:
         print(f"{name:20} {first[name]['matches']:>8.1f} {cells}  {ratio}")
 
 
+def bench_associations(args) -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-assoc-"))
+    env = {**os.environ, "TCP_NODELAY": "1"}
+
+    def timed_ms(command: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        files = write_files(work / "files", 2 * (args.assoc_runs + 5), seed=13, prefix="ASSOC")
+        print(f"\nOne association per exchange, {args.assoc_runs} runs each, one after the other")
+        print(f"{'server':8} {'exchange':28} {'p50 ms':>7} {'p95 ms':>7}")
+        with orthanc_server() as orthanc, ours_server() as ours:
+            figures: dict[tuple[str, str], float] = {}
+            for name, srv, sent in (("orthanc", orthanc, files[0::2]), ("ours", ours, files[1::2])):
+                wait_dicom(srv.dicom_port)
+                target = ["-aet", "BENCHSCU", "-aec", "ORTHANC", "127.0.0.1", str(srv.dicom_port)]
+                exchanges = {"echoscu (C-ECHO)": [[ECHOSCU, *target]] * len(sent),
+                             "storescu, 1 instance": [[STORESCU, *target, str(f)] for f in sent]}
+                for label, commands in exchanges.items():
+                    for command in commands[args.assoc_runs:]:       # warm-up
+                        timed_ms(command)
+                    times = sorted(timed_ms(command) for command in commands[:args.assoc_runs])
+                    p50, p95 = statistics.median(times), times[int(0.95 * (len(times) - 1))]
+                    figures[(name, label)] = p50
+                    print(f"{name:8} {label:28} {p50:>7.1f} {p95:>7.1f}", flush=True)
+            for label in ("echoscu (C-ECHO)", "storescu, 1 instance"):
+                print(f"  {label}: ours/Orthanc p50 {figures[('ours', label)] / figures[('orthanc', label)]:.2f} "
+                      "(time: lower is better)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=("store", "find", "move"))
+    ap.add_argument("--only", choices=("store", "find", "move", "assoc"))
     ap.add_argument("--server", dest="only_server", choices=("ours", "orthanc"))
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3, help="C-STORE runs per server, alternating which goes first")
@@ -344,6 +385,7 @@ def main() -> int:
                     help="MaximumPduLength of both servers, one C-STORE table each")
     ap.add_argument("--move-count", type=int, default=500)
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--assoc-runs", type=int, default=40, help="associations per exchange in the fourth part")
     ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
     args = ap.parse_args()
     load = os.getloadavg()[0]
@@ -355,6 +397,8 @@ def main() -> int:
         bench_find(args)
     if args.only in (None, "move"):
         bench_move(args)
+    if args.only in (None, "assoc"):
+        bench_associations(args)
     return 0
 
 
