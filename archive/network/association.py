@@ -53,7 +53,7 @@ from datetime import datetime
 from io import BytesIO
 
 from pynetdicom import _config, evt
-from pynetdicom._globals import MODE_ACCEPTOR
+from pynetdicom._globals import MODE_ACCEPTOR, MODE_REQUESTOR
 from pynetdicom._handlers import (
     standard_dimse_recv_handler,
     standard_dimse_sent_handler,
@@ -371,6 +371,17 @@ class FastDUL(DULServiceProvider):
         super().kill_dul()
         self._waker.wake()
 
+    def stop_dul(self) -> bool:
+        """As pynetdicom's (stop once in Sta1), but the reactor is woken to see it at once and joined, instead of
+        being polled while it waits out its timer check: a requestor's release waits for this."""
+        if self.state_machine.current_state != "Sta1":
+            return False
+        self._kill_thread = True
+        self._waker.wake()
+        if threading.current_thread() is not self and self.is_alive():
+            self.join()
+        return True
+
     def _fast_data_allowed(self) -> bool:
         """Whether P-DATA-TFs may skip pynetdicom's PDU objects and state machine: no handler would see the
         difference (checked once per read, not per PDU)."""
@@ -560,7 +571,8 @@ class FastDUL(DULServiceProvider):
 
 
 class FastAssociation(Association):
-    """An acceptor association whose reactor waits for the DUL's signal instead of polling."""
+    """An association (acceptor, or requestor through ``associate``) whose reactors wait for a signal instead
+    of polling."""
 
     def __init__(self, ae, mode: str, *, serve_stores_inline: bool = False) -> None:
         self.wake_event = threading.Event()
@@ -724,3 +736,47 @@ class FastRequestHandler(RequestHandler):
                 for handler in bound:
                     assoc.bind(event, handler[0], handler[1])
         return assoc
+
+
+def associate(ae, host: str, port: int, *, contexts: list, ae_title: str, ext_neg: list | None = None,
+              evt_handlers: list | None = None, tls_args=None) -> FastAssociation:
+    """pynetdicom's AE.associate (3.0) with a FastAssociation, for our SCU requests (store jobs, C-MOVE
+    sub-operations, queries, storage commitment reports): each response is read when the socket has it, not
+    at the next of the DUL's 1 ms polls, and an idle association costs no CPU. Returns the association
+    whatever the outcome (``is_established``, ``is_rejected``, ``is_aborted``), as pynetdicom does."""
+    from pynetdicom.transport import AddressInformation
+
+    remote = AddressInformation.from_addr_port(host, port)
+    local = AddressInformation.from_tuple(("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0))
+    assoc = FastAssociation(ae, MODE_REQUESTOR)
+    assoc.name = f"RequestorThread@{datetime.now():%Y%m%d%H%M%S}"
+    assoc.set_socket(ae._create_socket(assoc, local, tls_args))
+    assoc.acceptor.ae_title = ae_title
+    assoc.acceptor.address_info = remote
+    assoc.requestor.address_info = local
+    assoc.requestor.ae_title = ae.ae_title
+    assoc.requestor.maximum_length = ae.maximum_pdu_size
+    assoc.requestor.implementation_class_uid = ae.implementation_class_uid
+    assoc.requestor.implementation_version_name = ae.implementation_version_name
+    for item in ext_neg or []:
+        assoc.requestor.add_negotiation_item(item)
+    ae._validate_requested_contexts(contexts)
+    if not contexts:
+        raise RuntimeError("At least one requested presentation context is required")
+    contexts = deepcopy(contexts)
+    for index, context in enumerate(contexts):
+        context.context_id = 2 * index + 1
+    assoc.requestor.requested_contexts = contexts
+    for handler in evt_handlers or []:
+        assoc.bind(*handler)
+    assoc.request()
+    if assoc.is_established:
+        sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+        if sock is not None:
+            # pynetdicom connects with the connection timeout then clears it: a peer that stops in the middle
+            # of a PDU must end the association (network timeout), not block its DUL forever.
+            sock.settimeout(assoc.network_timeout)
+            if type(sock) is socket.socket:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)    # DESIGN.md: Nagle stalls
+        assoc.start()
+    return assoc

@@ -50,6 +50,7 @@ from pynetdicom import sop_class as sop
 from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
+from archive.network.association import associate
 from archive.network.encoded import EncodedInstance, part10_meta
 from archive.network.registry import Modality
 from archive.network.tls import TlsSettings, client_context
@@ -151,8 +152,8 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
     remote = params.remote
     ae = _ae(params)
     tls_args = (client_context(TlsSettings.from_configuration()), None) if remote.use_dicom_tls else None
-    assoc = ae.associate(remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
-                         ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
+    assoc = associate(ae, remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
+                      ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
     if not assoc.is_established:
         if assoc.is_rejected:
             reason = "Association Rejected"
