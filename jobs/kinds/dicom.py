@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 
 from archive import selectors
 from archive.dicom.tags import tag_key
-from archive.errors import ArchiveError, UnknownResource
+from archive.errors import ArchiveError
 from archive.ingest import Origin, StoreStatus, instance_store
 from archive.levels import Level
 from archive.models import DicomRetrieveMessage, DicomRetrieveReceived, Resource
@@ -50,14 +50,23 @@ def _save_content(job: Job) -> None:
 
 # -- C-STORE --------------------------------------------------------------------------------------------------
 
-def _instance_file(public_id: str) -> bytes | None:
-    """The file of an instance, None when it was deleted after the job was submitted."""
-    instance = Resource.objects.filter(public_id=public_id, level=Level.INSTANCE.depth).first()
-    if instance is None:
+_FILES_BATCH = 200     # instances whose files are looked up together (two queries a batch, not two an instance)
+
+
+def _instance_files(public_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """(uuid, compression) of the DICOM file of each of these instances still in the archive."""
+    rows = list(Resource.objects.filter(public_id__in=public_ids, level=Level.INSTANCE.depth).only("id", "public_id"))
+    files = selectors.instance_dicom_files(rows)
+    return {r.public_id: files[r.id] for r in rows if r.id in files}
+
+
+def _file_read(file: tuple[str, int] | None) -> bytes | None:
+    """The bytes of a file, None when its instance was deleted after the job was submitted (or meanwhile)."""
+    if file is None:
         return None
     try:
-        return selectors.instance_dicom(instance=instance)
-    except (UnknownResource, OSError):
+        return selectors.dicom_file_read(file)
+    except OSError:
         return None
 
 
@@ -68,9 +77,12 @@ def modality_store_job(job: Job) -> Iterator[float]:
     originator = tuple(p["move_originator"]) if p.get("move_originator") else None
     failed = 0
     sent: list[tuple[str, str]] = []
+    files: dict[str, tuple[str, int]] = {}
     with scu.StoreConnection(params, move_originator=originator) as connection:
         for k, public_id in enumerate(instances):
-            data = _instance_file(public_id)
+            if k % _FILES_BATCH == 0:
+                files = _instance_files(instances[k:k + _FILES_BATCH])
+            data = _file_read(files.get(public_id))
             if data is None:
                 failed += 1  # Orthanc: "An instance was removed after the job was issued"
             else:

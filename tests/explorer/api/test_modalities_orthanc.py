@@ -316,6 +316,43 @@ def test_store_called_aet_host_port_override(network, ours) -> None:
     assert len(target.received) == before + 1
 
 
+def test_store_job_counts_instances_deleted_while_it_runs(network, ours, monkeypatch) -> None:
+    """The job looks the files up a batch at a time: an instance deleted while it runs, after its batch was
+    looked up (its file is gone) or before (its row is gone), is counted in FailedInstancesCount, as Orthanc
+    counts an instance removed after the job was issued; the others are sent."""
+    from archive.levels import Level
+    from archive.network import scu
+    from archive.services import resource_delete
+    from jobs.models import Job
+
+    monkeypatch.setattr(dicom_jobs, "_FILES_BATCH", 2)
+    ids = [ours.post("/instances", content_type="application/dicom", data=make_dicom(
+        PatientID="BATCHES", StudyInstanceUID="1.2.826.0.1.3680043.8.498.7960",
+        SeriesInstanceUID="1.2.826.0.1.3680043.8.498.7960.1",
+        SOPInstanceUID=f"1.2.826.0.1.3680043.8.498.7960.1.{k}")).json()["ID"] for k in range(5)]
+    uids = {i: ours.get(f"/instances/{i}").json()["MainDicomTags"]["SOPInstanceUID"] for i in ids}
+    store = scu.StoreConnection.store
+    deleted: list[str] = []
+
+    def store_then_delete(connection, data):
+        answer = store(connection, data)
+        if not deleted:     # after the first instance: one of its batch, and one of the next batch
+            order = Job.objects.order_by("-id").first().parameters["instances"]
+            deleted.extend((order[1], order[3]))
+            for public_id in deleted:
+                resource_delete(level=Level.INSTANCE, public_id=public_id)
+        return answer
+
+    monkeypatch.setattr(scu.StoreConnection, "store", store_then_delete)
+    target = network["target"]
+    before = list(target.received)
+    content = ours.post("/modalities/down/store", content_type="application/json", data=json.dumps(
+        {"Resources": ids, "CalledAet": "TARGET", "Host": "127.0.0.1", "Port": target.server.server_address[1]})).json()
+    assert content["InstancesCount"] == 5 and content["FailedInstancesCount"] == 2
+    received = [uid for uid, _aet, _id in target.received[len(before):]]
+    assert sorted(received) == sorted(uids[i] for i in ids if i not in deleted)
+
+
 def test_store_straight_as_orthanc(network, ours) -> None:
     data = make_dicom(PatientID="STRAIGHT", SOPInstanceUID="1.2.826.0.1.3680043.8.498.7901")
     for uri, raw in (("/modalities/pacs/store-straight", data), ("/modalities/pacs/store-straight", b"notdicom"),
