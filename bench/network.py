@@ -104,6 +104,16 @@ def wait_dicom(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on DICOM port {port}")
 
 
+def _request_json(url: str, body: dict | None = None, *, method: str | None = None):
+    import json
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method or ("POST" if data else "GET"))
+    with urllib.request.urlopen(request, timeout=3600) as r:
+        raw = r.read()
+    return json.loads(raw) if raw.strip() else None
+
+
 def instances_count(url: str) -> int:
     import json
 
@@ -213,6 +223,7 @@ def bench_move(args) -> None:
               "(movescu asks the source to move it to the destination)")
         print(f"{'source':8} {'dest':8} {'moved':>6} {'seconds':>8} {'inst/s':>8} {'src cpu ms/inst':>16} "
               f"{'dst cpu ms/inst':>16}  check")
+        rest_rows: list[str] = []
         # (source, destination): ours and Orthanc each way, and Orthanc to Orthanc as the reference
         for source_name, dest_name in (("ours", "orthanc"), ("orthanc", "ours"), ("orthanc", "orthanc")):
             source_port, dest_port = free_port(), free_port()
@@ -245,6 +256,25 @@ def bench_move(args) -> None:
                     check += f"; movescu exit {code}: {err.strip()[-200:]}"
                 print(f"{source_name:8} {dest_name:8} {moved:>6} {seconds:>8.2f} {moved / seconds:>8.0f} "
                       f"{src_cpu * 1000 / count:>16.2f} {dst_cpu * 1000 / count:>16.2f}  {check}", flush=True)
+                # The same study sent again by the source's REST API (a synchronous store job, one association)
+                study_id = _request_json(source + "/studies")[0]        # the only study
+                _request_json(dest + f"/studies/{study_id}", method="DELETE")
+                src_cpu, dst_cpu = source.cpu_seconds(), dest.cpu_seconds()
+                started = time.perf_counter()
+                answer = _request_json(source + "/modalities/dest/store", {"Resources": [study_id]})
+                seconds = time.perf_counter() - started
+                src_cpu, dst_cpu = source.cpu_seconds() - src_cpu, dest.cpu_seconds() - dst_cpu
+                arrived = _sop_uids_of(dest)
+                check = "all arrived" if arrived == sent else f"MISSING {len(sent - arrived)}"
+                if answer.get("FailedInstancesCount"):
+                    check += f"; {answer['FailedInstancesCount']} failed"
+                rest_rows.append(f"{source_name:8} {dest_name:8} {len(arrived & sent):>6} {seconds:>8.2f} "
+                                 f"{len(arrived & sent) / seconds:>8.0f} {src_cpu * 1000 / count:>16.2f} "
+                                 f"{dst_cpu * 1000 / count:>16.2f}  {check}")
+        print("\nPOST /modalities/dest/store of the same study (synchronous job: the source is the C-STORE SCU)")
+        print(f"{'source':8} {'dest':8} {'stored':>6} {'seconds':>8} {'inst/s':>8} {'src cpu ms/inst':>16} "
+              f"{'dst cpu ms/inst':>16}  check")
+        print("\n".join(rest_rows), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
