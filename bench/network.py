@@ -25,7 +25,9 @@
    move it to the other server (DicomAlwaysAllowMove on both, the bench being an unknown caller); Orthanc to
    a second Orthanc is the reference for both roles. Figures:
    instances/s from the launch of movescu to its exit (the source answers last when every sub-operation is
-   done), the CPU time of both servers per instance, and a check that every SOPInstanceUID arrived.
+   done), the CPU time of both servers per instance, and a check that every SOPInstanceUID arrived. Then the
+   study is deleted from the destination and sent again with ``POST /modalities/dest/store`` on the source
+   (a synchronous store job): the same figures.
 4. One association per exchange, as many modalities send (an association per image or per series) and as
    monitoring echoes: DCMTK ``echoscu``, and ``storescu`` of one CT instance (it proposes its ~120 storage
    classes, each with 3 transfer syntaxes), ``--assoc-runs`` times each, one after the other, on both servers
