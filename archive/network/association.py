@@ -53,12 +53,13 @@ from datetime import datetime
 from io import BytesIO
 
 from pynetdicom import _config, evt
-from pynetdicom._globals import MODE_ACCEPTOR, MODE_REQUESTOR
+from pynetdicom._globals import DEFAULT_MAX_LENGTH, MODE_ACCEPTOR, MODE_REQUESTOR
 from pynetdicom._handlers import (
     standard_dimse_recv_handler,
     standard_dimse_sent_handler,
     standard_pdu_recv_handler,
 )
+from pynetdicom.ae import ApplicationEntity as AE
 from pynetdicom.association import Association
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import _MESSAGE_TYPES, C_STORE_RQ, DIMSEMessage
@@ -67,7 +68,7 @@ from pynetdicom.dsutils import decode
 from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.pdu_primitives import P_DATA
-from pynetdicom.transport import AssociationSocket, RequestHandler
+from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler
 from pynetdicom.utils import make_target
 
 # pynetdicom's own loggers, so its messages keep their names
@@ -571,8 +572,8 @@ class FastDUL(DULServiceProvider):
 
 
 class FastAssociation(Association):
-    """An association (acceptor, or requestor through ``associate``) whose reactors wait for a signal instead
-    of polling."""
+    """An association (acceptor, or requestor through ``FastAE.associate``) whose reactors wait for a signal
+    instead of polling."""
 
     def __init__(self, ae, mode: str, *, serve_stores_inline: bool = False) -> None:
         self.wake_event = threading.Event()
@@ -738,45 +739,52 @@ class FastRequestHandler(RequestHandler):
         return assoc
 
 
-def associate(ae, host: str, port: int, *, contexts: list, ae_title: str, ext_neg: list | None = None,
-              evt_handlers: list | None = None, tls_args=None) -> FastAssociation:
-    """pynetdicom's AE.associate (3.0) with a FastAssociation, for our SCU requests (store jobs, C-MOVE
-    sub-operations, queries, storage commitment reports): each response is read when the socket has it, not
-    at the next of the DUL's 1 ms polls, and an idle association costs no CPU. Returns the association
-    whatever the outcome (``is_established``, ``is_rejected``, ``is_aborted``), as pynetdicom does."""
-    from pynetdicom.transport import AddressInformation
 
-    remote = AddressInformation.from_addr_port(host, port)
-    local = AddressInformation.from_tuple(("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0))
-    assoc = FastAssociation(ae, MODE_REQUESTOR)
-    assoc.name = f"RequestorThread@{datetime.now():%Y%m%d%H%M%S}"
-    assoc.set_socket(ae._create_socket(assoc, local, tls_args))
-    assoc.acceptor.ae_title = ae_title
-    assoc.acceptor.address_info = remote
-    assoc.requestor.address_info = local
-    assoc.requestor.ae_title = ae.ae_title
-    assoc.requestor.maximum_length = ae.maximum_pdu_size
-    assoc.requestor.implementation_class_uid = ae.implementation_class_uid
-    assoc.requestor.implementation_version_name = ae.implementation_version_name
-    for item in ext_neg or []:
-        assoc.requestor.add_negotiation_item(item)
-    ae._validate_requested_contexts(contexts)
-    if not contexts:
-        raise RuntimeError("At least one requested presentation context is required")
-    contexts = deepcopy(contexts)
-    for index, context in enumerate(contexts):
-        context.context_id = 2 * index + 1
-    assoc.requestor.requested_contexts = contexts
-    for handler in evt_handlers or []:
-        assoc.bind(*handler)
-    assoc.request()
-    if assoc.is_established:
-        sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
-        if sock is not None:
-            # pynetdicom connects with the connection timeout then clears it: a peer that stops in the middle
-            # of a PDU must end the association (network timeout), not block its DUL forever.
-            sock.settimeout(assoc.network_timeout)
-            if type(sock) is socket.socket:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)    # DESIGN.md: Nagle stalls
-        assoc.start()
-    return assoc
+class FastAE(AE):
+    """pynetdicom's AE whose associations as requestor are FastAssociations: our SCU requests (store jobs,
+    queries, retrieves, storage commitment reports) and the C-MOVE sub-operations pynetdicom opens for our SCP
+    (it calls ``self.ae.associate``). Each response is read when the socket has it instead of at the DUL's next
+    1 ms poll, and an idle association costs no CPU."""
+
+    def associate(self, addr, port: int, contexts=None, ae_title: str = "ANY-SCP",
+                  max_pdu: int = DEFAULT_MAX_LENGTH, ext_neg=None, bind_address=None, tls_args=None,
+                  evt_handlers=None) -> Association:
+        """As AE.associate (pynetdicom 3.0), with a FastAssociation; returns the association whatever the outcome
+        (``is_established``, ``is_rejected``, ``is_aborted``)."""
+        remote = AddressInformation.from_addr_port(addr, port)
+        if bind_address is None:
+            bind_address = ("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0)
+        local = AddressInformation.from_tuple(bind_address)
+        assoc = FastAssociation(self, MODE_REQUESTOR)
+        assoc.name = f"RequestorThread@{datetime.now():%Y%m%d%H%M%S}"
+        assoc.set_socket(self._create_socket(assoc, local, tls_args))
+        assoc.acceptor.ae_title = ae_title
+        assoc.acceptor.address_info = remote
+        assoc.requestor.address_info = local
+        assoc.requestor.ae_title = self.ae_title
+        assoc.requestor.maximum_length = max_pdu
+        assoc.requestor.implementation_class_uid = self.implementation_class_uid
+        assoc.requestor.implementation_version_name = self.implementation_version_name
+        for item in ext_neg or []:
+            assoc.requestor.add_negotiation_item(item)
+        contexts = contexts or self.requested_contexts
+        self._validate_requested_contexts(contexts)
+        if not contexts:
+            raise RuntimeError("At least one requested presentation context is required before associating "
+                               "with a peer")
+        contexts = deepcopy(contexts)
+        for index, context in enumerate(contexts):
+            context.context_id = 2 * index + 1
+        assoc.requestor.requested_contexts = contexts
+        for handler in evt_handlers or []:
+            assoc.bind(*handler)
+        assoc.request()
+        if assoc.is_established:
+            sock = assoc.dul.socket.socket if assoc.dul.socket is not None else None
+            if sock is not None:
+                # pynetdicom connects with the connection timeout, then clears it: a peer that stops in the middle
+                # of a PDU must end the association (network timeout), not block its DUL for ever.
+                sock.settimeout(assoc.network_timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)    # DESIGN.md: Nagle stalls answers
+            assoc.start()
+        return assoc

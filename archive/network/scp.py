@@ -63,7 +63,7 @@ from archive.ingest import Origin, instance_store
 from archive.levels import Level
 from archive.metrics import timed
 from archive.network import registry
-from archive.network.association import FastRequestHandler
+from archive.network.association import FastAE, FastRequestHandler
 from archive.network.cfind import LEVELS, QueryRefused, find_answers
 from archive.network.encoded import encoded_instance
 from archive.network.registry import Modality
@@ -790,7 +790,7 @@ class DicomServer(ThreadedAssociationServer):
 
 
 def ae_build(scp: ScpSettings) -> AE:
-    ae = AE(ae_title=scp.aet)
+    ae = FastAE(ae_title=scp.aet)    # its C-MOVE sub-operations associate through it
     ae.maximum_pdu_size = scp.max_pdu
     ae.acse_timeout = scp.timeout
     ae.dimse_timeout = scp.timeout

@@ -50,7 +50,7 @@ from pynetdicom import sop_class as sop
 from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
-from archive.network.association import associate
+from archive.network.association import FastAE
 from archive.network.encoded import EncodedInstance, part10_meta
 from archive.network.registry import Modality
 from archive.network.tls import TlsSettings, client_context
@@ -121,7 +121,7 @@ def scu_parameters(*, modality: Modality, local_aet: str | None = None, timeout:
 
 
 def _ae(params: ScuParameters) -> AE:
-    ae = AE(ae_title=params.local_aet)
+    ae = FastAE(ae_title=params.local_aet)
     timeout = params.timeout or None
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout
@@ -152,8 +152,8 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
     remote = params.remote
     ae = _ae(params)
     tls_args = (client_context(TlsSettings.from_configuration()), None) if remote.use_dicom_tls else None
-    assoc = associate(ae, remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
-                      ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
+    assoc = ae.associate(remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
+                         ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
     if not assoc.is_established:
         if assoc.is_rejected:
             reason = "Association Rejected"

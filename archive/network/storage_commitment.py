@@ -97,20 +97,20 @@ def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, loca
                            host: str, port: int, timeout: float, tls: bool = False) -> bool:
     """Check the instances and send the N-EVENT-REPORT on a new association (we are the SCP of the
     storage commitment SOP class on it, so the role is negotiated). Never raises; True when sent."""
-    from pynetdicom import AE, build_role
+    from pynetdicom import build_role
 
-    from archive.network.association import associate
+    from archive.network.association import FastAE
     from archive.network.tls import TlsSettings, client_context
 
     try:
         results = commitment_check(request)
         event_type, info = commitment_report_dataset(request.transaction_uid, results, local_aet)
-        ae = AE(ae_title=local_aet)
+        ae = FastAE(ae_title=local_aet)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
         ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL)
         tls_args = (client_context(TlsSettings.from_configuration()), None) if tls else None
-        assoc = associate(ae, host, port, contexts=ae.requested_contexts, ae_title=calling_aet, tls_args=tls_args,
-                          ext_neg=[build_role(STORAGE_COMMITMENT_PUSH_MODEL, scp_role=True)])
+        assoc = ae.associate(host, port, ae_title=calling_aet, tls_args=tls_args,
+                             ext_neg=[build_role(STORAGE_COMMITMENT_PUSH_MODEL, scp_role=True)])
         if not assoc.is_established:
             logger.warning("storage commitment: cannot associate with %s at %s:%s", calling_aet, host, port)
             return False

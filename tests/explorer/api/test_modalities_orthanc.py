@@ -44,6 +44,7 @@ class TargetScp:
 
     def __init__(self, port: int):
         self.received: list[tuple[str, str, int | None]] = []
+        self.reports: list = []
         ae = AE(ae_title="TARGET")
         ae.supported_contexts = AllStoragePresentationContexts
         ae.add_supported_context(Verification)
@@ -57,13 +58,15 @@ class TargetScp:
         return 0x0000
 
     def _report(self, event):
-        from django.db import connection
-
-        try:
-            queries.storage_commitment_report_dataset(event.event_information)  # what our SCP will do
-        finally:
-            connection.close()
+        # Kept for the test's thread to record (apply_reports), as our SCP would from its own process: written
+        # from this thread, it raced the job's last writes, and the tests' in-memory SQLite database answers
+        # such a race with "database table is locked" at once instead of waiting as a file database does.
+        self.reports.append(event.event_information)
         return 0x0000, None
+
+    def apply_reports(self) -> None:
+        while self.reports:
+            queries.storage_commitment_report_dataset(self.reports.pop(0))
 
 
 @pytest.fixture(scope="module")
@@ -461,7 +464,7 @@ def test_storage_commitment_report_as_orthanc(network, ours) -> None:
                      content_type="application/json").json()
     assert mine["Path"] == f"/storage-commitment/{mine['ID']}"
     expected = _wait_report(lambda: requests.get(network["ref"] + theirs["Path"]).json())
-    report = _wait_report(lambda: ours.get(mine["Path"]).json())
+    report = _wait_report(lambda: ours.get(mine["Path"]).json(), network["target"])
     key = lambda item: item["SOPInstanceUID"]  # noqa: E731
     for name in ("Success", "Failures"):
         report[name].sort(key=key)
@@ -481,16 +484,18 @@ def test_store_with_storage_commitment_then_remove(network, ours) -> None:
         {"Resources": [stored[0]["ParentSeries"]], "StorageCommitment": True}),
         content_type="application/json").json()
     uid = content["StorageCommitmentTransactionUID"]
-    report = _wait_report(lambda: ours.get(f"/storage-commitment/{uid}").json())
+    report = _wait_report(lambda: ours.get(f"/storage-commitment/{uid}").json(), network["target"])
     assert report["Status"] == "Success" and len(report["Success"]) == 3
     assert ours.post(f"/storage-commitment/{uid}/remove").json() == {}
     assert ours.get("/instances").json() == []
 
 
-def _wait_report(read):
+def _wait_report(read, target: TargetScp | None = None):
     import time
 
     for _ in range(300):  # Orthanc answers from a job of its own
+        if target is not None:
+            target.apply_reports()
         report = read()
         if report.get("Status") != "Pending":
             return report
