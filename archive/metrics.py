@@ -47,6 +47,9 @@ AGGREGATION: dict[str, str] = {
     # HTTP workers (their gthread threads) and the DICOM server processes (DicomThreadsCount associations each).
     "orthanc_available_http_threads_count": "sum",
     "orthanc_available_dicom_threads": "sum",
+    # Orthanc 1.12.1: bytes read from and written to the storage area since start (every attachment, as stored)
+    "orthanc_storage_read_bytes": "counter",
+    "orthanc_storage_written_bytes": "counter",
 }
 # Always listed; the others appear once some process reported them, as Orthanc lists an item once it is set.
 ALWAYS = frozenset({"orthanc_rest_api_active_requests", "orthanc_rest_api_duration_ms", "orthanc_logged_errors_count",

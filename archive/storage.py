@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 from django.core.files.storage import FileSystemStorage, storages
 
+from archive.metrics import registry as metrics
+
 INCOMING = ".incoming"
 WRITE_PIECE = 1 << 16
 
@@ -49,6 +51,7 @@ class DicomFileStorage(FileSystemStorage):
                 os.fsync(fd)
         finally:
             os.close(fd)
+        metrics.counter_add(name="orthanc_storage_written_bytes", amount=len(data))
 
     def publish(self, uuid: str) -> None:
         """Move a staged attachment to its place; call after the index commit."""
@@ -69,11 +72,13 @@ class DicomFileStorage(FileSystemStorage):
     def read(self, uuid: str) -> bytes:
         try:
             with open(self.root / _relative_path(uuid), "rb") as f:
-                return f.read()
+                data = f.read()
         except FileNotFoundError:
             # The commit happened but the move did not yet (or a crash stopped it): the staged file is it.
             with open(self.root / INCOMING / uuid, "rb") as f:
-                return f.read()
+                data = f.read()
+        metrics.counter_add(name="orthanc_storage_read_bytes", amount=len(data))
+        return data
 
     def stream(self, uuid: str) -> BinaryIO:
         """The stored bytes as an open binary file (close it): for callers that stream big files."""

@@ -56,6 +56,7 @@ from botocore.exceptions import ClientError
 from django.db import connections
 from storages.backends.s3 import S3Storage
 
+from archive.metrics import registry as metrics
 from archive.models import StagedFile
 
 _ROW_BATCH = 500  # UUIDs per "DELETE ... WHERE uuid IN (...)" (SQLite's variable limit is far above)
@@ -122,6 +123,7 @@ class S3DicomStorage(S3Storage):
         else:  # big files in parallel parts (BytesIO shares the bytes, no copy)
             self.client.upload_fileobj(io.BytesIO(data), self.bucket_name, self.key_of(uuid),
                                        ExtraArgs={"ContentType": _CONTENT_TYPE}, Config=self.transfer_config)
+        metrics.counter_add(name="orthanc_storage_written_bytes", amount=len(data))
 
     def publish(self, uuid: str) -> None:
         """Forget the in-flight row; call after the index commit. The object is already in place (no S3 request)."""
@@ -139,9 +141,11 @@ class S3DicomStorage(S3Storage):
         """The stored bytes, in one GET; FileNotFoundError when the object is missing."""
         body = self.stream(uuid)
         try:
-            return body.read()
+            data = body.read()
         finally:
             body.close()
+        metrics.counter_add(name="orthanc_storage_read_bytes", amount=len(data))
+        return data
 
     def stream(self, uuid: str) -> IO[bytes]:
         """The stored bytes as a file-like object read from the network as it is consumed (close it)."""

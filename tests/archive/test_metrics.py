@@ -56,3 +56,26 @@ def test_free_threads_add_up_over_live_processes():
             ("http:4", {"orthanc_available_http_threads_count": 2}, now)]
     combined = metrics_aggregate(rows, now=now)
     assert (combined["orthanc_available_dicom_threads"], combined["orthanc_available_http_threads_count"]) == (7, 2)
+
+
+def test_storage_bytes_written_and_read_are_counted_as_stored(tmp_path):
+    """orthanc_storage_written_bytes / orthanc_storage_read_bytes (Orthanc 1.12.1): every attachment's bytes as
+    the storage area holds them, listed once counted and summed over the processes as counters."""
+    from archive.metrics import registry
+    from archive.storage import DicomFileStorage
+
+    storage = DicomFileStorage(location=str(tmp_path))
+    before = registry.snapshot()
+    storage.stage("0123abcd-written", b"x" * 1000)
+    storage.publish("0123abcd-written")
+    storage.stage("0123abcd-staged", b"y" * 10)      # read while still staged (crash between commit and move)
+    assert storage.read("0123abcd-written") == b"x" * 1000
+    assert storage.read("0123abcd-staged") == b"y" * 10
+    after = registry.snapshot()
+    assert after["orthanc_storage_written_bytes"] - before.get("orthanc_storage_written_bytes", 0) == 1010
+    assert after["orthanc_storage_read_bytes"] - before.get("orthanc_storage_read_bytes", 0) == 1010
+    assert {"orthanc_storage_written_bytes", "orthanc_storage_read_bytes"} <= OPTIONAL
+    now = time.time()
+    rows = [("http:1", {"orthanc_storage_read_bytes": 5}, now - 1),
+            ("dead:2", {"orthanc_storage_read_bytes": 7}, now - LIVE_SECONDS - 1)]
+    assert metrics_aggregate(rows, now=now)["orthanc_storage_read_bytes"] == 12     # a dead process's count stays
