@@ -345,10 +345,17 @@ class FastDimse(DIMSEServiceProvider):
             self.cancel_req[primitive.MessageIDBeingRespondedTo] = primitive
         elif isinstance(primitive, N_EVENT_REPORT) and primitive.is_valid_request:
             # pynetdicom serves N-EVENT-REPORT requests at once, on their own thread
-            threading.Thread(target=make_target(self.assoc._serve_request), args=(primitive, context_id)).start()
+            threading.Thread(target=make_target(self._serve_report), args=(primitive, context_id)).start()
         else:
             self.msg_queue.put((context_id, primitive))
         return True
+
+
+    def _serve_report(self, primitive: N_EVENT_REPORT, context_id: int) -> None:
+        try:
+            self.assoc._serve_request(primitive, context_id)
+        finally:
+            self.assoc.thread_exit(LOGGER)
 
 
 class FastDUL(DULServiceProvider):
@@ -564,11 +571,7 @@ class FastDUL(DULServiceProvider):
         finally:
             self._waker.close()
             self.assoc.wake_event.set()      # the association reactor checks whether we are alive
-            for hook in self.assoc.dul_exit_hooks:
-                try:
-                    hook()
-                except Exception:
-                    LOGGER.exception("DUL exit hook failed")
+            self.assoc.thread_exit(LOGGER)
 
 
 class FastAssociation(Association):
@@ -578,7 +581,9 @@ class FastAssociation(Association):
     def __init__(self, ae, mode: str, *, serve_stores_inline: bool = False) -> None:
         self.wake_event = threading.Event()
         self.serve_stores_inline = serve_stores_inline
-        self.dul_exit_hooks: list = []     # called by the DUL thread as it ends (per-thread resources)
+        # Called by each thread the association runs besides its own (the DUL, N-EVENT-REPORT handlers) as it
+        # ends: per-thread resources such as the database connections its handlers opened.
+        self.dul_exit_hooks: list = []
         super().__init__(ae, mode)
         self.dul = FastDUL(self)
         self.dimse = FastDimse(self)
@@ -586,6 +591,13 @@ class FastAssociation(Association):
         # pynetdicom set these on the DUL it made; set them again on ours
         self.acse_timeout = self.acse_timeout
         self.network_timeout = self.network_timeout
+
+    def thread_exit(self, logger: logging.Logger) -> None:
+        for hook in self.dul_exit_hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("association thread exit hook failed")
 
     def set_socket(self, sock) -> None:
         super().set_socket(sock)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import pydicom
 from django.conf import settings
+from django.db import connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
@@ -163,6 +164,8 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
             reason = _tcp_error(remote.host, remote.port, params.timeout)
         raise NetworkProtocolError(f'DicomAssociation - connecting to AET "{remote.aet}": {reason}')
     _nodelay(assoc)
+    # Handlers on this association (an N-EVENT-REPORT, on a thread of its own) may open database connections
+    assoc.dul_exit_hooks.append(connections.close_all)
     try:
         yield assoc
     except BaseException:
