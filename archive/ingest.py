@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
@@ -229,6 +230,27 @@ def _stage_in_background(storage, file_uuid: str, data: bytes) -> Future:
     if _stager is None or _stager[0] != os.getpid():
         _stager = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage"))
     return _stager[1].submit(_stage, storage, file_uuid, data)
+
+
+def stager_stop() -> None:
+    """Stop this process's stage threads, each closing its database connections first (the S3 storage writes
+    its in-flight row from them): for the end of a test session, whose database is then dropped."""
+    global _stager
+    if _stager is None or _stager[0] != os.getpid():
+        return
+    pool, _stager = _stager[1], None
+    threads = len(pool._threads)
+    if threads:
+        # One task per thread, held at a barrier until all are in, so that every thread runs one
+        barrier = threading.Barrier(threads)
+
+        def close() -> None:
+            connections.close_all()
+            barrier.wait(timeout=30)
+
+        for _ in range(threads):
+            pool.submit(close)
+    pool.shutdown(wait=True)
 
 
 def _stage(storage, file_uuid: str, data: bytes) -> None:

@@ -44,3 +44,13 @@ def orthanc_config(settings):
 @pytest.fixture
 def dicom():
     return make_dicom
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stage_threads_stopped(django_db_setup):
+    """The stage threads (archive.ingest) keep a database connection, as they should in a server: stop them before
+    the test database is dropped (PostgreSQL refuses to drop a database someone is connected to)."""
+    yield
+    from archive.ingest import stager_stop
+
+    stager_stop()
