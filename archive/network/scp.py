@@ -297,7 +297,7 @@ class _RequestHandler(FastRequestHandler):
     def _create_association(self):
         assoc = super()._create_association()
         assoc.acse = _OrthancAcse(assoc)
-        assoc.dul_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
+        assoc.thread_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
         run = assoc.run
         server = self.server
 
@@ -554,14 +554,6 @@ def _store_contexts(instances: list) -> list[PresentationContext]:
     return contexts[:128]   # PS3.8 9.3.2.2: at most 128 presentation contexts
 
 
-def _nodelay_on_connect(event) -> None:
-    """EVT_CONN_OPEN of the association pynetdicom opens to a C-MOVE destination: Nagle's algorithm off, or
-    each sub-operation waits ~40 ms for a delayed ACK (DESIGN.md)."""
-    sock = event.assoc.dul.socket.socket if event.assoc.dul.socket is not None else None
-    if sock is not None:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def handle_move(event, scp: ScpSettings):
     """evt.EVT_C_MOVE (PS3.4 C.4.2): the destination AET is looked up among the modalities."""
     if _refused(event, "Move", scp):
@@ -581,8 +573,8 @@ def handle_move(event, scp: ScpSettings):
     # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
     with timed("orthanc_move_scp_duration_ms"):   # as Orthanc's: the lookup, not the sub-operations
         instances = retrieve_instances(event.identifier)
-    options = {"contexts": _store_contexts(instances), "ae_title": modality.aet,
-               "evt_handlers": [(evt.EVT_CONN_OPEN, _nodelay_on_connect)]}
+    # pynetdicom associates through our FastAE (no Nagle, no polling: association.py)
+    options = {"contexts": _store_contexts(instances), "ae_title": modality.aet}
     if modality.use_dicom_tls:
         options["tls_args"] = (client_context(scp.tls), None)
     yield modality.host, modality.port, options

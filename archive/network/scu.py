@@ -163,9 +163,8 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
         else:
             reason = _tcp_error(remote.host, remote.port, params.timeout)
         raise NetworkProtocolError(f'DicomAssociation - connecting to AET "{remote.aet}": {reason}')
-    _nodelay(assoc)
     # Handlers on this association (an N-EVENT-REPORT, on a thread of its own) may open database connections
-    assoc.dul_exit_hooks.append(connections.close_all)
+    assoc.thread_exit_hooks.append(connections.close_all)
     try:
         yield assoc
     except BaseException:
@@ -182,17 +181,6 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _nodelay(assoc) -> None:
-    """No Nagle on the association's socket (DESIGN.md: ~45 ms per C-STORE otherwise)."""
-    sock = getattr(getattr(assoc, "dul", None), "socket", None)
-    raw = getattr(sock, "socket", None)
-    if raw is not None:
-        try:
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
 
 
 def _lost(params: ScuParameters, command: str) -> NetworkProtocolError:
