@@ -53,7 +53,7 @@ from datetime import datetime
 from io import BytesIO
 
 from pynetdicom import _config, evt
-from pynetdicom._globals import DEFAULT_MAX_LENGTH, MODE_ACCEPTOR, MODE_REQUESTOR
+from pynetdicom._globals import MODE_ACCEPTOR, MODE_REQUESTOR
 from pynetdicom._handlers import (
     standard_dimse_recv_handler,
     standard_dimse_sent_handler,
@@ -757,10 +757,12 @@ class FastAE(AE):
     1 ms poll, and an idle association costs no CPU."""
 
     def associate(self, addr, port: int, contexts=None, ae_title: str = "ANY-SCP",
-                  max_pdu: int = DEFAULT_MAX_LENGTH, ext_neg=None, bind_address=None, tls_args=None,
+                  max_pdu: int | None = None, ext_neg=None, bind_address=None, tls_args=None,
                   evt_handlers=None) -> Association:
         """As AE.associate (pynetdicom 3.0), with a FastAssociation; returns the association whatever the outcome
-        (``is_established``, ``is_rejected``, ``is_aborted``)."""
+        (``is_established``, ``is_rejected``, ``is_aborted``). The maximum PDU length we advertise is the AE's
+        ``maximum_pdu_size`` unless ``max_pdu`` is given: Orthanc's MaximumPduLength applies to its SCU too, where
+        pynetdicom would advertise its own default (16382)."""
         remote = AddressInformation.from_addr_port(addr, port)
         if bind_address is None:
             bind_address = ("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0)
@@ -776,7 +778,7 @@ class FastAE(AE):
         assoc.acceptor.address_info = remote
         assoc.requestor.address_info = local
         assoc.requestor.ae_title = self.ae_title
-        assoc.requestor.maximum_length = max_pdu
+        assoc.requestor.maximum_length = self.maximum_pdu_size if max_pdu is None else max_pdu
         assoc.requestor.implementation_class_uid = self.implementation_class_uid
         assoc.requestor.implementation_version_name = self.implementation_version_name
         for item in ext_neg or []:

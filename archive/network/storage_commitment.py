@@ -17,6 +17,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -106,6 +107,7 @@ def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, loca
         results = commitment_check(request)
         event_type, info = commitment_report_dataset(request.transaction_uid, results, local_aet)
         ae = FastAE(ae_title=local_aet)
+        ae.maximum_pdu_size = int(settings.ORTHANC.get("MaximumPduLength", 16384) or 0)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
         ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL)
         tls_args = (client_context(TlsSettings.from_configuration()), None) if tls else None

@@ -51,10 +51,12 @@ class Modality:
         self.received: list[Dataset] = []
         self.raw: list[bytes] = []
         self.reports: list[tuple[int, Dataset]] = []
+        self.pdu_lengths: list[int] = []   # the maximum PDU length each requestor advertised
         ae = AE(ae_title="SCU")
         ae.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
-        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_N_EVENT_REPORT, self._report)]
+        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_N_EVENT_REPORT, self._report),
+                    (evt.EVT_REQUESTED, self._requested)]
         self.server = ae.start_server(("127.0.0.1", self.port), block=False, evt_handlers=handlers)
 
     def _store(self, event):
@@ -65,6 +67,9 @@ class Modality:
     def _report(self, event):
         self.reports.append((event.request.EventTypeID, event.event_information))
         return 0x0000, None
+
+    def _requested(self, event):
+        self.pdu_lengths.append(event.assoc.requestor.maximum_length)
 
 
 @pytest.fixture(scope="module")
@@ -449,10 +454,14 @@ def _move(server, destination, **keys):
 def test_move_study_to_known_modality(server, study, modality):
     modality.received.clear()
     modality.raw.clear()
+    modality.pdu_lengths.clear()
     final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0x0000
     assert final.NumberOfCompletedSuboperations == 3
     assert len(modality.received) == 3
+    # The sub-operations' association advertises MaximumPduLength (16384 by default), as Orthanc's does,
+    # not pynetdicom's own default (16382)
+    assert modality.pdu_lengths == [16384]
     # Sent as stored: the dataset bytes of each file, not a re-encoding of them
     for ds, raw in zip(modality.received, modality.raw, strict=True):
         found = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()
@@ -511,6 +520,7 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
         item.ReferencedSOPInstanceUID = sop
         info.ReferencedSOPSequence.append(item)
     modality.reports.clear()
+    modality.pdu_lengths.clear()
     assoc = _associate(server, [StorageCommitmentPushModel])
     status, _reply = assoc.send_n_action(info, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
     assoc.release()
@@ -523,3 +533,4 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
     assert report.TransactionUID == transaction
     assert [i.ReferencedSOPInstanceUID for i in report.ReferencedSOPSequence] == [known]
     assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in report.FailedSOPSequence] == [("1.2.3.404", 0x0112)]
+    assert modality.pdu_lengths == [16384]   # MaximumPduLength, on the report's association too

@@ -45,11 +45,13 @@ class TargetScp:
     def __init__(self, port: int):
         self.received: list[tuple[str, str, int | None]] = []
         self.reports: list = []
+        self.pdu_lengths: list[int] = []   # the maximum PDU length each requestor advertised
         ae = AE(ae_title="TARGET")
         ae.supported_contexts = AllStoragePresentationContexts
         ae.add_supported_context(Verification)
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
-        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_N_EVENT_REPORT, self._report)]
+        handlers = [(evt.EVT_C_STORE, self._store), (evt.EVT_N_EVENT_REPORT, self._report),
+                    (evt.EVT_REQUESTED, lambda event: self.pdu_lengths.append(event.assoc.requestor.maximum_length))]
         self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
 
     def _store(self, event) -> int:
@@ -142,6 +144,21 @@ def test_modality_put_then_delete(network, ours) -> None:
 def test_echo_as_orthanc(network, ours, uri, body, raw) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body, raw)
     assert mine == theirs
+
+
+def test_scu_advertises_the_maximum_pdu_length(network, ours, orthanc_config) -> None:
+    """MaximumPduLength "affects both Orthanc SCU and Orthanc SCP": our echo and store associations advertise
+    it, not pynetdicom's default (16382)."""
+    target = network["target"]
+    modalities = {**network["modalities"], "target": ["TARGET", "127.0.0.1", target.server.server_address[1]]}
+    orthanc_config(DicomAet="OURS", DicomModalities=modalities, MaximumPduLength=65536)
+    [uploaded] = _upload(ours, network)[:1]
+    target.pdu_lengths.clear()
+    assert ours.post("/modalities/target/echo", data=b"{}", content_type="application/json").status_code == 200
+    answer = ours.post("/modalities/target/store", data=json.dumps({"Resources": [uploaded["ID"]]}),
+                       content_type="application/json")
+    assert answer.status_code == 200 and answer.json()["InstancesCount"] == 1
+    assert target.pdu_lengths == [65536, 65536]
 
 
 # -- C-FIND ---------------------------------------------------------------------------------------------------
