@@ -53,7 +53,9 @@ def _uncompressed(data: bytes, syntax: str, quality: int) -> bytes:
     ds = _dataset(data)
     if ds.file_meta.get("TransferSyntaxUID", EXPLICIT_LE) not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED) \
             and "PixelData" in ds:
-        ds.decompress()  # pydicom's decoders, YBR kept as stored (the file says what it is)
+        # pydicom's decoders; YCbCr comes out as RGB, as DCMTK's decoders give it. pydicom would also give the
+        # instance a new SOP Instance UID by default: a decoded instance is the same instance.
+        ds.decompress(generate_instance_uid=False)
     return _bytes(ds, syntax)
 
 
@@ -68,7 +70,7 @@ def _pydicom_compress(data: bytes, syntax: str, quality: int) -> bytes:
         # quality 1..100 to a peak signal-to-noise target, as a viewer expects (100 is near lossless).
         options["j2k_psnr"] = [20 + 0.6 * quality]
     if ds.file_meta.get("TransferSyntaxUID") not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED):
-        ds.decompress()
+        ds.decompress(generate_instance_uid=False)
     ds.compress(UID(syntax), **options)
     if syntax in LOSSY:
         ds.LossyImageCompression = "01"

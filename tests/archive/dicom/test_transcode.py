@@ -47,7 +47,16 @@ def test_same_syntax_is_the_same_bytes_and_unknown_syntax_an_error() -> None:
         transcode.file_transcode(SOURCE, syntax="1.2.3.4")
 
 
-def test_compressed_back_to_uncompressed() -> None:
-    rle = transcode.file_transcode(SOURCE, syntax=transcode.RLE)
-    back = transcode.file_transcode(rle, syntax=transcode.EXPLICIT_LE)
-    assert np.array_equal(_pixels(back), _pixels(SOURCE))
+@pytest.mark.parametrize("target", [transcode.EXPLICIT_LE, transcode.IMPLICIT_LE, transcode.J2K_LOSSLESS,
+                                    transcode.RLE])
+@pytest.mark.parametrize("source", [transcode.RLE, transcode.J2K_LOSSLESS])
+def test_compressed_to_another_syntax_keeps_the_pixels_and_the_uid(source: str, target: str) -> None:
+    # pydicom's decompress() gives a new SOP Instance UID unless told not to: a decoded file was a new
+    # instance, and a peer receiving our C-STORE filed it under another instance.
+    compressed = transcode.file_transcode(SOURCE, syntax=source)
+    out = transcode.file_transcode(compressed, syntax=target)
+    ds = decode.dataset_read(out)
+    assert str(ds.file_meta.TransferSyntaxUID) == target
+    assert ds.SOPInstanceUID == decode.dataset_read(SOURCE).SOPInstanceUID
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert np.array_equal(_pixels(out), _pixels(SOURCE))
