@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import socket
 import struct
 import time
@@ -24,6 +25,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 
 from archive.network.association import p_data_pieces, send_pieces, store_request_command
+from archive.network.transcoding import SENDABLE_UNCOMPRESSED, SendPolicy, cannot_transcode, syntaxes_to_try
 
 LOGGER = logging.getLogger("pynetdicom.dimse")
 HANDLERS_LOGGER = logging.getLogger("pynetdicom._handlers")   # pynetdicom's standard event handlers log here
@@ -34,10 +36,15 @@ _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN
 class EncodedInstance(Dataset):
     """A stored DICOM file to send with C-STORE: its file meta group read, its dataset kept as bytes."""
 
-    def __init__(self, data: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str, offset: int):
+    def __init__(self, data: bytes, *, sop_class: str, sop_instance: str, transfer_syntax: str, offset: int,
+                 policy: SendPolicy | None = None, remote_aet: str = ""):
         super().__init__()
+        # ``policy``: how to send it when the peer did not accept its syntax (archive.network.transcoding); None
+        # leaves it to pynetdicom's conversions of the decoded dataset. ``encoded_as_stored``: whether its bytes
+        # may go out as they are (else it is decoded and re-encoded even in its own syntax).
         self.__dict__.update(encoded_data=data, encoded_sop_class=sop_class, encoded_sop_instance=sop_instance,
-                             encoded_transfer_syntax=transfer_syntax, encoded_offset=offset)
+                             encoded_transfer_syntax=transfer_syntax, encoded_offset=offset, encoded_policy=policy,
+                             encoded_remote_aet=remote_aet, encoded_as_stored=sendable_as_stored(data, offset))
 
     def __bool__(self) -> bool:  # an empty Dataset is falsy: pynetdicom would skip the sub-operation
         return True
@@ -46,7 +53,7 @@ class EncodedInstance(Dataset):
         return pydicom.dcmread(io.BytesIO(self.encoded_data), force=True)
 
 
-def encoded_instance(data: bytes) -> Dataset:
+def encoded_instance(data: bytes, *, policy: SendPolicy | None = None, remote_aet: str = "") -> Dataset:
     """The file as an EncodedInstance when its file meta group names what a C-STORE needs, else decoded."""
     meta = part10_meta(data)
     if meta is None:
@@ -54,9 +61,45 @@ def encoded_instance(data: bytes) -> Dataset:
     offset, values = meta
     try:
         return EncodedInstance(data, sop_class=values[0x00020002], sop_instance=values[0x00020003],
-                               transfer_syntax=values[0x00020010], offset=offset)
+                               transfer_syntax=values[0x00020010], offset=offset, policy=policy,
+                               remote_aet=remote_aet)
     except KeyError:
         return pydicom.dcmread(io.BytesIO(data), force=True)
+
+
+def instance_to_send(data: bytes, choices: list[str], *, sop_class: str, sop_instance: str, transfer_syntax: str,
+                     offset: int | None, decoded: Dataset | None = None) -> Dataset:
+    """The file to send in the first of ``choices`` (archive.network.transcoding.syntaxes_to_try) it can be
+    written in: as stored in its own syntax (``offset`` of its dataset, None when it is not a Part 10 file);
+    decoded, for pynetdicom to convert between uncompressed syntaxes; else transcoded."""
+    from archive.dicom.transcode import TranscodingFailed, file_transcode
+
+    for target in choices:
+        if target == transfer_syntax and offset is not None:
+            return EncodedInstance(data, sop_class=sop_class, sop_instance=sop_instance,
+                                   transfer_syntax=transfer_syntax, offset=offset)
+        if target == transfer_syntax or (transfer_syntax in SENDABLE_UNCOMPRESSED and target in SENDABLE_UNCOMPRESSED):
+            return decoded if decoded is not None else pydicom.dcmread(io.BytesIO(data), force=True)
+        try:
+            return encoded_instance(file_transcode(data, syntax=target))
+        except TranscodingFailed as exc:
+            LOGGER.warning("C-STORE: cannot transcode %s from %s to %s: %s", sop_instance, transfer_syntax, target,
+                           exc)
+    raise cannot_transcode(sop_class=sop_class, source=transfer_syntax, attempted=choices)
+
+
+_UN_HEADER = re.compile(rb"UN\x00\x00")   # explicit VR "UN", its two reserved bytes (PS3.5 7.1.2)
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+def sendable_as_stored(data: bytes, offset: int) -> bool:
+    """Whether the dataset bytes may go out as stored: not when its header has explicit VR "UN" elements
+    (files written with UN for standard attributes, as some converters do). Real Orthanc's C-STORE SCP
+    refuses such a dataset (0xC000) while it stores the same file uploaded over REST, and Orthanc's own SCU
+    sends what DCMTK re-encodes; so such a file is decoded and re-encoded (pydicom gives the UN elements
+    their dictionary VR). A false alarm (those bytes inside a value) only costs the re-encoding."""
+    end = data.find(_PIXEL_DATA_TAG, offset)
+    return _UN_HEADER.search(data, offset, end if end >= 0 else len(data)) is None
 
 
 def part10_meta(data: bytes) -> tuple[int, dict[int, str]] | None:
@@ -103,7 +146,22 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
         return _pynetdicom_send_c_store(self, dataset, msg_id=msg_id, priority=priority,
                                         originator_aet=originator_aet, originator_id=originator_id)
     context = _exact_context(self, dataset) if self.is_established else None
-    if context is None:  # not accepted as stored: pynetdicom converts (or refuses) the decoded dataset
+    if context is None and self.is_established and dataset.encoded_policy is not None:
+        # Not accepted as stored: transcoded as the policy says, or refused with Orthanc's error
+        accepted = {cx.transfer_syntax[0] for cx in self.accepted_contexts
+                    if cx.abstract_syntax == dataset.encoded_sop_class and cx.as_scu}
+        choices = syntaxes_to_try(sop_class=dataset.encoded_sop_class, source=dataset.encoded_transfer_syntax,
+                                  accepted=accepted, policy=dataset.encoded_policy,
+                                  remote_aet=dataset.encoded_remote_aet)
+        dataset = instance_to_send(dataset.encoded_data, choices, sop_class=dataset.encoded_sop_class,
+                                   sop_instance=dataset.encoded_sop_instance,
+                                   transfer_syntax=dataset.encoded_transfer_syntax, offset=dataset.encoded_offset)
+        if not isinstance(dataset, EncodedInstance):
+            return _pynetdicom_send_c_store(self, dataset, msg_id=msg_id, priority=priority,
+                                            originator_aet=originator_aet, originator_id=originator_id)
+        context = _exact_context(self, dataset)
+    if context is None or not dataset.encoded_as_stored:
+        # Not accepted as stored, or not to be sent as stored: pynetdicom converts (or refuses) the decoded dataset
         return _pynetdicom_send_c_store(self, dataset.decoded(), msg_id=msg_id, priority=priority,
                                         originator_aet=originator_aet, originator_id=originator_id)
     raw = _raw_socket(self)

@@ -74,6 +74,7 @@ from archive.network.storage_commitment import (
     commitment_request_parse,
 )
 from archive.network.tls import TlsSettings, client_context, server_context
+from archive.network.transcoding import SendPolicy, send_policy, storage_contexts
 from archive.selectors import instance_dicom_files
 
 logger = logging.getLogger(__name__)
@@ -531,27 +532,27 @@ def _syntaxes(instances: list) -> dict[str, set[str]]:
     return out
 
 
-def _dataset(instance, file: tuple[str, int] | None, *, bulk_data: bool = True) -> Dataset | str:
+def _dataset(instance, file: tuple[str, int] | None, *, policy: SendPolicy, remote_aet: str,
+             bulk_data: bool = True) -> Dataset | str:
     """The stored file to send in a sub-operation (``file`` from instance_dicom_files): as stored
-    (archive/network/encoded.py) unless the bulk data must be taken out (Composite Instance Retrieve Without
-    Bulk Data)."""
+    (archive/network/encoded.py), transcoded as ``policy`` says if the peer did not accept its syntax, unless the
+    bulk data must be taken out (Composite Instance Retrieve Without Bulk Data)."""
     from archive.selectors import dicom_file_read
 
     try:
         if file is None:
             raise FileNotFoundError(f"no DICOM file for instance {instance.public_id}")
         data = dicom_file_read(file)
-        return encoded_instance(data) if bulk_data else pydicom.dcmread(io.BytesIO(data))
+        if bulk_data:
+            return encoded_instance(data, policy=policy, remote_aet=remote_aet)
+        return pydicom.dcmread(io.BytesIO(data))
     except Exception:
         logger.exception("C-MOVE/C-GET: cannot read instance %s", instance.public_id)
         return "unreadable"   # not a Dataset: pynetdicom counts the sub-operation as failed
 
 
-def _store_contexts(instances: list) -> list[PresentationContext]:
-    contexts = []
-    for cls, syntaxes in sorted(_syntaxes(instances).items()):
-        contexts.append(build_context(cls, sorted(syntaxes | {UNCOMPRESSED[1], UNCOMPRESSED[0]})))
-    return contexts[:128]   # PS3.8 9.3.2.2: at most 128 presentation contexts
+def _store_contexts(instances: list, policy: SendPolicy) -> list[PresentationContext]:
+    return storage_contexts(dict(sorted(_syntaxes(instances).items())), policy)
 
 
 def handle_move(event, scp: ScpSettings):
@@ -574,7 +575,8 @@ def handle_move(event, scp: ScpSettings):
     with timed("orthanc_move_scp_duration_ms"):   # as Orthanc's: the lookup, not the sub-operations
         instances = retrieve_instances(event.identifier)
     # pynetdicom associates through our FastAE (no Nagle, no polling: association.py)
-    options = {"contexts": _store_contexts(instances), "ae_title": modality.aet}
+    policy = send_policy(modality.allow_transcoding)
+    options = {"contexts": _store_contexts(instances, policy), "ae_title": modality.aet}
     if modality.use_dicom_tls:
         options["tls_args"] = (client_context(scp.tls), None)
     yield modality.host, modality.port, options
@@ -585,7 +587,7 @@ def handle_move(event, scp: ScpSettings):
             yield CANCEL, None
             return
         activity_mark()     # the association to the destination polls fast while sub-operations go on
-        yield PENDING, _dataset(instance, files.get(instance.id))
+        yield PENDING, _dataset(instance, files.get(instance.id), policy=policy, remote_aet=modality.aet)
 
 
 def handle_get(event, scp: ScpSettings):
@@ -605,13 +607,16 @@ def handle_get(event, scp: ScpSettings):
         yield CANNOT_UNDERSTAND, None
         return
     bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
+    caller = _caller(event)
+    policy = send_policy(caller.modality.allow_transcoding if caller.modality is not None else True)
     yield len(instances)
     files = instance_dicom_files(instances)
     for instance in instances:
         if event.is_cancelled:
             yield CANCEL, None
             return
-        yield PENDING, _dataset(instance, files.get(instance.id), bulk_data=bulk_data)
+        yield PENDING, _dataset(instance, files.get(instance.id), policy=policy, remote_aet=caller.aet,
+                                bulk_data=bulk_data)
 
 
 # -- storage commitment ---------------------------------------------------------------------------------------

@@ -34,8 +34,6 @@ from django.db import connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -52,9 +50,10 @@ from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
 from archive.network.association import FastAE
-from archive.network.encoded import EncodedInstance, part10_meta
+from archive.network.encoded import instance_to_send, part10_meta
 from archive.network.registry import Modality
 from archive.network.tls import TlsSettings, client_context
+from archive.network.transcoding import send_policy, storage_contexts, syntaxes_to_try
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +61,9 @@ logger = logging.getLogger(__name__)
 SUCCESS = 0x0000
 PENDING = (0xFF00, 0xFF01)
 UNABLE_TO_PROCESS = 0xC000     # C-FIND/C-MOVE "Failed: unable to process"
+DUPLICATE_SOP_INSTANCE = 0x0111
 STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # PS3.4 J.3.5: the well-known SOP instance
 
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian)
 # What a C-GET proposes to receive (Orthanc: its accepted transfer syntaxes).
 RECEIVED_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit,
                      JPEGLosslessSV1, JPEG2000Lossless, JPEG2000, JPEGLSLossless, JPEGLSNearLossless, RLELossless]
@@ -344,6 +343,7 @@ class StoreConnection:
     def __init__(self, params: ScuParameters, *, move_originator: tuple[str, int] | None = None):
         self.params = params
         self.move_originator = move_originator
+        self.policy = send_policy(params.remote.allow_transcoding)
         self.wanted: dict[str, set[str]] = {}
         self._cm = None
         self.assoc = None
@@ -363,20 +363,15 @@ class StoreConnection:
             self._cm, self.assoc = None, None
         self.close()
 
-    def _open(self) -> None:
+    def _open(self, sop_class: str) -> None:
         self.close()
-        contexts = []
-        for uid, syntaxes in self.wanted.items():
-            contexts.append(build_context(uid, sorted(syntaxes | {ExplicitVRLittleEndian, ImplicitVRLittleEndian})))
-        self._cm = association(self.params, contexts)
+        # The class of the instance at hand first, as Orthanc: it is the one that must fit in 128 contexts
+        classes = {sop_class: self.wanted[sop_class], **self.wanted}
+        self._cm = association(self.params, storage_contexts(classes, self.policy))
         self.assoc = self._cm.__enter__()
 
-    def _accepted(self, sop_class: str, syntax: str) -> str | None:
-        """The accepted transfer syntax to send in: the file's own, else an uncompressed one (re-encoded)."""
-        offers = [c.transfer_syntax[0] for c in self.assoc.accepted_contexts if c.abstract_syntax == sop_class]
-        if syntax in offers:
-            return syntax
-        return next((ts for ts in offers if ts in UNCOMPRESSED), None)
+    def _accepted(self, sop_class: str) -> set[str]:
+        return {c.transfer_syntax[0] for c in self.assoc.accepted_contexts if c.abstract_syntax == sop_class}
 
     def store(self, data: bytes) -> tuple[str, str]:
         """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
@@ -391,21 +386,15 @@ class StoreConnection:
             syntax = str(ds.file_meta.TransferSyntaxUID)
         known = self.wanted.setdefault(sop_class, set())
         if self.assoc is None or not self.assoc.is_established or syntax not in known:
-            if self.assoc is None or not self.assoc.is_established or self._accepted(sop_class, syntax) is None:
+            # A new syntax is proposed on a new association (where Orthanc would transcode if the class has any
+            # accepted context): the peer gets the file as stored whenever it can take it.
+            if self.assoc is None or not self.assoc.is_established or syntax not in self._accepted(sop_class):
                 known.add(syntax)
-                self._open()
-        accepted = self._accepted(sop_class, syntax)
-        if accepted is None:
-            raise ArchiveError(f"Remote AET is {self.params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
-        if accepted != syntax and syntax not in UNCOMPRESSED:
-            from archive.dicom.transcode import file_transcode
-
-            ds = dicom_parse(file_transcode(data, syntax=ExplicitVRLittleEndian))
-        elif accepted == syntax and meta is not None:
-            ds = EncodedInstance(data, sop_class=sop_class, sop_instance=instance, transfer_syntax=syntax,
-                                 offset=meta[0])
-        elif ds is None:
-            ds = dicom_parse(data)
+                self._open(sop_class)
+        choices = syntaxes_to_try(sop_class=sop_class, source=syntax, accepted=self._accepted(sop_class),
+                                  policy=self.policy, remote_aet=self.params.remote.aet)
+        ds = instance_to_send(data, choices, sop_class=sop_class, sop_instance=instance, transfer_syntax=syntax,
+                              offset=meta[0] if ds is None else None, decoded=ds)
         self.message_id = self.message_id % 0xFFFF + 1
         originator = self.move_originator or (None, None)
         status = self.assoc.send_c_store(ds, msg_id=self.message_id, originator_aet=originator[0],
@@ -413,7 +402,9 @@ class StoreConnection:
         if not status or "Status" not in status:
             raise _lost(self.params, "C-STORE")
         code = int(status.Status)
-        if code != SUCCESS and not 0xB000 <= code <= 0xBFFF:  # warnings store the instance (PS3.4 B.2.3)
+        # Warnings store the instance (PS3.4 B.2.3), and so does "duplicate SOP instance" (0x0111) for Orthanc
+        # 1.12.4: a peer that already has it answers so when a study is sent again
+        if code not in (SUCCESS, DUPLICATE_SOP_INSTANCE) and not 0xB000 <= code <= 0xBFFF:
             raise DimseFailure(f'C-STORE SCU to AET "{self.params.remote.aet}" has failed with DIMSE status '
                                f"{_hex(code)}", status=code)
         return sop_class, instance

@@ -469,6 +469,23 @@ def test_move_study_to_known_modality(server, study, modality):
         assert stored.endswith(raw) and len(stored) - len(raw) < 400
 
 
+def test_move_decodes_a_compressed_instance_for_a_destination_that_takes_none(server, modality):
+    """The destination accepts CT in uncompressed syntaxes only: the JPEG 2000 instance goes decoded, still the
+    same instance (TranscodeDicomProtocol and the modality's AllowTranscoding default to true, as in Orthanc)."""
+    from archive.dicom.transcode import J2K_LOSSLESS, file_transcode
+
+    study_uid, sop = "1.2.826.0.1.3680043.10.7.9901", "1.2.826.0.1.3680043.10.7.9901.1.1"
+    pixels = bytes(range(16)) * 512
+    data = file_transcode(make_dicom(StudyInstanceUID=study_uid, SeriesInstanceUID=f"{study_uid}.1", SOPInstanceUID=sop,
+                                     Rows=64, Columns=64, PixelData=pixels), syntax=J2K_LOSSLESS)
+    assert requests.post(server.url + "/instances", data=data, timeout=10).status_code == 200
+    modality.received.clear()
+    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid)
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    [ds] = modality.received
+    assert ds.SOPInstanceUID == sop and ds.PixelData == pixels
+
+
 def test_move_to_unknown_destination(server, study):
     final = _move(server, "NOWHERE", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0xA801

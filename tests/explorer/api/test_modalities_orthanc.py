@@ -14,11 +14,13 @@ import json
 import pytest
 import requests
 from django.test import Client
+from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import StorageCommitmentPushModel, Verification
+from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel, Verification
 
 from archive.models import Resource
 from archive.network import queries
+from archive.network.encoded import part10_meta
 from bench.servers import free_port, orthanc_server
 from jobs import kinds
 from jobs.kinds import dicom as dicom_jobs
@@ -334,6 +336,99 @@ def test_store_called_aet_host_port_override(network, ours) -> None:
         content_type="application/json").json()
     assert content["RemoteAet"] == "TARGET"
     assert len(target.received) == before + 1
+
+
+PIXELS = bytes(range(16)) * 512    # 64 x 64 pixels of 16 bits allocated, values within the 12 bits stored
+
+
+def _compressed_upload(client) -> tuple[str, str]:
+    """A JPEG 2000 (lossless) CT in our archive: (Orthanc ID, SOP Instance UID)."""
+    from archive.dicom.transcode import J2K_LOSSLESS, file_transcode
+
+    sop = "1.2.826.0.1.3680043.8.498.7901.1.1"
+    data = file_transcode(make_dicom(PatientID="J2K01", StudyInstanceUID="1.2.826.0.1.3680043.8.498.7901",
+                                     SeriesInstanceUID="1.2.826.0.1.3680043.8.498.7901.1", SOPInstanceUID=sop,
+                                     Rows=64, Columns=64, PixelData=PIXELS), syntax=J2K_LOSSLESS)
+    return client.post("/instances", data=data, content_type="application/dicom").json()["ID"], sop
+
+
+def test_store_sends_a_compressed_file_as_stored_to_a_peer_that_takes_it(network, ours) -> None:
+    """Each syntax of the files is proposed alone: real Orthanc, offered JPEG 2000 along with the uncompressed
+    syntaxes in one presentation context, chose an uncompressed one and the file went decompressed (and under a
+    new SOP Instance UID, pydicom's default when decoding)."""
+    instance, _sop = _compressed_upload(ours)
+    answer = ours.post("/modalities/pacs/store", data=json.dumps({"Resources": [instance]}),
+                       content_type="application/json")
+    assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
+    there = requests.get(f"{network['pacs']}/instances/{instance}/metadata/TransferSyntax")
+    assert there.status_code == 200 and there.text == "1.2.840.10008.1.2.4.90"
+    # The same dataset bytes (Orthanc writes its own file meta group)
+    mine = ours.get(f"/instances/{instance}/file").content
+    theirs = requests.get(f"{network['pacs']}/instances/{instance}/file").content
+    assert theirs[part10_meta(theirs)[0]:] == mine[part10_meta(mine)[0]:]
+
+
+class UncompressedScp:
+    """A storage SCP that accepts CT images in Implicit VR Little Endian only."""
+
+    def __init__(self, status: int = 0x0000):
+        self.received: list = []
+        self.status = status
+        ae = AE(ae_title="PLAIN")
+        ae.add_supported_context(CTImageStorage, ImplicitVRLittleEndian)
+        handlers = [(evt.EVT_C_STORE, self._store)]
+        self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+        self.port = self.server.server_address[1]
+
+    def _store(self, event) -> int:
+        self.received.append((str(event.context.transfer_syntax), event.dataset))
+        return self.status
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_store_transcodes_only_where_allowed(network, ours, orthanc_config, allowed) -> None:
+    """A peer that takes no compressed syntax gets the file decoded, the same instance (its SOP Instance UID
+    kept), unless the modality's AllowTranscoding is false: then Orthanc's error."""
+    instance, sop = _compressed_upload(ours)
+    plain = UncompressedScp()
+    try:
+        modalities = {**network["modalities"], "plain": {"AET": "PLAIN", "Host": "127.0.0.1", "Port": plain.port,
+                                                         "AllowTranscoding": allowed}}
+        orthanc_config(DicomAet="OURS", DicomModalities=modalities, DicomScuTimeout=10)
+        answer = ours.post("/modalities/plain/store", data=json.dumps({"Resources": [instance]}),
+                           content_type="application/json")
+    finally:
+        plain.server.shutdown()
+    if allowed:
+        assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
+        [(syntax, ds)] = plain.received
+        assert syntax == ImplicitVRLittleEndian and ds.SOPInstanceUID == sop
+        assert ds.PixelData == PIXELS
+    else:
+        assert answer.status_code == 500 and plain.received == []
+        assert answer.json()["Details"] == (
+            "No valid presentation context was negotiated for SOP class UID [1.2.840.10008.5.1.4.1.1.2] and "
+            "transfer syntax [1.2.840.10008.1.2.4.90] while sending to modality [PLAIN]")
+
+
+@pytest.mark.parametrize(("status", "failed"), [(0x0111, False), (0xB007, False), (0xA700, True)])
+def test_store_statuses_that_store_the_instance(network, ours, orthanc_config, status, failed) -> None:
+    """Warnings and, since Orthanc 1.12.4, 0x0111 (duplicate SOP instance) count as stored."""
+    instance = _upload(ours, network)[0]["ID"]
+    plain = UncompressedScp(status=status)
+    try:
+        modalities = {**network["modalities"], "plain": ["PLAIN", "127.0.0.1", plain.port]}
+        orthanc_config(DicomAet="OURS", DicomModalities=modalities, DicomScuTimeout=10)
+        answer = ours.post("/modalities/plain/store", data=json.dumps({"Resources": [instance]}),
+                           content_type="application/json")
+    finally:
+        plain.server.shutdown()
+    assert len(plain.received) == 1
+    if failed:
+        assert answer.status_code == 500
+        assert answer.json()["Details"] == 'C-STORE SCU to AET "PLAIN" has failed with DIMSE status 0xA700'
+    else:
+        assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
 
 
 def test_store_job_counts_instances_deleted_while_it_runs(network, ours, monkeypatch) -> None:
