@@ -34,6 +34,7 @@ from django.db import connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -326,11 +327,16 @@ def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_c
 # -- C-STORE --------------------------------------------------------------------------------------------------
 
 def dicom_parse(data: bytes) -> Dataset:
-    """A Part 10 file as sent by store-straight: Orthanc's 'Cannot parse an invalid DICOM file' otherwise."""
+    """A DICOM file to send: Orthanc's 'Cannot parse an invalid DICOM file' when it is none. A raw dataset
+    without file meta group (which the archive stores, as Orthanc does) gets the transfer syntax it was read in,
+    as DCMTK infers it."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         ds.SOPClassUID  # noqa: B018 - forces the parse of the header
-        ds.file_meta.TransferSyntaxUID  # noqa: B018
+        if "TransferSyntaxUID" not in ds.file_meta:
+            implicit, little = ds.original_encoding
+            ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     except Exception:  # noqa: BLE001 - any parse error is the same answer
         raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {len(data)} bytes)") from None
     return ds

@@ -17,6 +17,7 @@ the running command (PS3.4 C.4.2.1.6). Cancel or pause closes the generator, whi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,8 @@ from archive.models import DicomRetrieveMessage, DicomRetrieveReceived, Resource
 from archive.network import queries, scu
 from archive.network.registry import modality_parse
 from jobs.models import Job
+
+logger = logging.getLogger(__name__)
 
 STORE = "DicomModalityStore"
 MOVE = "DicomMoveScu"
@@ -88,9 +91,12 @@ def modality_store_job(job: Job) -> Iterator[float]:
             else:
                 try:
                     sent.append(connection.store(data))
-                except ArchiveError:
+                except ArchiveError as error:
                     if not p.get("permissive"):
                         raise
+                    # Orthanc's SetOfInstancesJob: in a permissive job a step that fails is a failed instance
+                    failed += 1
+                    logger.warning("Ignoring an error in a permissive job (instance %s): %s", public_id, error)
             yield 100.0 * (k + 1) / (len(instances) + 1)
     if p.get("storage_commitment") and sent:
         uid = p["transaction_uid"]

@@ -24,7 +24,7 @@ from archive.network.encoded import part10_meta
 from bench.servers import free_port, orthanc_server
 from jobs import kinds
 from jobs.kinds import dicom as dicom_jobs
-from tests.dicom_factory import make_dicom
+from tests.dicom_factory import make_dataset, make_dicom
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -368,6 +368,25 @@ def test_store_sends_a_compressed_file_as_stored_to_a_peer_that_takes_it(network
     assert theirs[part10_meta(theirs)[0]:] == mine[part10_meta(mine)[0]:]
 
 
+def test_store_sends_a_stored_dataset_without_file_meta(network, ours) -> None:
+    """A file without preamble nor file meta group (a raw dataset, as some sample files are) is stored here as
+    in Orthanc; sending it took its missing transfer syntax for a bad file."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = make_dataset(PatientID="RAW01", StudyInstanceUID="1.2.826.0.1.3680043.8.498.7911",
+                      SeriesInstanceUID="1.2.826.0.1.3680043.8.498.7911.1",
+                      SOPInstanceUID="1.2.826.0.1.3680043.8.498.7911.1.1")
+    raw = DicomBytesIO()
+    raw.is_little_endian, raw.is_implicit_VR = True, True
+    write_dataset(raw, ds)
+    instance = ours.post("/instances", data=raw.getvalue(), content_type="application/dicom").json()["ID"]
+    answer = ours.post("/modalities/pacs/store", data=json.dumps({"Resources": [instance]}),
+                       content_type="application/json")
+    assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
+    assert requests.get(f"{network['pacs']}/instances/{instance}").status_code == 200
+
+
 class UncompressedScp:
     """A storage SCP that accepts CT images in Implicit VR Little Endian only."""
 
@@ -429,6 +448,22 @@ def test_store_statuses_that_store_the_instance(network, ours, orthanc_config, s
         assert answer.json()["Details"] == 'C-STORE SCU to AET "PLAIN" has failed with DIMSE status 0xA700'
     else:
         assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
+
+
+def test_permissive_store_counts_the_instances_refused(network, ours, orthanc_config) -> None:
+    """Orthanc's SetOfInstancesJob: in a permissive job an instance whose C-STORE failed is a failed instance
+    (it was left out of the count, so a job that lost instances looked complete)."""
+    ids = [item["ID"] for item in _upload(ours, network)]
+    plain = UncompressedScp(status=0xA700)
+    try:
+        modalities = {**network["modalities"], "plain": ["PLAIN", "127.0.0.1", plain.port]}
+        orthanc_config(DicomAet="OURS", DicomModalities=modalities, DicomScuTimeout=10)
+        answer = ours.post("/modalities/plain/store", data=json.dumps({"Resources": ids, "Permissive": True}),
+                           content_type="application/json")
+    finally:
+        plain.server.shutdown()
+    assert answer.status_code == 200
+    assert answer.json()["InstancesCount"] == 3 and answer.json()["FailedInstancesCount"] == 3
 
 
 def test_store_job_counts_instances_deleted_while_it_runs(network, ours, monkeypatch) -> None:
