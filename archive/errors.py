@@ -57,6 +57,7 @@ class OrthancError(enum.Enum):
     # A peer answered a status the REST API cannot forward (/peers/{id}/system)
     BAD_HTTP_STATUS_IN_REST = (2005, "This HTTP status is not allowed in a REST API", 500)
     # DICOM SCU (Enumerations.h 2015-2017; HTTP status not seen live: 500, Orthanc's default for its table)
+    NO_SOP_CLASS_OR_INSTANCE = (2014, "DicomUserConnection: Unable to find the SOP class and instance", 500)
     NO_PRESENTATION_CONTEXT = (2015, "DicomUserConnection: No acceptable presentation context for modality", 500)
     DICOM_FIND_UNAVAILABLE = (2016, "DicomUserConnection: The C-FIND command is not supported by the remote SCP",
                               500)

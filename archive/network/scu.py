@@ -326,13 +326,16 @@ def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_c
 
 # -- C-STORE --------------------------------------------------------------------------------------------------
 
-def dicom_parse(data: bytes) -> Dataset:
-    """A DICOM file to send: Orthanc's 'Cannot parse an invalid DICOM file' when it is none. A raw dataset
-    without file meta group (which the archive stores, as Orthanc does) gets the transfer syntax it was read in,
-    as DCMTK infers it."""
+def dicom_parse(data: bytes, *, identified: bool = True) -> Dataset:
+    """A DICOM file to send: Orthanc's 'Cannot parse an invalid DICOM file' when it is none (or, when
+    ``identified``, has no SOP Class UID). A raw dataset without file meta group (which the archive stores, as
+    Orthanc does) gets the transfer syntax it was read in, as DCMTK infers it."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        ds.SOPClassUID  # noqa: B018 - forces the parse of the header
+        if identified:
+            ds.SOPClassUID  # noqa: B018 - forces the parse of the header
+        elif len(ds) == 0:
+            raise ValueError("no dataset")
         if "TransferSyntaxUID" not in ds.file_meta:
             implicit, little = ds.original_encoding
             ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
@@ -340,6 +343,16 @@ def dicom_parse(data: bytes) -> Dataset:
     except Exception:  # noqa: BLE001 - any parse error is the same answer
         raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {len(data)} bytes)") from None
     return ds
+
+
+_SOP_CLASS_TAG, _SOP_INSTANCE_TAG = b"\x08\x00\x16\x00", b"\x08\x00\x18\x00"   # (0008,0016), (0008,0018)
+
+
+def _identified(data: bytes, offset: int) -> bool:
+    """Whether the dataset (from ``offset``) seems to hold SOP Class and Instance UIDs, without parsing it:
+    their tags are among its first elements. A file without them is parsed, to answer Orthanc's error."""
+    end = offset + 65536
+    return data.find(_SOP_CLASS_TAG, offset, end) >= 0 and data.find(_SOP_INSTANCE_TAG, offset, end) >= 0
 
 
 class StoreConnection:
@@ -383,12 +396,16 @@ class StoreConnection:
         """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
         meta = part10_meta(data)
         values = meta[1] if meta else {}
-        if all(tag in values for tag in (0x00020002, 0x00020003, 0x00020010)):
+        if all(tag in values for tag in (0x00020002, 0x00020003, 0x00020010)) and _identified(data, meta[0]):
             ds = None   # sent as stored when the peer accepts its transfer syntax (no decoding)
             sop_class, instance, syntax = values[0x00020002], values[0x00020003], values[0x00020010]
         else:
-            ds = dicom_parse(data)
-            sop_class, instance = str(ds.SOPClassUID), str(ds.get("SOPInstanceUID", ""))
+            ds = dicom_parse(data, identified=False)
+            sop_class = str(ds.get("SOPClassUID", "") or "").strip(" \x00")
+            instance = str(ds.get("SOPInstanceUID", "") or "").strip(" \x00")
+            if not sop_class or not instance:   # what the C-STORE request names is the dataset's (PS3.7 9.1.1)
+                raise ArchiveError("Unable to determine the SOP class/instance for C-STORE with AET "
+                                   f"{self.params.remote.aet}", orthanc_error=OrthancError.NO_SOP_CLASS_OR_INSTANCE)
             syntax = str(ds.file_meta.TransferSyntaxUID)
         known = self.wanted.setdefault(sop_class, set())
         if self.assoc is None or not self.assoc.is_established or syntax not in known:

@@ -94,8 +94,8 @@ def modality_store_job(job: Job) -> Iterator[float]:
                 except ArchiveError as error:
                     if not p.get("permissive"):
                         raise
-                    # Orthanc's SetOfInstancesJob: in a permissive job a step that fails is a failed instance
-                    failed += 1
+                    # As Orthanc's SetOfCommandsJob: the error is logged and ignored; FailedInstancesCount only
+                    # counts the instances removed since the job was issued (checked against real Orthanc)
                     logger.warning("Ignoring an error in a permissive job (instance %s): %s", public_id, error)
             yield 100.0 * (k + 1) / (len(instances) + 1)
     if p.get("storage_commitment") and sent:

@@ -28,21 +28,34 @@ def _groups(contexts) -> list[tuple[str, list[str]]]:
 def test_each_syntax_of_the_files_is_proposed_alone_then_the_preferred_then_the_uncompressed() -> None:
     # Alone, so that a peer that takes JPEG 2000 gets the file as stored: out of one group mixing it with the
     # uncompressed syntaxes, real Orthanc picks an uncompressed one and the file went decompressed.
-    contexts = storage_contexts({CT: {JPEG2000Lossless, JPEGLSLossless}, MR: {ExplicitVRLittleEndian}}, ALLOWED)
+    contexts = storage_contexts({CT: {JPEG2000Lossless, JPEGLSLossless}, MR: {ExplicitVRLittleEndian}}, ALLOWED,
+                                common=())
     assert _groups(contexts) == [
         (CT, [JPEGLSLossless]), (CT, [JPEG2000Lossless]), (CT, [ExplicitVRLittleEndian]),
         (CT, [ImplicitVRLittleEndian]),
         (MR, [ExplicitVRLittleEndian]), (MR, [ImplicitVRLittleEndian]),
     ]
     preferred = SendPolicy(transcoding=True, preferred=JPEG2000Lossless)
-    assert _groups(storage_contexts({CT: {ImplicitVRLittleEndian}}, preferred)) == [
+    assert _groups(storage_contexts({CT: {ImplicitVRLittleEndian}}, preferred, common=())) == [
         (CT, [ImplicitVRLittleEndian]), (CT, [JPEG2000Lossless]), (CT, [ExplicitVRLittleEndian])]
 
 
 def test_a_class_that_does_not_fit_in_the_contexts_left_is_left_out_whole() -> None:
     classes = {f"1.2.3.{n}": {JPEG2000Lossless} for n in range(50)}   # 3 contexts each
-    contexts = storage_contexts(classes, ALLOWED)
+    contexts = storage_contexts(classes, ALLOWED, common=())
     assert len(contexts) == 126 and len({c.abstract_syntax for c in contexts}) == 42
+
+
+def test_common_classes_follow_while_there_is_room() -> None:
+    """As Orthanc (DCMTK's short list): a peer that refuses the class at hand still accepts the association,
+    and the other classes of a study go on it."""
+    contexts = storage_contexts({"1.2.3.4": {JPEG2000Lossless}}, ALLOWED)
+    assert _groups(contexts)[:5] == [
+        ("1.2.3.4", [JPEG2000Lossless]), ("1.2.3.4", [ExplicitVRLittleEndian]), ("1.2.3.4", [ImplicitVRLittleEndian]),
+        (CT, [ExplicitVRLittleEndian]), (CT, [ImplicitVRLittleEndian])]
+    assert len(contexts) <= 128 and len({c.abstract_syntax for c in contexts}) > 20
+    full = storage_contexts({f"1.2.3.{n}": {JPEG2000Lossless} for n in range(50)}, ALLOWED)
+    assert len(full) == 128 and _groups(full)[-2:] == [(CT, [ExplicitVRLittleEndian]), (CT, [ImplicitVRLittleEndian])]
 
 
 @pytest.mark.parametrize(("source", "accepted", "policy", "expected"), [
@@ -71,6 +84,8 @@ def test_nothing_accepted_for_the_class_and_nothing_to_transcode_to() -> None:
     with pytest.raises(ArchiveError) as caught:
         syntaxes_to_try(sop_class=CT, source=JPEG2000Lossless, accepted=set(), policy=ALLOWED, remote_aet="PACS")
     assert caught.value.orthanc_error.code == 2015       # NoPresentationContext
+    assert caught.value.details == (f"Cannot C-Store an instance of SOPClassUID {CT}, the destination has not "
+                                    "accepted any TransferSyntax for this SOPClassUID.")
     with pytest.raises(ArchiveError) as caught:
         syntaxes_to_try(sop_class=CT, source=JPEG2000Lossless, accepted={JPEGLSLossless}, policy=ALLOWED,
                         remote_aet="PACS")
