@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import evt
 from pynetdicom._handlers import standard_dimse_sent_handler, standard_pdu_sent_handler
 from pynetdicom.association import Association
@@ -50,21 +51,64 @@ class EncodedInstance(Dataset):
         return True
 
     def decoded(self) -> Dataset:
-        return pydicom.dcmread(io.BytesIO(self.encoded_data), force=True)
+        return decoded_dataset(self.encoded_data)
+
+
+def decoded_dataset(data: bytes) -> Dataset:
+    """The file decoded by pydicom for pynetdicom to send. A raw dataset without file meta group (the archive
+    stores those, as Orthanc does) gets the transfer syntax it was read in, as DCMTK infers it: pynetdicom needs
+    it to choose the presentation context."""
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    if len(ds) and "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
 
 
 def encoded_instance(data: bytes, *, policy: SendPolicy | None = None, remote_aet: str = "") -> Dataset:
-    """The file as an EncodedInstance when its file meta group names what a C-STORE needs, else decoded."""
+    """The file as an EncodedInstance when its file meta group names its transfer syntax and its dataset's
+    first elements the SOP Class and Instance UIDs, else decoded."""
     meta = part10_meta(data)
-    if meta is None:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
-    offset, values = meta
-    try:
-        return EncodedInstance(data, sop_class=values[0x00020002], sop_instance=values[0x00020003],
-                               transfer_syntax=values[0x00020010], offset=offset, policy=policy,
-                               remote_aet=remote_aet)
-    except KeyError:
-        return pydicom.dcmread(io.BytesIO(data), force=True)
+    syntax = meta[1].get(0x00020010) if meta is not None else None
+    found = dataset_identifiers(data, meta[0], syntax) if syntax else None
+    if found is None:
+        return decoded_dataset(data)
+    return EncodedInstance(data, sop_class=found[0], sop_instance=found[1], transfer_syntax=syntax, offset=meta[0],
+                           policy=policy, remote_aet=remote_aet)
+
+
+def dataset_identifiers(data: bytes, offset: int, syntax: str) -> tuple[str, str] | None:
+    """(SOP Class UID, SOP Instance UID) of the dataset that starts at ``offset``, read from its first elements
+    without decoding it; None when they are not there (or the walk meets anything unusual: the caller decodes).
+    The C-STORE names the dataset's UIDs, as Orthanc's SCU does, not the file meta group's: a file where they
+    differ was refused by real Orthanc ("0xA900: dataset does not match SOP class")."""
+    if syntax == ExplicitVRBigEndian:
+        return None
+    implicit = syntax == ImplicitVRLittleEndian
+    pos, end, found = offset, len(data), {}
+    while pos + 8 <= end:
+        group, element = struct.unpack_from("<HH", data, pos)
+        tag = (group << 16) | element
+        if tag > 0x00080018:
+            break
+        if implicit:
+            (length,) = struct.unpack_from("<I", data, pos + 4)
+            start = pos + 8
+        elif data[pos + 4:pos + 6] in _LONG_VRS:
+            (length,) = struct.unpack_from("<I", data, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = struct.unpack_from("<H", data, pos + 6)
+            start = pos + 8
+        if length == 0xFFFFFFFF or start + length > end:
+            return None
+        if tag in (0x00080016, 0x00080018):
+            found[tag] = data[start:start + length].decode("ascii", "replace").strip("\x00 ")
+        pos = start + length
+    if not found.get(0x00080016) or not found.get(0x00080018):
+        return None
+    return found[0x00080016], found[0x00080018]
 
 
 def instance_to_send(data: bytes, choices: list[str], *, sop_class: str, sop_instance: str, transfer_syntax: str,
@@ -79,7 +123,7 @@ def instance_to_send(data: bytes, choices: list[str], *, sop_class: str, sop_ins
             return EncodedInstance(data, sop_class=sop_class, sop_instance=sop_instance,
                                    transfer_syntax=transfer_syntax, offset=offset)
         if target == transfer_syntax or (transfer_syntax in SENDABLE_UNCOMPRESSED and target in SENDABLE_UNCOMPRESSED):
-            return decoded if decoded is not None else pydicom.dcmread(io.BytesIO(data), force=True)
+            return decoded if decoded is not None else decoded_dataset(data)
         try:
             return encoded_instance(file_transcode(data, syntax=target))
         except TranscodingFailed as exc:

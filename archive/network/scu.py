@@ -21,20 +21,17 @@ Rules of the standard followed here:
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import pydicom
 from django.conf import settings
 from django.db import connections
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
-    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -51,7 +48,7 @@ from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
 from archive.network.association import FastAE
-from archive.network.encoded import instance_to_send, part10_meta
+from archive.network.encoded import dataset_identifiers, decoded_dataset, instance_to_send, part10_meta
 from archive.network.registry import Modality
 from archive.network.tls import TlsSettings, client_context
 from archive.network.transcoding import send_policy, storage_contexts, syntaxes_to_try
@@ -331,28 +328,15 @@ def dicom_parse(data: bytes, *, identified: bool = True) -> Dataset:
     ``identified``, has no SOP Class UID). A raw dataset without file meta group (which the archive stores, as
     Orthanc does) gets the transfer syntax it was read in, as DCMTK infers it."""
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        ds = decoded_dataset(data)
         if identified:
             ds.SOPClassUID  # noqa: B018 - forces the parse of the header
         elif len(ds) == 0:
             raise ValueError("no dataset")
-        if "TransferSyntaxUID" not in ds.file_meta:
-            implicit, little = ds.original_encoding
-            ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
-                                              ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+        ds.file_meta.TransferSyntaxUID  # noqa: B018
     except Exception:  # noqa: BLE001 - any parse error is the same answer
         raise BadFileFormat(f"Cannot parse an invalid DICOM file (size: {len(data)} bytes)") from None
     return ds
-
-
-_SOP_CLASS_TAG, _SOP_INSTANCE_TAG = b"\x08\x00\x16\x00", b"\x08\x00\x18\x00"   # (0008,0016), (0008,0018)
-
-
-def _identified(data: bytes, offset: int) -> bool:
-    """Whether the dataset (from ``offset``) seems to hold SOP Class and Instance UIDs, without parsing it:
-    their tags are among its first elements. A file without them is parsed, to answer Orthanc's error."""
-    end = offset + 65536
-    return data.find(_SOP_CLASS_TAG, offset, end) >= 0 and data.find(_SOP_INSTANCE_TAG, offset, end) >= 0
 
 
 class StoreConnection:
@@ -395,10 +379,11 @@ class StoreConnection:
     def store(self, data: bytes) -> tuple[str, str]:
         """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
         meta = part10_meta(data)
-        values = meta[1] if meta else {}
-        if all(tag in values for tag in (0x00020002, 0x00020003, 0x00020010)) and _identified(data, meta[0]):
+        syntax = meta[1].get(0x00020010) if meta is not None else None
+        found = dataset_identifiers(data, meta[0], syntax) if syntax else None
+        if found is not None:
             ds = None   # sent as stored when the peer accepts its transfer syntax (no decoding)
-            sop_class, instance, syntax = values[0x00020002], values[0x00020003], values[0x00020010]
+            sop_class, instance = found
         else:
             ds = dicom_parse(data, identified=False)
             sop_class = str(ds.get("SOPClassUID", "") or "").strip(" \x00")

@@ -10,8 +10,8 @@ import pytest
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, evt
 
-from archive.network.encoded import EncodedInstance, encoded_instance, part10_meta
-from tests.dicom_factory import make_dicom
+from archive.network.encoded import EncodedInstance, dataset_identifiers, encoded_instance, part10_meta
+from tests.dicom_factory import make_dataset, make_dicom
 from tests.live import free_port
 
 
@@ -30,11 +30,41 @@ def test_part10_meta_refuses_what_is_not_a_part10_file(data):
     assert part10_meta(data) is None
 
 
-def test_a_raw_dataset_is_decoded():
+def test_a_raw_dataset_is_decoded_with_the_syntax_it_was_read_in():
     data = make_dicom(SOPInstanceUID="1.2.3.98")
     offset, _values = part10_meta(data)
     sent = encoded_instance(data[offset:])   # no preamble, no file meta: a raw dataset
     assert not isinstance(sent, EncodedInstance) and sent.SOPInstanceUID == "1.2.3.98"
+    # pynetdicom chooses the presentation context by it: without it, the sub-operation failed
+    assert sent.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+
+
+def _file(ds, syntax: str) -> bytes:
+    ds.file_meta.TransferSyntaxUID = syntax
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_the_c_store_names_the_datasets_uids_not_the_file_metas(syntax):
+    """As Orthanc's SCU: real Orthanc's SCP refused (0xA900) a file whose file meta group names another SOP
+    class than its dataset, sent under the meta's."""
+    ds = make_dataset(SOPInstanceUID="1.2.3.97")
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"      # Secondary Capture; the dataset: CT
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.96"
+    sent = encoded_instance(_file(ds, syntax))
+    assert isinstance(sent, EncodedInstance) and sent.encoded_transfer_syntax == syntax
+    assert (sent.encoded_sop_class, sent.encoded_sop_instance) == (CTImageStorage, "1.2.3.97")
+
+
+def test_a_dataset_without_sop_uids_at_its_start_is_decoded():
+    ds = make_dataset(SOPInstanceUID="1.2.3.95")
+    del ds.SOPClassUID
+    data = _file(ds, ExplicitVRLittleEndian)
+    offset, _values = part10_meta(data)
+    assert dataset_identifiers(data, offset, ExplicitVRLittleEndian) is None
+    assert not isinstance(encoded_instance(data), EncodedInstance)
 
 
 @pytest.fixture()

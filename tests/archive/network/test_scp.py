@@ -486,6 +486,23 @@ def test_move_decodes_a_compressed_instance_for_a_destination_that_takes_none(se
     assert ds.SOPInstanceUID == sop and ds.PixelData == pixels
 
 
+def test_move_of_a_stored_raw_dataset(server, modality):
+    """A file stored without preamble nor file meta group (as Orthanc stores them too) goes in the syntax it
+    was read in: the sub-operation failed, pynetdicom finding no transfer syntax to choose a context by."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    study_uid, sop = "1.2.826.0.1.3680043.10.7.9902", "1.2.826.0.1.3680043.10.7.9902.1.1"
+    raw = DicomBytesIO()
+    raw.is_little_endian, raw.is_implicit_VR = True, True
+    write_dataset(raw, make_dataset(StudyInstanceUID=study_uid, SeriesInstanceUID=f"{study_uid}.1", SOPInstanceUID=sop))
+    assert requests.post(server.url + "/instances", data=raw.getvalue(), timeout=10).status_code == 200
+    modality.received.clear()
+    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid)
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    assert [ds.SOPInstanceUID for ds in modality.received] == [sop]
+
+
 def test_move_to_unknown_destination(server, study):
     final = _move(server, "NOWHERE", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0xA801

@@ -424,6 +424,26 @@ def test_store_of_an_instance_without_sop_class(network, ours) -> None:
     assert answer.json()["Details"] == "Unable to determine the SOP class/instance for C-STORE with AET PACS"
 
 
+def test_store_names_the_datasets_sop_class_not_the_file_metas(network, ours) -> None:
+    """A file whose file meta group names another SOP class than its dataset (one of the sample corpus): real
+    Orthanc refused the C-STORE named after the meta (0xA900), and takes it named after the dataset, as its own
+    SCU sends it."""
+    import io
+
+    ds = make_dataset(PatientID="META01", StudyInstanceUID="1.2.826.0.1.3680043.8.498.7941",
+                      SeriesInstanceUID="1.2.826.0.1.3680043.8.498.7941.1",
+                      SOPInstanceUID="1.2.826.0.1.3680043.8.498.7941.1.1")
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    instance = ours.post("/instances", data=out.getvalue(), content_type="application/dicom").json()["ID"]
+    answer = ours.post("/modalities/pacs/store", data=json.dumps({"Resources": [instance]}),
+                       content_type="application/json")
+    assert answer.status_code == 200
+    assert requests.get(f"{network['pacs']}/instances/{instance}/metadata/SopClassUid").text == \
+        "1.2.840.10008.5.1.4.1.1.2"
+
+
 class UncompressedScp:
     """A storage SCP that accepts CT images in Implicit VR Little Endian only."""
 
