@@ -289,14 +289,32 @@ def logging_sync(*, force: bool = False) -> None:
 
 # -- Accepted SOP classes (configuration only, Orthanc 1.12.6) ----------------------------------------------
 
+# Storage classes that DCMTK knows (so real Orthanc's SCP accepts them, checked against Orthanc 1.10.1) and
+# pynetdicom does not: retired ones (a 1993 ultrasound file of the sample corpus could not be sent to us),
+# trial (draft) ones, and the DICOS and DICONDE classes.
+DCMTK_ONLY_STORAGE_CLASSES = (
+    "1.2.840.10008.5.1.1.27", "1.2.840.10008.5.1.1.29", "1.2.840.10008.5.1.1.30",        # stored print, hardcopy
+    "1.2.840.10008.5.1.4.1.1.3", "1.2.840.10008.5.1.4.1.1.5", "1.2.840.10008.5.1.4.1.1.6",  # US MF, NM, US (retired)
+    "1.2.840.10008.5.1.4.1.1.8", "1.2.840.10008.5.1.4.1.1.9", "1.2.840.10008.5.1.4.1.1.10",  # standalone overlay,
+    "1.2.840.10008.5.1.4.1.1.11", "1.2.840.10008.5.1.4.1.1.129",                             # curve, LUTs, PET curve
+    "1.2.840.10008.5.1.4.1.1.12.3", "1.2.840.10008.5.1.4.1.1.77.1", "1.2.840.10008.5.1.4.1.1.77.2",  # XA biplane, VL
+    "1.2.840.10008.5.1.4.1.1.88.1", "1.2.840.10008.5.1.4.1.1.88.2", "1.2.840.10008.5.1.4.1.1.88.3",  # SR (trial)
+    "1.2.840.10008.5.1.4.1.1.88.4", "1.2.840.10008.5.1.4.1.1.9.1", "1.2.840.10008.5.1.4.34.1",       # waveform, RT
+    "1.2.840.10008.5.1.4.1.1.501.1", "1.2.840.10008.5.1.4.1.1.501.2.1", "1.2.840.10008.5.1.4.1.1.501.2.2",  # DICOS
+    "1.2.840.10008.5.1.4.1.1.501.3", "1.2.840.10008.5.1.4.1.1.501.4", "1.2.840.10008.5.1.4.1.1.501.5",
+    "1.2.840.10008.5.1.4.1.1.501.6",
+    "1.2.840.10008.5.1.4.1.1.601.1", "1.2.840.10008.5.1.4.1.1.601.2",                        # DICONDE eddy current
+)
+
+
 def accepted_sop_classes() -> list[str]:
     """The storage SOP classes the C-STORE SCP accepts: ``AcceptedSopClasses`` (wildcards select among the
     known storage classes, plain UIDs are added as they are; all known classes when absent or empty)
     minus ``RejectedSopClasses`` (wildcards allowed), sorted. The known classes are pynetdicom's, the
-    storage service this server's SCP is built on (Orthanc uses DCMTK's list)."""
+    storage service this server's SCP is built on, and those of DCMTK's list (Orthanc's) it lacks."""
     from pynetdicom.sop_class import _STORAGE_CLASSES
 
-    known = set(_STORAGE_CLASSES.values())
+    known = set(_STORAGE_CLASSES.values()) | set(DCMTK_ONLY_STORAGE_CLASSES)
     cfg = settings.ORTHANC
     wanted = cfg.get("AcceptedSopClasses") or []
     if wanted:

@@ -191,6 +191,12 @@ def _is_unknown_sop_class(uid: str, scp: ScpSettings) -> bool:
 _BASE_SERVICE = uid_to_service_class("1.2.3.4.5.6.7.8.9")   # what pynetdicom gives for a UID it does not know
 
 
+@functools.lru_cache(maxsize=4096)
+def _unknown_to_pynetdicom(uid: str) -> bool:
+    # Cached: pynetdicom looks a UID up by scanning the values of its tables, for each proposed context
+    return uid_to_service_class(uid) is _BASE_SERVICE
+
+
 def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[PresentationContext]:
     """The contexts we support among those proposed (so a caller proposing ten gets ten, not our hundreds)."""
     accepted_ts = runtime.accepted_transfer_syntaxes()
@@ -205,8 +211,8 @@ def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[
         if uid in _NON_STORAGE:
             out.append(_supported_context(uid, tuple(UNCOMPRESSED), storage=False))
         elif uid in scp.storage_classes or (unknown_ok and _is_unknown_sop_class(uid, scp)):
-            if uid not in scp.storage_classes:
-                _register_storage(uid)
+            if uid not in _registered_unknown and _unknown_to_pynetdicom(uid):
+                _register_storage(uid)   # unknown to pynetdicom: DCMTK's retired classes, UIDs configured
             if accepted_ts:
                 out.append(_supported_context(uid, tuple(accepted_ts), storage=True))
     return out

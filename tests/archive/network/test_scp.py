@@ -273,6 +273,23 @@ def test_unknown_sop_class_is_refused_by_default(server):
     assoc.release()
 
 
+@pytest.mark.parametrize("sop_class", ["1.2.840.10008.5.1.4.1.1.6",        # Ultrasound Image Storage (1993, retired)
+                                       "1.2.840.10008.5.1.4.1.1.88.1",     # Text SR Storage - Trial
+                                       "1.2.840.10008.5.1.4.1.1.501.1"])   # DICOS CT Image Storage
+def test_storage_classes_dcmtk_knows_and_pynetdicom_does_not_are_stored(server, sop_class):
+    """Real Orthanc accepts them (DCMTK's list); a retired ultrasound file of the sample corpus could not be sent
+    to us."""
+    ds = make_dataset(SOPClassUID=sop_class, SOPInstanceUID=generate_uid())
+    assoc = _associate(server, [(sop_class, EXPLICIT)])
+    assert [cx.abstract_syntax for cx in assoc.accepted_contexts] == [sop_class]
+    try:
+        assert assoc.send_c_store(ds).Status == 0x0000
+    finally:
+        assoc.release()
+    found = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()
+    assert [item["Type"] for item in found] == ["Instance"]
+
+
 def test_dataset_not_matching_the_request(server):
     ds = make_dataset(SOPInstanceUID=generate_uid())
     assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
