@@ -173,12 +173,22 @@ def part10_meta(data: bytes) -> tuple[int, dict[int, str]] | None:
     return None
 
 
+def accepted_storage(assoc: Association) -> dict[str, dict[str, object]]:
+    """SOP class -> {transfer syntax: context} of the contexts accepted for us as SCU, indexed once per
+    association (they do not change once it is established): pynetdicom's ``accepted_contexts`` sorts them on
+    each call, and a store proposes ~60 of them (archive.network.transcoding)."""
+    index = assoc.__dict__.get("_accepted_storage")
+    if index is None or index[0] != len(assoc._accepted_cx):
+        table: dict[str, dict[str, object]] = {}
+        for cx in assoc.accepted_contexts:
+            if cx.as_scu:
+                table.setdefault(str(cx.abstract_syntax), {}).setdefault(str(cx.transfer_syntax[0]), cx)
+        index = assoc.__dict__["_accepted_storage"] = (len(assoc._accepted_cx), table)
+    return index[1]
+
+
 def _exact_context(assoc: Association, instance: EncodedInstance):
-    for cx in assoc.accepted_contexts:
-        if (cx.abstract_syntax == instance.encoded_sop_class and cx.as_scu
-                and cx.transfer_syntax[0] == instance.encoded_transfer_syntax):
-            return cx
-    return None
+    return accepted_storage(assoc).get(instance.encoded_sop_class, {}).get(instance.encoded_transfer_syntax)
 
 
 _pynetdicom_send_c_store = Association.send_c_store
@@ -192,8 +202,7 @@ def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2
     context = _exact_context(self, dataset) if self.is_established else None
     if context is None and self.is_established and dataset.encoded_policy is not None:
         # Not accepted as stored: transcoded as the policy says, or refused with Orthanc's error
-        accepted = {cx.transfer_syntax[0] for cx in self.accepted_contexts
-                    if cx.abstract_syntax == dataset.encoded_sop_class and cx.as_scu}
+        accepted = set(accepted_storage(self).get(dataset.encoded_sop_class, ()))
         choices = syntaxes_to_try(sop_class=dataset.encoded_sop_class, source=dataset.encoded_transfer_syntax,
                                   accepted=accepted, policy=dataset.encoded_policy,
                                   remote_aet=dataset.encoded_remote_aet)

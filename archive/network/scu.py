@@ -48,7 +48,13 @@ from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
 from archive.network.association import FastAE
-from archive.network.encoded import dataset_identifiers, decoded_dataset, instance_to_send, part10_meta
+from archive.network.encoded import (
+    accepted_storage,
+    dataset_identifiers,
+    decoded_dataset,
+    instance_to_send,
+    part10_meta,
+)
 from archive.network.registry import Modality
 from archive.network.tls import TlsSettings, client_context
 from archive.network.transcoding import send_policy, storage_contexts, syntaxes_to_try
@@ -374,7 +380,7 @@ class StoreConnection:
         self.assoc = self._cm.__enter__()
 
     def _accepted(self, sop_class: str) -> set[str]:
-        return {c.transfer_syntax[0] for c in self.assoc.accepted_contexts if c.abstract_syntax == sop_class}
+        return set(accepted_storage(self.assoc).get(sop_class, ()))
 
     def store(self, data: bytes) -> tuple[str, str]:
         """Send one file; (SOPClassUID, SOPInstanceUID). A failure status raises NetworkProtocol."""
