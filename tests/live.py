@@ -124,6 +124,11 @@ def live_server(tmp: Path, **options) -> Iterator[LiveServer]:
         server = _start(tmp, config, database_url)
         try:
             yield server
+        except BaseException:
+            # The server's own account of a failed test (pytest shows what went to stderr): a server that stopped
+            # under the test said why only in its log, which pytest deletes after a few runs.
+            sys.stderr.write(f"--- server.log (end) ---\n{(tmp / 'server.log').read_text(errors='replace')[-4000:]}\n")
+            raise
         finally:
             if server.process.poll() is None:
                 os.killpg(server.process.pid, signal.SIGTERM)

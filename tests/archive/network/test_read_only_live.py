@@ -52,13 +52,15 @@ def _files(root) -> set[str]:
 
 def test_a_read_only_server_serves_the_archive_and_changes_nothing(tmp_path):
     study_uid = generate_uid()
-    with live_server(tmp_path, DicomAet="ORTHANC", StableAge=1, DicomAlwaysAllowFind=True) as server:
+    # Nothing becomes stable before the read-only restart (StableAge 3600 s; with 1 s a slow machine let the
+    # writable server mark the study stable first), then 1 s: the read-only server would mark it if it wrote
+    with live_server(tmp_path, DicomAet="ORTHANC", StableAge=3600, DicomAlwaysAllowFind=True) as server:
         wait_dicom(server.config["DicomPort"])
         assert _c_store(server.config["DicomPort"], make_dataset(StudyInstanceUID=study_uid)) == 0
         assert requests.post(server.url + "/instances", data=make_dicom(PatientID="REST")).status_code == 200
         _stop(server)
 
-        config = {**server.config, "ReadOnly": True}
+        config = {**server.config, "ReadOnly": True, "StableAge": 1}
         storage = tmp_path / "storage"
         files = _files(storage)
         read_only = _start(tmp_path, config, server.database_url)
