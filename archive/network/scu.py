@@ -297,6 +297,19 @@ def move(params: ScuParameters, *, identifier: Dataset, target_aet: str, message
             params, assoc.send_c_move(identifier, target_aet, model, msg_id=message_id), "C-MOVE")
 
 
+def get_storage_contexts(classes: list[str]) -> list:
+    """The storage contexts a C-GET proposes (we are their SCP). When the classes are few (SOPClassesInStudy
+    known), each compressed syntax goes in a context of its own, beside one with the uncompressed ones: the
+    peer then sends each file as it stores it. In one context per class the peer picks one syntax for all its
+    files, and real Orthanc, picking an uncompressed one, failed the whole C-GET on a file it cannot decode
+    (JPEG 2000 lossy: "Cannot transcode"). Many classes (not known): one context each, within 128."""
+    uncompressed = [ts for ts in RECEIVED_SYNTAXES if ts in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)]
+    compressed = [ts for ts in RECEIVED_SYNTAXES if ts not in uncompressed]
+    if len(classes) * (len(compressed) + 1) > MAX_CONTEXTS - 1:
+        return [build_context(uid, RECEIVED_SYNTAXES) for uid in classes]
+    return [build_context(uid, group) for uid in classes for group in (uncompressed, *([ts] for ts in compressed))]
+
+
 def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_classes: list[str] | None = None
         ) -> Iterator[SubOperations]:
     """C-GET on the Study Root model; each instance that comes back is given to ``on_store(event)`` (in the
@@ -305,7 +318,7 @@ def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_c
     model = sop.StudyRootQueryRetrieveInformationModelGet
     classes = sop_classes or [c.abstract_syntax for c in StoragePresentationContexts]
     classes = classes[:MAX_CONTEXTS - 1]
-    contexts = [build_context(model)] + [build_context(uid, RECEIVED_SYNTAXES) for uid in classes]
+    contexts = [build_context(model)] + get_storage_contexts(classes)
     roles = [build_role(uid, scp_role=True) for uid in classes]
 
     def handle_store(event) -> int:

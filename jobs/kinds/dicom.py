@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from archive import selectors
 from archive.dicom.tags import tag_key
@@ -189,6 +191,31 @@ def retrieve_instance_received(*, originator_aet: str, message_id: int, instance
         DicomRetrieveReceived.objects.create(key=key, instance=instance_id)
 
 
+def _sop_classes_in_study(params: scu.ScuParameters, tags: dict[int, str]) -> list[str] | None:
+    """SOPClassesInStudy of the answer's study, asked of the remote in a study-level C-FIND when the answer
+    did not carry it: the C-GET then proposes those classes, each compressed syntax apart (scu.get_storage_
+    contexts), instead of 120 common classes in one context each, where the peer may pick a syntax it cannot
+    transcode to, or lack the class. None when the remote does not say (the common classes then)."""
+    study = tags.get(0x0020000D)
+    if not study:
+        return None
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study
+    identifier.SOPClassesInStudy = ""
+    try:
+        answers = scu.find(params, identifier=identifier, model=scu.FIND_DEFAULT)
+    except ArchiveError as error:
+        logger.info("C-GET: SOPClassesInStudy not available from %s: %s", params.remote.aet, error)
+        return None
+    classes: set[str] = set()
+    for answer in answers:
+        value = answer.get("SOPClassesInStudy")
+        if value:
+            classes.update(str(v).strip() for v in (value if isinstance(value, MultiValue) else [value]))
+    return sorted(c for c in classes if c) or None
+
+
 def get_scu_job(job: Job) -> Iterator[float]:
     p = job.parameters
     params = _params(p)
@@ -198,7 +225,7 @@ def get_scu_job(job: Job) -> Iterator[float]:
         tags = _command_tags(command)
         level = _command_level(tags)
         identifier = queries.retrieve_identifier(level=level, answer=tags, manufacturer=params.remote.manufacturer)
-        classes = [c for c in tags.get(0x00080062, "").split("\\") if c] or None  # SOPClassesInStudy
+        classes = [c for c in tags.get(0x00080062, "").split("\\") if c] or _sop_classes_in_study(params, tags)
 
         def on_store(event) -> int:
             result = instance_store(data=event.encoded_dataset(include_meta=True), origin=origin)

@@ -648,6 +648,25 @@ def test_retrieve_all_answers_with_get(network, ours) -> None:
                      content_type="application/json").status_code == 400
 
 
+def test_get_brings_a_compressed_instance_as_the_pacs_stores_it(network, ours) -> None:
+    """JPEG 2000 (lossy) in real Orthanc, which cannot decode it: offered the class in one context with the
+    uncompressed syntaxes, it chose an uncompressed one and failed the C-GET ("Cannot transcode"). The class is
+    asked first (SOPClassesInStudy, the answer not having it) and each compressed syntax proposed apart."""
+    from archive.dicom.transcode import J2K, file_transcode
+
+    study = "1.2.826.0.1.3680043.8.498.7951"
+    data = file_transcode(make_dicom(PatientID="GETJ2K", StudyInstanceUID=study, SeriesInstanceUID=f"{study}.1",
+                                     SOPInstanceUID=f"{study}.1.1", Rows=64, Columns=64, PixelData=PIXELS),
+                          syntax=J2K)
+    instance = requests.post(f"{network['pacs']}/instances", data=data).json()["ID"]
+    query = _query(ours, {"Level": "Study", "Query": {"StudyInstanceUID": study}})
+    content = ours.post(f"/queries/{query}/retrieve", data=json.dumps({"RetrieveMethod": "C-GET"}),
+                        content_type="application/json")
+    assert content.status_code == 200, content.content
+    assert content.json()["Details"][0]["ReceivedInstancesIds"] == [instance]
+    assert ours.get(f"/instances/{instance}/metadata/TransferSyntax").content == J2K.encode()
+
+
 def test_default_retrieve_method_is_configurable(network, ours, orthanc_config) -> None:
     orthanc_config(DicomAet="OURS", DicomModalities=network["modalities"], DicomDefaultRetrieveMethod="C-GET")
     query = _query(ours, {"Level": "Patient", "Query": {"PatientID": "PAT002"}})
