@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from archive.body_fields import boolean_field
 from archive.errors import BadFileFormat, InexistentItem, ParameterOutOfRange, UnknownResource
@@ -270,8 +270,19 @@ MODALITIES = _Kind("Modalities", "DicomModalities", "DicomModalitiesInDatabase",
 PEERS = _Kind("Peers", "OrthancPeers", "OrthancPeersInDatabase", peer_parse, peer_config)
 
 
+def _stored(key: str) -> str | None:
+    # Plain SQL: the DICOM server reads the modalities for every association, and the ORM's query building
+    # cost 0.24 ms of it where the statement costs 0.02.
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {quote('value')} FROM {quote(GlobalProperty._meta.db_table)} "
+                       f"WHERE {quote('key')} = %s", [key])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def _entries(kind: _Kind) -> dict:
-    stored = GlobalProperty.objects.filter(key=kind.key).values_list("value", flat=True).first()
+    stored = _stored(kind.key)
     if stored is not None:
         raw = json.loads(stored)
     elif settings.ORTHANC.get(kind.in_database, False):
@@ -325,11 +336,15 @@ def modality_delete(name: str) -> None:
     _update(MODALITIES, name, None)
 
 
-def modalities_for_caller(aet: str, host: str) -> list[tuple[str, Modality]]:
+def modalities_for_caller(aet: str, host: str, modalities: dict[str, Modality] | None = None
+                          ) -> list[tuple[str, Modality]]:
     """The modalities a remote SCU may be (by AET, and by host with DicomCheckModalityHost), for the SCP's
-    permission checks; several entries may share an AET."""
+    permission checks; several entries may share an AET. ``modalities``: as read by ``modalities_all`` a
+    moment ago, else read now."""
     check_host = bool(settings.ORTHANC.get("DicomCheckModalityHost", False))
-    return [(name, m) for name, m in modalities_all().items()
+    if modalities is None:
+        modalities = modalities_all()
+    return [(name, m) for name, m in modalities.items()
             if m.aet == aet and (not check_host or m.host == host)]
 
 

@@ -158,9 +158,9 @@ class Caller:
         return next((m for m in self.candidates if m.host == self.ip), None)
 
 
-def caller_identify(*, ip: str, aet: str, called_aet: str) -> Caller:
+def caller_identify(*, ip: str, aet: str, called_aet: str, modalities: dict[str, Modality] | None = None) -> Caller:
     return Caller(ip=ip, aet=aet, called_aet=called_aet,
-                  candidates=[m for _name, m in registry.modalities_for_caller(aet, ip)])
+                  candidates=[m for _name, m in registry.modalities_for_caller(aet, ip, modalities)])
 
 
 def connection_allowed(caller: Caller, scp: ScpSettings) -> bool:
@@ -238,6 +238,17 @@ def _register_storage(uid: str) -> None:
             _registered_unknown.add(uid)
 
 
+# How long the modalities read when a connection was accepted stand for its A-ASSOCIATE-RQ: a peer sends it at
+# once; one that waits gets them read again, so a modality just added by the REST API is known.
+MODALITIES_READ_VALID = 1.0
+
+
+def _fresh(read: tuple[float, dict[str, Modality]] | None) -> dict[str, Modality] | None:
+    if read is None or time.monotonic() - read[0] > MODALITIES_READ_VALID:
+        return None
+    return read[1]
+
+
 class _OrthancAcse(ACSE):
     """pynetdicom's ACSE with Orthanc's association checks and our contexts, decided per association."""
 
@@ -249,7 +260,8 @@ class _OrthancAcse(ACSE):
         calling, called = str(rq.calling_ae_title).strip(), str(rq.called_ae_title).strip()
         reject: tuple[int, int, int] | None = None
         try:
-            caller = caller_identify(ip=assoc.requestor.address, aet=calling, called_aet=called)
+            caller = caller_identify(ip=assoc.requestor.address, aet=calling, called_aet=called,
+                                     modalities=_fresh(assoc.modalities_read))
             if scp.check_called_aet and called != scp.aet:
                 logger.warning("Rejected association: called AET %r is not %r", called, scp.aet)
                 reject = (0x01, 0x01, 0x07)     # rejected-permanent, service user, called AET not recognised
@@ -303,6 +315,7 @@ class _RequestHandler(FastRequestHandler):
 
     def _create_association(self):
         assoc = super()._create_association()
+        assoc.modalities_read = self.server.modalities_taken(self.request)
         assoc.acse = _OrthancAcse(assoc)
         assoc.thread_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
         run = assoc.run
@@ -720,6 +733,7 @@ class DicomServer(ThreadedAssociationServer):
         self.slot = slot
         self.active = 0
         self._lock = threading.Lock()
+        self._modalities_read: dict = {}   # accepted connection -> (when, modalities)
         metrics.registry.dicom_threads_set(scp.threads)   # orthanc_available_dicom_threads
         super().__init__(ae, (host, scp.port if port is None else port), scp.aet, [],
                          ssl_context=server_context(scp.tls) if scp.tls.enabled else None,
@@ -737,16 +751,41 @@ class DicomServer(ThreadedAssociationServer):
         super().server_bind()
 
     def process_request(self, request, client_address) -> None:
+        """Start serving an accepted connection. The registered modalities are read here, on the accept
+        loop's thread, whose database connection lasts: the association's own thread would open one for
+        this alone (~0.5 ms of its set-up, and as much to close it). A plain connection is handed to its
+        association from here; a TLS one gets a thread of its own for the handshake (_RequestHandler), and
+        its association reads the modalities itself."""
         with self._lock:
             self.active += 1
             if self.loads is not None:
                 self.loads[self.slot] = self.active
             metrics.registry.dicom_associations(self.active)
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self.association_done()
+                raise
+            return
         try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self.association_done()
-            raise
+            self._modalities_read[request] = (time.monotonic(), registry.modalities_all())
+        except Exception:
+            connections.close_all()    # a broken connection (database restarted): the next accept opens another
+            logger.exception("reading the modalities failed; the association reads them itself")
+        # As ThreadingMixIn.process_request_thread, without its thread: the handler only builds the association
+        # and starts the association's thread (one thread start less per association, ~0.5 ms).
+        try:
+            self.finish_request(request, client_address)   # on failure, _RequestHandler.handle counts it done
+        except Exception:
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+        finally:
+            self._modalities_read.pop(request, None)
+
+    def modalities_taken(self, request) -> tuple[float, dict[str, Modality]] | None:
+        """The modalities read when ``request`` was accepted (once)."""
+        return self._modalities_read.pop(request, None)
 
     def association_done(self) -> None:
         with self._lock:
@@ -776,6 +815,12 @@ class DicomServer(ThreadedAssociationServer):
         """Accept associations until ``stop`` is set. Several processes may share the listening socket:
         one that serves more associations than another lets that one accept first."""
         self.socket.setblocking(False)
+        try:
+            self._serve(stop)
+        finally:
+            connections.close_all()    # this thread's (process_request)
+
+    def _serve(self, stop: threading.Event) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self.socket, selectors.EVENT_READ)
             while not stop.is_set():
