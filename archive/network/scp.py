@@ -52,7 +52,7 @@ from django.db import connections
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.acse import ACSE
-from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.presentation import PresentationContext, build_context, negotiate_as_acceptor
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
@@ -708,12 +708,39 @@ class _PollingClock:
 
 
 def _fast_polling_install() -> None:
+    import pynetdicom.acse
     import pynetdicom.association
     import pynetdicom.dul
 
     for module in (pynetdicom.association, pynetdicom.dul):
         if not isinstance(module.time, _PollingClock):
             module.time = _PollingClock()
+    if pynetdicom.acse.negotiate_as_acceptor is negotiate_as_acceptor:
+        pynetdicom.acse.negotiate_as_acceptor = _negotiated
+
+
+_NEGOTIATED_MAX = 64
+_negotiated_cache: dict[tuple, tuple] = {}
+_negotiated_lock = threading.Lock()
+
+
+def _negotiated(rq_contexts: list, ac_contexts: list, roles: dict | None = None) -> tuple[list, list]:
+    """pynetdicom's negotiate_as_acceptor, remembered for the same proposed and supported context objects (the
+    proposed ones are shared by every association sending the same A-ASSOCIATE-RQ, the supported ones by every
+    association with the same configuration): for DCMTK's storescu, 1.5 ms of each association's set-up. The
+    answer's contexts are shared too; pynetdicom only reads them afterwards. An entry keeps its key's objects
+    alive, so their ids cannot be reused while it stands."""
+    key = (tuple(map(id, rq_contexts)), tuple(map(id, ac_contexts)), tuple(sorted((roles or {}).items())))
+    with _negotiated_lock:
+        hit = _negotiated_cache.get(key)
+    if hit is not None:
+        return list(hit[2]), list(hit[3])
+    result, ac_roles = negotiate_as_acceptor(rq_contexts, ac_contexts, roles)
+    with _negotiated_lock:
+        if len(_negotiated_cache) >= _NEGOTIATED_MAX:
+            _negotiated_cache.pop(next(iter(_negotiated_cache)))
+        _negotiated_cache[key] = (list(rq_contexts), list(ac_contexts), list(result), list(ac_roles))
+    return result, ac_roles
 
 
 def activity_mark() -> None:

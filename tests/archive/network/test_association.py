@@ -215,3 +215,90 @@ def test_raw_pdus_are_the_pdus_pynetdicom_sends(max_pdu):
     expected = b"".join(_pdata_items(message, 5, max_pdu))
     command = store_request_command(message_id=3, priority=2, sop_class=CTImageStorage, sop_instance="1.2.3.4")
     assert b"".join(bytes(p) for p in p_data_pieces(5, command, memoryview(data), max_pdu)) == expected
+
+
+def _associate_rq_bytes(calling: str, *, with_roles: bool) -> bytes:
+    """An A-ASSOCIATE-RQ as DCMTK's storescu sends (many classes, three syntaxes each), by pynetdicom."""
+    from pynetdicom import StoragePresentationContexts, build_context, build_role
+    from pynetdicom.pdu import A_ASSOCIATE_RQ
+    from pynetdicom.pdu_primitives import (
+        A_ASSOCIATE,
+        ImplementationClassUIDNotification,
+        MaximumLengthNotification,
+    )
+    from pynetdicom.transport import AddressInformation
+
+    request = A_ASSOCIATE()
+    request.application_context_name = "1.2.840.10008.3.1.1.1"
+    request.calling_ae_title, request.called_ae_title = calling, "ORTHANC"
+    request.calling_presentation_address = AddressInformation("127.0.0.1", 0)
+    request.called_presentation_address = AddressInformation("127.0.0.1", 104)
+    length = MaximumLengthNotification()
+    length.maximum_length_received = 16384
+    implementation = ImplementationClassUIDNotification()
+    implementation.implementation_class_uid = "1.2.3.4"
+    request.user_information = [length, implementation]
+    if with_roles:
+        request.user_information.append(build_role(CTImageStorage, scp_role=True))
+    contexts = []
+    for index, proposed in enumerate(StoragePresentationContexts[:100]):
+        context = build_context(proposed.abstract_syntax, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+        context.context_id = 2 * index + 1
+        contexts.append(context)
+    request.presentation_context_definition_list = contexts
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(request)
+    return pdu.encode()
+
+
+def _described(primitive) -> tuple:
+    return (primitive.calling_ae_title, primitive.called_ae_title, primitive.application_context_name,
+            [(cx.context_id, cx.abstract_syntax, cx.transfer_syntax) for cx in
+             primitive.presentation_context_definition_list],
+            [(type(item).__name__, sorted((k, str(v)) for k, v in vars(item).items()))
+             for item in primitive.user_information])
+
+
+@pytest.mark.parametrize("with_roles", [False, True])
+def test_shared_associate_request_gives_the_primitive_pynetdicom_gives(with_roles):
+    from pynetdicom.pdu import A_ASSOCIATE_RQ
+
+    from archive.network.association import _associate_rq
+
+    data = _associate_rq_bytes("SHARED", with_roles=with_roles)
+    reference = A_ASSOCIATE_RQ()
+    reference.decode(data)
+    expected = _described(reference.to_primitive())
+    first, second = _associate_rq(data).to_primitive(), _associate_rq(data).to_primitive()
+    assert _associate_rq(data) is _associate_rq(data)       # decoded once
+    assert _described(first) == expected and _described(second) == expected
+    # each association gets a primitive and lists of its own
+    assert first is not second
+    assert first.presentation_context_definition_list is not second.presentation_context_definition_list
+    assert first.user_information is not second.user_information
+
+
+def test_remembered_negotiation_answers_as_pynetdicom():
+    from pynetdicom.presentation import negotiate_as_acceptor
+
+    from archive.network.association import _associate_rq
+    from archive.network.scp import _negotiated, _supported_context
+
+    proposed = _associate_rq(_associate_rq_bytes("MEMO", with_roles=True)).to_primitive() \
+        .presentation_context_definition_list
+    explicit_only = [_supported_context(str(cx.abstract_syntax), ("1.2.840.10008.1.2.1",), storage=True)
+                     for cx in proposed[::2]]
+    implicit_only = [_supported_context(str(cx.abstract_syntax), ("1.2.840.10008.1.2",), storage=True)
+                     for cx in proposed[::3]]
+    roles = {CTImageStorage: (False, True)}
+
+    def described(answer):
+        contexts, answered_roles = answer
+        return ([(cx.context_id, cx.abstract_syntax, cx.transfer_syntax, cx.result, cx.as_scu, cx.as_scp)
+                 for cx in contexts], [(r.sop_class_uid, r.scu_role, r.scp_role) for r in answered_roles])
+
+    for supported, asked_roles in ((explicit_only, roles), (implicit_only, roles), (explicit_only, None),
+                                   (explicit_only, roles)):
+        expected = described(negotiate_as_acceptor(proposed, supported, asked_roles))
+        assert described(_negotiated(proposed, supported, asked_roles)) == expected
+        assert described(_negotiated(list(proposed), list(supported), asked_roles)) == expected   # remembered
