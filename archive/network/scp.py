@@ -197,10 +197,31 @@ def _unknown_to_pynetdicom(uid: str) -> bool:
     return uid_to_service_class(uid) is _BASE_SERVICE
 
 
+_supported_for: dict[tuple, tuple] = {}
+_supported_for_lock = threading.Lock()
+
+
 def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[PresentationContext]:
-    """The contexts we support among those proposed (so a caller proposing ten gets ten, not our hundreds)."""
-    accepted_ts = runtime.accepted_transfer_syntaxes()
+    """The contexts we support among those proposed (so a caller proposing ten gets ten, not our hundreds).
+    Remembered for the same proposed context objects (shared by the associations sending the same request)
+    and the same configuration, as the negotiation is (``_negotiated``)."""
+    accepted_ts = tuple(runtime.accepted_transfer_syntaxes())
     unknown_ok = runtime.unknown_sop_class_accepted()
+    key = (tuple(map(id, proposed)), accepted_ts, unknown_ok, scp.storage_classes)
+    with _supported_for_lock:
+        hit = _supported_for.get(key)
+    if hit is not None:
+        return list(hit[1])
+    out = _contexts_for(proposed, scp, accepted_ts, unknown_ok)
+    with _supported_for_lock:
+        if len(_supported_for) >= _NEGOTIATED_MAX:
+            _supported_for.pop(next(iter(_supported_for)))
+        _supported_for[key] = (list(proposed), out)    # the proposed objects kept alive: their ids stay theirs
+    return list(out)
+
+
+def _contexts_for(proposed: list[PresentationContext], scp: ScpSettings, accepted_ts: tuple[str, ...],
+                  unknown_ok: bool) -> list[PresentationContext]:
     out: list[PresentationContext] = []
     seen: set[str] = set()
     for cx in proposed:
@@ -214,7 +235,7 @@ def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[
             if uid not in _registered_unknown and _unknown_to_pynetdicom(uid):
                 _register_storage(uid)   # unknown to pynetdicom: DCMTK's retired classes, UIDs configured
             if accepted_ts:
-                out.append(_supported_context(uid, tuple(accepted_ts), storage=True))
+                out.append(_supported_context(uid, accepted_ts, storage=True))
     return out
 
 
