@@ -28,6 +28,7 @@ from archive.network.association import (
     store_response_command,
 )
 from tests.dicom_factory import make_dataset
+from tests.network_pdus import associate_request
 
 
 def _pynetdicom_command(primitive) -> bytes:
@@ -218,37 +219,13 @@ def test_raw_pdus_are_the_pdus_pynetdicom_sends(max_pdu):
 
 
 def _associate_rq_bytes(calling: str, *, with_roles: bool) -> bytes:
-    """An A-ASSOCIATE-RQ as DCMTK's storescu sends (many classes, three syntaxes each), by pynetdicom."""
-    from pynetdicom import StoragePresentationContexts, build_context, build_role
-    from pynetdicom.pdu import A_ASSOCIATE_RQ
-    from pynetdicom.pdu_primitives import (
-        A_ASSOCIATE,
-        ImplementationClassUIDNotification,
-        MaximumLengthNotification,
-    )
-    from pynetdicom.transport import AddressInformation
+    """An A-ASSOCIATE-RQ as DCMTK's storescu sends (many classes, two syntaxes each)."""
+    from pynetdicom import StoragePresentationContexts, build_role
 
-    request = A_ASSOCIATE()
-    request.application_context_name = "1.2.840.10008.3.1.1.1"
-    request.calling_ae_title, request.called_ae_title = calling, "ORTHANC"
-    request.calling_presentation_address = AddressInformation("127.0.0.1", 0)
-    request.called_presentation_address = AddressInformation("127.0.0.1", 104)
-    length = MaximumLengthNotification()
-    length.maximum_length_received = 16384
-    implementation = ImplementationClassUIDNotification()
-    implementation.implementation_class_uid = "1.2.3.4"
-    request.user_information = [length, implementation]
-    if with_roles:
-        request.user_information.append(build_role(CTImageStorage, scp_role=True))
-    contexts = []
-    for index, proposed in enumerate(StoragePresentationContexts[:100]):
-        context = build_context(proposed.abstract_syntax, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
-        context.context_id = 2 * index + 1
-        contexts.append(context)
-    request.presentation_context_definition_list = contexts
-    pdu = A_ASSOCIATE_RQ()
-    pdu.from_primitive(request)
-    return pdu.encode()
+    contexts = [(cx.abstract_syntax, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+                for cx in StoragePresentationContexts[:100]]
+    return associate_request(calling, contexts,
+                             extra_items=[build_role(CTImageStorage, scp_role=True)] if with_roles else None)
 
 
 def _described(primitive) -> tuple:

@@ -20,15 +20,9 @@ import pytest
 import requests
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, build_context, build_role, evt
+from pynetdicom import AE, build_role, evt
 from pynetdicom.dimse_messages import C_STORE_RQ
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.pdu import A_ASSOCIATE_RQ
-from pynetdicom.pdu_primitives import (
-    A_ASSOCIATE,
-    ImplementationClassUIDNotification,
-    MaximumLengthNotification,
-)
 from pynetdicom.sop_class import (
     CTImageStorage,
     PatientRootQueryRetrieveInformationModelFind,
@@ -38,10 +32,10 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.transport import AddressInformation
 
 from tests.dicom_factory import make_dataset, make_dicom
 from tests.live import free_port, live_server
+from tests.network_pdus import RELEASE_REQUEST, associate_request, echo_request, pdu_read
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK is not installed")
 
@@ -202,52 +196,6 @@ def test_dcmtk_echoscu(server):
     assert run.returncode == 0 and b"E:" not in run.stderr
 
 
-def _associate_rq(calling: str) -> bytes:
-    """An A-ASSOCIATE-RQ proposing Verification, as bytes (for a peer that decides when to send it)."""
-    request = A_ASSOCIATE()
-    request.application_context_name = "1.2.840.10008.3.1.1.1"
-    request.calling_ae_title, request.called_ae_title = calling, "ORTHANC"
-    request.calling_presentation_address = AddressInformation("127.0.0.1", 0)
-    request.called_presentation_address = AddressInformation("127.0.0.1", 104)
-    length = MaximumLengthNotification()
-    length.maximum_length_received = 16384
-    implementation = ImplementationClassUIDNotification()
-    implementation.implementation_class_uid = "1.2.3.4"
-    request.user_information = [length, implementation]
-    context = build_context(Verification, [IMPLICIT])
-    context.context_id = 1
-    request.presentation_context_definition_list = [context]
-    pdu = A_ASSOCIATE_RQ()
-    pdu.from_primitive(request)
-    return pdu.encode()
-
-
-def _echo_pdu() -> bytes:
-    """A P-DATA-TF holding a C-ECHO-RQ on presentation context 1 (implicit VR little endian command set)."""
-    def element(tag: int, value: bytes) -> bytes:
-        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
-    body = (element(0x00000002, b"1.2.840.10008.1.1\x00") + element(0x00000100, struct.pack("<H", 0x0030))
-            + element(0x00000110, struct.pack("<H", 1)) + element(0x00000800, struct.pack("<H", 0x0101)))
-    command = element(0x00000000, struct.pack("<I", len(body))) + body
-    pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
-    return struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv
-
-
-def _read_pdu(sock: socket.socket) -> tuple[int, bytes]:
-    data = b""
-    while len(data) < 6:
-        piece = sock.recv(6 - len(data))
-        assert piece, "connection closed"
-        data += piece
-    length = struct.unpack(">I", data[2:6])[0]
-    body = b""
-    while len(body) < length:
-        piece = sock.recv(length - len(body))
-        assert piece, "connection closed"
-        body += piece
-    return data[0], body
-
-
 def test_modality_added_over_rest_is_known_to_the_next_association(server):
     # The modalities are read when the connection is accepted: one added just before must count.
     modality = {"AET": "JUSTADDED", "Host": "127.0.0.1", "Port": 1}
@@ -274,14 +222,14 @@ def test_peer_waiting_before_its_request_is_checked_against_the_modalities_of_th
         assert requests.put(server.url + "/modalities/latecomer", json=modality, timeout=10).ok
         try:
             time.sleep(1.2)
-            sock.sendall(_associate_rq("LATECOMER"))
-            assert _read_pdu(sock)[0] == 0x02      # A-ASSOCIATE-AC
-            sock.sendall(_echo_pdu())
-            kind, body = _read_pdu(sock)
+            sock.sendall(associate_request("LATECOMER", [(Verification, [IMPLICIT])]))
+            assert pdu_read(sock)[0] == 0x02      # A-ASSOCIATE-AC
+            sock.sendall(echo_request())
+            kind, body = pdu_read(sock)
             assert kind == 0x04                     # P-DATA-TF: the answer, not an A-ABORT
             assert body.endswith(struct.pack("<HHIH", 0x0000, 0x0900, 2, 0x0000))   # Status: success
-            sock.sendall(struct.pack(">BBI", 0x05, 0, 4) + b"\0\0\0\0")                 # A-RELEASE-RQ
-            assert _read_pdu(sock)[0] == 0x06
+            sock.sendall(RELEASE_REQUEST)
+            assert pdu_read(sock)[0] == 0x06
         finally:
             requests.delete(server.url + "/modalities/latecomer", timeout=10)
 
