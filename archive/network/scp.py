@@ -728,7 +728,8 @@ class _PollingClock:
         time.sleep(seconds)
 
 
-def _fast_polling_install() -> None:
+def _pynetdicom_install() -> None:
+    """Our changes to pynetdicom's module-level behaviour: the polling clock, the remembered negotiation."""
     import pynetdicom.acse
     import pynetdicom.association
     import pynetdicom.dul
@@ -899,7 +900,7 @@ def server_build(*, scp: ScpSettings | None = None, host: str = "0.0.0.0", port:
                  loads=None, slot: int = 0) -> DicomServer:
     """A bound, listening DICOM server (not serving yet: see ``DicomServer.serve`` or ``server_start``)."""
     scp = scp or ScpSettings.from_configuration()
-    _fast_polling_install()
+    _pynetdicom_install()
     ae = ae_build(scp)
     server = DicomServer(ae, scp, host=host, port=port, loads=loads, slot=slot)
     ae._servers.append(server)
