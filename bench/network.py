@@ -41,7 +41,9 @@ import argparse
 import os
 import random
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -402,8 +404,76 @@ def bench_associations(args) -> None:
             for label in ("echoscu (C-ECHO)", "storescu, 1 instance"):
                 print(f"  {label}: ours/Orthanc p50 {figures[('ours', label)] / figures[('orthanc', label)]:.2f} "
                       "(time: lower is better)")
+            _association_phases(args, files[0], {"orthanc": orthanc, "ours": ours})
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _tool_request(tool: str, *, then: tuple[str, ...] = ()) -> bytes:
+    """The A-ASSOCIATE-RQ a DCMTK tool sends, caught on a socket of ours (``then``: its arguments after the port)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+        port = str(listener.getsockname()[1])
+        process = subprocess.Popen([tool, "-aet", "BENCHSCU", "-aec", "ORTHANC", "127.0.0.1", port, *then],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with listener.accept()[0] as peer:
+                header = _recv_exactly(peer, 6)
+                return header + _recv_exactly(peer, struct.unpack(">I", header[2:6])[0])
+        finally:
+            process.kill()
+            process.wait()
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        piece = sock.recv(size - len(data))
+        if not piece:
+            raise RuntimeError("connection closed")
+        data += piece
+    return data
+
+
+def _pdu_type(sock: socket.socket) -> int:
+    header = _recv_exactly(sock, 6)
+    _recv_exactly(sock, struct.unpack(">I", header[2:6])[0])
+    return header[0]
+
+
+def _association_phases(args, instance: Path, servers: dict) -> None:
+    """The servers' own share: each tool's A-ASSOCIATE-RQ sent again on a raw socket, timed from the request to
+    the A-ASSOCIATE-AC, then the A-RELEASE-RQ to its answer (no tool start-up, no process exit)."""
+    release = struct.pack(">BBI", 0x05, 0, 4) + b"\0\0\0\0"
+    requests = {"echoscu's request": _tool_request(ECHOSCU),
+                "storescu's request": _tool_request(STORESCU, then=(str(instance),))}
+    print(f"\nAssociation set-up alone: the tools' requests sent on a raw socket, {5 * args.assoc_runs} runs each")
+    print(f"{'server':8} {'request':20} {'associate p50':>14} {'p95':>6} {'release p50':>12}")
+    figures: dict[tuple[str, str], float] = {}
+    for name, srv in servers.items():
+        for label, request in requests.items():
+            associate, released = [], []
+            for run in range(5 * args.assoc_runs + 10):
+                with socket.create_connection(("127.0.0.1", srv.dicom_port), timeout=30) as sock:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    started = time.perf_counter()
+                    sock.sendall(request)
+                    if _pdu_type(sock) != 0x02:
+                        raise RuntimeError(f"{name} did not accept {label}")
+                    accepted = time.perf_counter()
+                    sock.sendall(release)
+                    _pdu_type(sock)
+                    if run >= 10:          # warm-up
+                        associate.append((accepted - started) * 1000)
+                        released.append((time.perf_counter() - accepted) * 1000)
+                time.sleep(0.005)
+            associate.sort()
+            figures[(name, label)] = statistics.median(associate)
+            print(f"{name:8} {label:20} {figures[(name, label)]:>14.2f} {associate[int(0.95 * (len(associate) - 1))]:>6.2f} "
+                  f"{statistics.median(released):>12.2f}", flush=True)
+    for label in requests:
+        print(f"  {label}: set-up ours/Orthanc p50 {figures[('ours', label)] / figures[('orthanc', label)]:.1f} "
+              "(time: lower is better)")
 
 
 def main() -> int:
