@@ -388,6 +388,9 @@ class _SharedAssociateRq(A_ASSOCIATE_RQ):
         return primitive
 
 
+SHARED_REQUEST_MAX = 64 * 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _associate_rq(data: bytes) -> _SharedAssociateRq:
     """A decoded A-ASSOCIATE-RQ PDU, shared by every association that sends the same bytes: a modality asks
@@ -417,8 +420,10 @@ class FastDUL(DULServiceProvider):
         self._waker.wake()
 
     def _decode_pdu(self, bytestream: bytes) -> tuple:
-        """As pynetdicom's (same events), an A-ASSOCIATE-RQ decoded once per distinct request."""
-        if bytestream[:1] != b"\x01":
+        """As pynetdicom's (same events), an A-ASSOCIATE-RQ decoded once per distinct request; a request larger
+        than any a modality sends (DCMTK's storescu: 9.6 KB) is decoded each time, so that the cache cannot
+        be made to hold much."""
+        if bytestream[:1] != b"\x01" or len(bytestream) > SHARED_REQUEST_MAX:
             return super()._decode_pdu(bytestream)
         data = bytes(bytestream)
         evt.trigger(self.assoc, evt.EVT_DATA_RECV, {"data": data})

@@ -279,3 +279,23 @@ def test_remembered_negotiation_answers_as_pynetdicom():
         expected = described(negotiate_as_acceptor(proposed, supported, asked_roles))
         assert described(_negotiated(proposed, supported, asked_roles)) == expected
         assert described(_negotiated(list(proposed), list(supported), asked_roles)) == expected   # remembered
+
+
+def test_a_request_larger_than_any_modality_sends_is_not_kept():
+    from pynetdicom import StoragePresentationContexts
+
+    from archive.network.association import SHARED_REQUEST_MAX, _associate_rq
+
+    syntaxes = [f"1.2.840.10008.1.2.4.{n}" for n in range(50, 100)]
+    data = associate_request("HUGE", [(cx.abstract_syntax, syntaxes) for cx in StoragePresentationContexts[:100]])
+    assert len(data) > SHARED_REQUEST_MAX
+    dul = FastAssociation(AE(), MODE_ACCEPTOR).dul
+    try:
+        kept = _associate_rq.cache_info().currsize
+        first, event = dul._decode_pdu(data)
+        second, _ = dul._decode_pdu(data)
+        assert event == "Evt6" and first is not second
+        assert len(first.to_primitive().presentation_context_definition_list) == 100
+        assert _associate_rq.cache_info().currsize == kept
+    finally:
+        dul._waker.close()
