@@ -8,8 +8,10 @@ recovery only looks at in-flight files, never at the whole area.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,6 +29,23 @@ def _relative_path(uuid: str) -> str:
     return os.path.join(uuid[0:2], uuid[2:4], uuid)
 
 
+# Whether this process stages unnamed files (O_TMPFILE, linked when complete); False once the file system says no.
+_unnamed_files = [hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")]
+_proc_fd_dir: tuple[int, int] | None = None
+_proc_fd_lock = threading.Lock()
+
+
+def _proc_fds() -> int:
+    """An open /proc/self/fd of this process: linkat(2) through it names an O_TMPFILE file (open(2)). Kept per
+    process, as a forked child's /proc/self is not its parent's."""
+    global _proc_fd_dir
+    if _proc_fd_dir is None or _proc_fd_dir[0] != os.getpid():
+        with _proc_fd_lock:
+            if _proc_fd_dir is None or _proc_fd_dir[0] != os.getpid():
+                _proc_fd_dir = (os.getpid(), os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    return _proc_fd_dir[1]
+
+
 class DicomFileStorage(FileSystemStorage):
     """Attachments on the local disk, with a two-phase write (stage, then publish after commit)."""
 
@@ -39,7 +58,7 @@ class DicomFileStorage(FileSystemStorage):
     def stage(self, uuid: str, data: bytes) -> None:
         """Write the bytes of a new attachment where a crash cannot make it look published."""
         path = self.root / INCOMING / uuid
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd, unnamed = self._create(uuid, path)
         try:
             # In pieces: one write(2) of a whole 0.5 MB instance costs ~1 ms on ext4 where 64 KB pieces
             # cost ~0.1 ms in all (Linux 6.18; with 4 writers at once 256 KB pieces were as slow as one write).
@@ -49,9 +68,31 @@ class DicomFileStorage(FileSystemStorage):
                 view = view[written:]
             if self.sync:
                 os.fsync(fd)
+            if unnamed:
+                # The complete file gets its staged name only now: a crash before this line leaves nothing
+                os.link(str(fd), path, src_dir_fd=_proc_fds(), follow_symlinks=True)
         finally:
             os.close(fd)
         metrics.counter_add(name="orthanc_storage_written_bytes", amount=len(data))
+
+    def _create(self, uuid: str, path: Path) -> tuple[int, bool]:
+        """An open file for a staged attachment: (fd, unnamed). Where the system allows, an unnamed file
+        (O_TMPFILE) in the attachment's own directory, linked into ``.incoming/`` once written: ext4 places
+        a file's inode in its directory's block group, so the files spread over the groups as Orthanc's do,
+        instead of all crowding the group of ``.incoming/``. There, on ext4 without a journal, each new inode
+        is looked up past every inode freed in the last minutes (deleted studies): measured 1.2 ms per
+        instance of C-STORE against Orthanc's 0.06."""
+        if _unnamed_files[0]:
+            folder = self.root / os.path.dirname(_relative_path(uuid))
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                return os.open(folder, os.O_WRONLY | os.O_TMPFILE, 0o644), True
+            except OSError as error:
+                # No O_TMPFILE on this file system (EOPNOTSUPP; EISDIR before Linux 3.11): named files from now on
+                if error.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                    raise
+                _unnamed_files[0] = False
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), False
 
     def publish(self, uuid: str) -> None:
         """Move a staged attachment to its place; call after the index commit."""

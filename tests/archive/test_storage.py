@@ -22,3 +22,35 @@ def test_a_staged_file_that_is_discarded_leaves_nothing(tmp_path):
     storage.discard("ffee-uuid")
     storage.discard("ffee-uuid")       # twice: no error
     assert list((tmp_path / INCOMING).iterdir()) == []
+
+
+def test_a_staged_file_is_created_in_its_own_folder_and_named_in_incoming_only_whole(tmp_path):
+    storage = DicomFileStorage(str(tmp_path))
+    data = os.urandom(WRITE_PIECE + 7)
+    storage.stage("abcd1234-uuid", data)
+    staged = tmp_path / INCOMING / "abcd1234-uuid"
+    assert staged.read_bytes() == data and staged.stat().st_nlink == 1
+    # Its inode was made in ab/cd (O_TMPFILE), which therefore exists before the publish
+    assert (tmp_path / "ab" / "cd").is_dir() and list((tmp_path / "ab" / "cd").iterdir()) == []
+    storage.publish("abcd1234-uuid")
+    assert (tmp_path / "ab" / "cd" / "abcd1234-uuid").read_bytes() == data and not staged.exists()
+
+
+def test_a_write_that_fails_midway_leaves_no_staged_file(tmp_path):
+    storage = DicomFileStorage(str(tmp_path))
+    try:
+        storage.stage("dead0000-uuid", 12345)     # not bytes: fails after the file was created
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("stage accepted an int")
+    assert storage.staged() == [] and list((tmp_path / "de" / "ad").iterdir()) == []
+
+
+def test_without_unnamed_files_staging_writes_a_named_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("archive.storage._unnamed_files", [False])
+    storage = DicomFileStorage(str(tmp_path))
+    storage.stage("0badcafe-uuid", b"abc")
+    assert (tmp_path / INCOMING / "0badcafe-uuid").read_bytes() == b"abc" and not (tmp_path / "0b").exists()
+    storage.publish("0badcafe-uuid")
+    assert storage.read("0badcafe-uuid") == b"abc" and storage.staged() == []
