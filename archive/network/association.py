@@ -24,7 +24,7 @@ What changes (nothing on the wire, nothing the handlers see):
   the last one arrives; the dataset is a ``BytesIO`` over that ``bytes`` object, so ``getvalue()`` gives
   it back without a copy. Several messages in one P-DATA-TF are all decoded (pynetdicom drops the PDVs
   that follow the end of a message in the same PDU).
-- Serving C-STOREs (opt-in, ``serve_stores_inline``): a complete C-STORE request is served on the DUL
+- Serving C-STOREs and C-ECHOs (opt-in, ``serve_inline``): a complete request is served on the DUL
   thread that assembled it, and its response sent by that thread next, instead of being handed to the
   association reactor and back: two thread wake-ups less per instance, each a scheduling delay when the
   machine is busy (see ``FastAssociation.serve_inline`` for what such a handler may not do).
@@ -345,7 +345,7 @@ class FastDimse(DIMSEServiceProvider):
             self.dul.event_queue.put("Evt19")
             return False
         assoc = self.assoc
-        if message.__class__ in _INLINE_REQUESTS and assoc.serve_stores_inline and self.msg_queue.empty() \
+        if message.__class__ in _INLINE_REQUESTS and assoc.serve_inline_requests and self.msg_queue.empty() \
                 and assoc.is_established and threading.current_thread() is self.dul:
             assoc.serve_inline(primitive, context_id)
         elif isinstance(primitive, C_CANCEL) and len(self.cancel_req) < 10:
@@ -637,9 +637,9 @@ class FastAssociation(Association):
     """An association (acceptor, or requestor through ``FastAE.associate``) whose reactors wait for a signal
     instead of polling."""
 
-    def __init__(self, ae, mode: str, *, serve_stores_inline: bool = False) -> None:
+    def __init__(self, ae, mode: str, *, serve_inline: bool = False) -> None:
         self.wake_event = threading.Event()
-        self.serve_stores_inline = serve_stores_inline
+        self.serve_inline_requests = serve_inline
         # Called by each thread the association runs besides its own (the DUL, N-EVENT-REPORT handlers) as it
         # ends: per-thread resources such as the database connections its handlers opened.
         self.thread_exit_hooks: list = []
@@ -805,14 +805,14 @@ class FastAssociation(Association):
 class FastRequestHandler(RequestHandler):
     """pynetdicom's request handler, making a FastAssociation, with Nagle's algorithm off on its socket."""
 
-    serve_stores_inline = False     # see FastAssociation.serve_inline
+    serve_inline = False     # see FastAssociation.serve_inline
 
     def _create_association(self) -> FastAssociation:
         """pynetdicom's RequestHandler._create_association (3.0) with our association class."""
         # Nagle's algorithm and delayed ACKs stall every small DIMSE answer by ~40 ms (DESIGN.md).
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ae, server = self.ae, self.server
-        assoc = FastAssociation(ae, MODE_ACCEPTOR, serve_stores_inline=self.serve_stores_inline)
+        assoc = FastAssociation(ae, MODE_ACCEPTOR, serve_inline=self.serve_inline)
         assoc._server = server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))

@@ -66,6 +66,7 @@ from archive.network import registry
 from archive.network.association import FastAE, FastRequestHandler
 from archive.network.cfind import LEVELS, QueryRefused, find_answers
 from archive.network.encoded import encoded_instance
+from archive.network.memo import IdentityMemo
 from archive.network.registry import Modality
 from archive.network.storage_commitment import (
     STORAGE_COMMITMENT_PUSH_MODEL,
@@ -197,8 +198,7 @@ def _unknown_to_pynetdicom(uid: str) -> bool:
     return uid_to_service_class(uid) is _BASE_SERVICE
 
 
-_supported_for: dict[tuple, tuple] = {}
-_supported_for_lock = threading.Lock()
+_supported_for: IdentityMemo[list[PresentationContext]] = IdentityMemo(64)
 
 
 def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[PresentationContext]:
@@ -208,16 +208,8 @@ def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[
     accepted_ts = tuple(runtime.accepted_transfer_syntaxes())
     unknown_ok = runtime.unknown_sop_class_accepted()
     key = (tuple(map(id, proposed)), accepted_ts, unknown_ok, scp.storage_classes)
-    with _supported_for_lock:
-        hit = _supported_for.get(key)
-    if hit is not None:
-        return list(hit[1])
-    out = _contexts_for(proposed, scp, accepted_ts, unknown_ok)
-    with _supported_for_lock:
-        if len(_supported_for) >= _NEGOTIATED_MAX:
-            _supported_for.pop(next(iter(_supported_for)))
-        _supported_for[key] = (list(proposed), out)    # the proposed objects kept alive: their ids stay theirs
-    return list(out)
+    return list(_supported_for.get(key, list(proposed),
+                                   lambda: _contexts_for(proposed, scp, accepted_ts, unknown_ok)))
 
 
 def _contexts_for(proposed: list[PresentationContext], scp: ScpSettings, accepted_ts: tuple[str, ...],
@@ -306,7 +298,7 @@ class _OrthancAcse(ACSE):
 
 class _RequestHandler(FastRequestHandler):
     server: DicomServer
-    serve_stores_inline = True      # handle_store never waits for the peer
+    serve_inline = True      # handle_store and handle_echo never wait for the peer
 
     def handle(self) -> None:
         try:
@@ -741,28 +733,22 @@ def _pynetdicom_install() -> None:
         pynetdicom.acse.negotiate_as_acceptor = _negotiated
 
 
-_NEGOTIATED_MAX = 64
-_negotiated_cache: dict[tuple, tuple] = {}
-_negotiated_lock = threading.Lock()
+_negotiations: IdentityMemo[tuple[list, list]] = IdentityMemo(64)
 
 
 def _negotiated(rq_contexts: list, ac_contexts: list, roles: dict | None = None) -> tuple[list, list]:
     """pynetdicom's negotiate_as_acceptor, remembered for the same proposed and supported context objects (the
     proposed ones are shared by every association sending the same A-ASSOCIATE-RQ, the supported ones by every
     association with the same configuration): for DCMTK's storescu, 1.5 ms of each association's set-up. The
-    answer's contexts are shared too; pynetdicom only reads them afterwards. An entry keeps its key's objects
-    alive, so their ids cannot be reused while it stands."""
+    answer's contexts are shared too; pynetdicom only reads them afterwards."""
     key = (tuple(map(id, rq_contexts)), tuple(map(id, ac_contexts)), tuple(sorted((roles or {}).items())))
-    with _negotiated_lock:
-        hit = _negotiated_cache.get(key)
-    if hit is not None:
-        return list(hit[2]), list(hit[3])
-    result, ac_roles = negotiate_as_acceptor(rq_contexts, ac_contexts, roles)
-    with _negotiated_lock:
-        if len(_negotiated_cache) >= _NEGOTIATED_MAX:
-            _negotiated_cache.pop(next(iter(_negotiated_cache)))
-        _negotiated_cache[key] = (list(rq_contexts), list(ac_contexts), list(result), list(ac_roles))
-    return result, ac_roles
+
+    def negotiate() -> tuple[list, list]:
+        result, ac_roles = negotiate_as_acceptor(rq_contexts, ac_contexts, roles)
+        return list(result), list(ac_roles)
+
+    result, ac_roles = _negotiations.get(key, (list(rq_contexts), list(ac_contexts)), negotiate)
+    return list(result), list(ac_roles)
 
 
 def activity_mark() -> None:
@@ -782,7 +768,7 @@ class DicomServer(ThreadedAssociationServer):
         self.slot = slot
         self.active = 0
         self._lock = threading.Lock()
-        self._modalities_read: dict = {}   # accepted connection -> (when, modalities)
+        self._modalities_read: tuple | None = None   # (connection, when, modalities) being handed over
         metrics.registry.dicom_threads_set(scp.threads)   # orthanc_available_dicom_threads
         super().__init__(ae, (host, scp.port if port is None else port), scp.aet, [],
                          ssl_context=server_context(scp.tls) if scp.tls.enabled else None,
@@ -818,7 +804,7 @@ class DicomServer(ThreadedAssociationServer):
                 raise
             return
         try:
-            self._modalities_read[request] = (time.monotonic(), registry.modalities_all())
+            self._modalities_read = (request, time.monotonic(), registry.modalities_all())
         except Exception:
             connections.close_all()    # a broken connection (database restarted): the next accept opens another
             logger.exception("reading the modalities failed; the association reads them itself")
@@ -830,11 +816,14 @@ class DicomServer(ThreadedAssociationServer):
             self.handle_error(request, client_address)
             self.shutdown_request(request)
         finally:
-            self._modalities_read.pop(request, None)
+            self._modalities_read = None
 
     def modalities_taken(self, request) -> tuple[float, dict[str, Modality]] | None:
         """The modalities read when ``request`` was accepted (once)."""
-        return self._modalities_read.pop(request, None)
+        read, self._modalities_read = self._modalities_read, None
+        if read is None or read[0] is not request:
+            return None
+        return read[1], read[2]
 
     def association_done(self) -> None:
         with self._lock:
