@@ -28,6 +28,7 @@ class ArchiveSettings:
     dictionary: dict[tuple[int, str | None], tuple[str, str]]
     lossy_quality: int = 90        # DicomLossyTranscodingQuality (1-100)
     read_only: bool = False        # ReadOnly (1.12.5): see archive.read_only
+    patient_level_enabled: bool = True   # PatientLevelEnabled (1.12.11, experimental): the /patients routes
 
     def extra_main_tags(self, level: Level) -> tuple[BaseTag, ...]:
         return self.extra_tags.get(level.value, ())
@@ -82,6 +83,7 @@ def archive_settings() -> ArchiveSettings:
         stable_age=int(cfg.get("StableAge", 60)),
         check_revisions=bool(cfg.get("CheckRevisions", False)),
         read_only=bool(cfg.get("ReadOnly", False)),
+        patient_level_enabled=bool(cfg.get("PatientLevelEnabled", True)),
         extra_tags=_parse_extra(cfg),
         dictionary=_dictionary(cfg),
     )

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "explorer.api.middleware.OrthancPathMiddleware",
     "explorer.api.middleware.OrthancMethodMiddleware",
     "explorer.api.middleware.OrthancAccessMiddleware",
+    "explorer.api.middleware.OrthancPatientLevelMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.common.CommonMiddleware",
     "explorer.api.middleware.OrthancErrorMiddleware",

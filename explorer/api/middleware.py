@@ -10,8 +10,9 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from archive.errors import ArchiveError
-from explorer.api.errors import archive_error_response
+from archive.errors import ArchiveError, OrthancError
+from archive.settings import archive_settings
+from explorer.api.errors import archive_error_response, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,21 @@ class OrthancMethodMiddleware:
         if request.method in self.KNOWN:
             return self.get_response(request)
         return HttpResponse(b"", status=404 if request.method in ("OPTIONS", "HEAD") else 400)
+
+
+class OrthancPatientLevelMiddleware:
+    """PatientLevelEnabled=false (Orthanc 1.12.11, experimental): Orthanc does not register its /patients
+    routes, so each of them is an unknown URI, whatever the method. After access control, as in Orthanc,
+    whose HTTP server authenticates before it looks for a route."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if (path == "/patients" or path.startswith("/patients/")) and not archive_settings().patient_level_enabled:
+            return error_response(request, OrthancError.UNKNOWN_RESOURCE)
+        return self.get_response(request)
 
 
 class OrthancAccessMiddleware:

@@ -70,8 +70,7 @@ def system_info() -> dict:
         "MaximumStorageSize": archive.maximum_storage_size,
         "Name": cfg["Name"],
         "OverwriteInstances": archive.overwrite_instances,
-        # PatientLevelEnabled (experimental in Orthanc 1.12.11) is not enforced: /patients always works.
-        "PatientLevelEnabled": True,
+        "PatientLevelEnabled": archive.patient_level_enabled,
         # No Orthanc plugin (C shared library) can be loaded here.
         "PluginsEnabled": False,
         "ReadOnly": archive.read_only,

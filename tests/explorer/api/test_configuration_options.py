@@ -328,3 +328,24 @@ def test_resources_stay_unstable_before_stable_age(client, orthanc_config):
     series = stored(client)["ParentSeries"]
     housekeeper_tick()
     assert client.get(f"/series/{series}").json()["IsStable"] is False
+
+
+def test_patient_level_disabled_leaves_no_patients_route(client, orthanc_config, storage_dir):
+    """PatientLevelEnabled=false (1.12.11, experimental): Orthanc registers no /patients route, so each is an
+    unknown URI (404, 'Unknown resource'), whatever its method; the other levels and /tools/find still serve."""
+    stored = client.generic("POST", "/instances", make_dicom(), content_type="application/dicom").json()
+    assert client.get(f"/patients/{stored['ParentPatient']}").status_code == 200
+    orthanc_config(PatientLevelEnabled=False)
+    assert client.get("/system").json()["PatientLevelEnabled"] is False
+    for method, uri in (("GET", "/patients"), ("GET", f"/patients/{stored['ParentPatient']}"),
+                        ("GET", f"/patients/{stored['ParentPatient']}/studies"),
+                        ("DELETE", f"/patients/{stored['ParentPatient']}"),
+                        ("POST", f"/patients/{stored['ParentPatient']}/anonymize")):
+        response = client.generic(method, uri)
+        assert response.status_code == 404, (method, uri)
+        assert response.json()["Message"] == "Unknown resource" and response.json()["Method"] == method
+    assert client.get(f"/studies/{stored['ParentStudy']}").status_code == 200
+    assert client.get(f"/patients/{stored['ParentPatient']}").status_code == 404   # nothing was deleted
+    found = client.post("/tools/find", {"Level": "Patient", "Query": {}}, content_type="application/json")
+    assert found.json() == [stored["ParentPatient"]]
+    assert client.get("/patientsX").status_code == 404      # not a /patients route: unknown anyway
