@@ -120,7 +120,9 @@ class MainDicomTag(models.Model):
 
 
 class Metadata(models.Model):
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="metadata")
+    # No index of its own: metadata_unique (resource, type) serves lookups by resource, and one index less is
+    # ~1.5 WAL pages less per stored instance
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="metadata", db_index=False)
     type = models.IntegerField()
     value = models.TextField()
     revision = models.IntegerField(default=0)
@@ -130,7 +132,8 @@ class Metadata(models.Model):
 
 
 class Attachment(models.Model):
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="attachments")
+    # No index of its own: attachment_unique (resource, content_type) serves lookups by resource
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="attachments", db_index=False)
     content_type = models.IntegerField()
     uuid = models.CharField(max_length=36, unique=True)
     compressed_size = models.BigIntegerField()
