@@ -27,13 +27,14 @@ import resource
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import SERVERS, KeepAliveClient, Server  # noqa: E402
+from servers import SERVERS, KeepAliveClient, Server, filesystem_of  # noqa: E402
 from synth import SynthInstance, generate_count  # noqa: E402
 
 MAX_ERRORS = 20
@@ -213,6 +214,7 @@ def fmt_ms(values: list[float], q: float) -> str:
 
 
 def print_table(results: list[RunResult]) -> None:
+    print(f"storage areas on {filesystem_of(tempfile.gettempdir())}")
     head = (f"{'server':<8} {'clients':>7} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'MB/s':>7} "
             f"{'p50 ms':>7} {'p99 ms':>7} {'srv CPU ms/inst':>15} {'cli CPU ms/inst':>15} {'RSS end MB':>10} {'PSS end MB':>10} "
             f"{'RSS peak MB':>11} {'errors':>6}")

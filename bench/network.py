@@ -54,7 +54,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from servers import free_port, orthanc_server, ours_server  # noqa: E402
+from servers import filesystem_of, free_port, orthanc_server, ours_server  # noqa: E402
 from synth import generate_count  # noqa: E402
 
 from archive.populate import Shape, patient_info, study_info  # noqa: E402
@@ -135,7 +135,8 @@ def bench_store(args) -> None:
         for pdu in args.pdus:
             results: dict[tuple[str, int], list[float]] = {}
             print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB, "
-                  f"MaximumPduLength {pdu} on both servers, {args.rounds} round(s)")
+                  f"MaximumPduLength {pdu} on both servers, {args.rounds} round(s); storage areas on "
+                  f"{filesystem_of(tempfile.gettempdir())}")
             print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
                   f"{'cpu ms/inst':>12}")
             for assocs in args.assocs:
