@@ -35,6 +35,20 @@ _proc_fd_dir: tuple[int, int] | None = None
 _proc_fd_lock = threading.Lock()
 
 
+def _named(fd: int, path: Path) -> bool:
+    """Give the complete unnamed file ``fd`` its staged name (a crash before this leaves nothing); False when
+    /proc cannot name it."""
+    try:
+        fds = _proc_fds()
+    except OSError:
+        return False
+    try:
+        os.link(str(fd), path, src_dir_fd=fds, follow_symlinks=True)
+    except OSError:
+        return False
+    return True
+
+
 def _proc_fds() -> int:
     """An open /proc/self/fd of this process: linkat(2) through it names an O_TMPFILE file (open(2)). Kept per
     process, as a forked child's /proc/self is not its parent's."""
@@ -68,11 +82,14 @@ class DicomFileStorage(FileSystemStorage):
                 view = view[written:]
             if self.sync:
                 os.fsync(fd)
-            if unnamed:
-                # The complete file gets its staged name only now: a crash before this line leaves nothing
-                os.link(str(fd), path, src_dir_fd=_proc_fds(), follow_symlinks=True)
+            if unnamed and not _named(fd, path):
+                _unnamed_files[0] = False       # no /proc here (a sandbox): named files from now on
+                os.close(fd)
+                fd = -1
+                return self.stage(uuid, data)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         metrics.counter_add(name="orthanc_storage_written_bytes", amount=len(data))
 
     def _create(self, uuid: str, path: Path) -> tuple[int, bool]:

@@ -54,3 +54,19 @@ def test_without_unnamed_files_staging_writes_a_named_file(tmp_path, monkeypatch
     assert (tmp_path / INCOMING / "0badcafe-uuid").read_bytes() == b"abc" and not (tmp_path / "0b").exists()
     storage.publish("0badcafe-uuid")
     assert storage.read("0badcafe-uuid") == b"abc" and storage.staged() == []
+
+
+def test_where_proc_cannot_name_an_unnamed_file_staging_falls_back_to_a_named_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("archive.storage._unnamed_files", [True])
+
+    def no_proc() -> int:
+        raise FileNotFoundError("/proc/self/fd")
+
+    monkeypatch.setattr("archive.storage._proc_fds", no_proc)
+    storage = DicomFileStorage(str(tmp_path))
+    storage.stage("fa11bacc-uuid", b"bytes")
+    assert (tmp_path / INCOMING / "fa11bacc-uuid").read_bytes() == b"bytes"
+    import archive.storage
+    assert archive.storage._unnamed_files == [False]      # and so for the next ones
+    storage.stage("fa11bacd-uuid", b"more")
+    assert sorted(storage.staged()) == ["fa11bacc-uuid", "fa11bacd-uuid"]
