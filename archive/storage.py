@@ -39,11 +39,7 @@ def _named(fd: int, path: Path) -> bool:
     """Give the complete unnamed file ``fd`` its staged name (a crash before this leaves nothing); False when
     /proc cannot name it."""
     try:
-        fds = _proc_fds()
-    except OSError:
-        return False
-    try:
-        os.link(str(fd), path, src_dir_fd=fds, follow_symlinks=True)
+        os.link(str(fd), path, src_dir_fd=_proc_fds(), follow_symlinks=True)
     except OSError:
         return False
     return True
