@@ -74,6 +74,8 @@ from pynetdicom.pdu_primitives import A_ASSOCIATE, P_DATA
 from pynetdicom.transport import AddressInformation, AssociationSocket, RequestHandler
 from pynetdicom.utils import make_target
 
+from archive.network.command_set import store_request_primitive
+
 # pynetdicom's own loggers, so its messages keep their names
 LOGGER = logging.getLogger("pynetdicom.dul")
 ASSOC_LOGGER = logging.getLogger("pynetdicom.association")
@@ -304,9 +306,16 @@ class FastDimse(DIMSEServiceProvider):
                 self._command.append(data[1:])
                 if not control & 2:
                     continue
-                message = DIMSEMessage()
-                message.encoded_command_set = BytesIO(b"".join(self._command))
+                command = b"".join(self._command)
                 self._command = []
+                if self._plain_receive():
+                    primitive = store_request_primitive(command)
+                    if primitive is not None:       # a C-STORE-RQ: its dataset follows
+                        primitive._context_id = context_id
+                        self._message = primitive
+                        continue
+                message = DIMSEMessage()
+                message.encoded_command_set = BytesIO(command)
                 message.context_id = context_id
                 # The command set is always implicit VR little endian (PS3.7 6.3.1)
                 message.command_set = decode(message.encoded_command_set, True, True)
@@ -321,31 +330,42 @@ class FastDimse(DIMSEServiceProvider):
                 if control & 2 and not self._complete(self._message):
                     return
 
-    def _complete(self, message: DIMSEMessage | None) -> bool:
-        """As the end of DIMSEServiceProvider.receive_primitive; False when the association must end."""
+    def _plain_receive(self) -> bool:
+        """Whether nothing looks at received messages but the service classes: pynetdicom's standard
+        EVT_DIMSE_RECV handler only logs (at INFO and DEBUG), holding the AE-wide lock."""
+        return not HANDLERS_LOGGER.isEnabledFor(logging.INFO) \
+            and _only(self.assoc, evt.EVT_DIMSE_RECV, standard_dimse_recv_handler)
+
+    def _complete(self, message: DIMSEMessage | C_STORE | None) -> bool:
+        """As the end of DIMSEServiceProvider.receive_primitive; False when the association must end.
+        ``message`` is a C_STORE already when store_request_primitive read its command set."""
         self._message = None
         if message is None:       # a last dataset fragment before any command set
             self._command, self._data = [], []
             DIMSE_LOGGER.error("Received an invalid DIMSE message")
             self.dul.event_queue.put("Evt19")
             return False
-        if self._data:
-            message.data_set = BytesIO(b"".join(self._data))
+        if message.__class__ is C_STORE:
+            primitive, kind = message, C_STORE_RQ
+            primitive.DataSet = BytesIO(b"".join(self._data))
             self._data = []
-        # pynetdicom's standard handler only logs (at INFO and DEBUG), holding the AE-wide lock
-        if HANDLERS_LOGGER.isEnabledFor(logging.INFO) \
-                or not _only(self.assoc, evt.EVT_DIMSE_RECV, standard_dimse_recv_handler):
-            evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
-        context_id = message.context_id
-        try:
-            primitive = message.message_to_primitive()
-        except Exception as exc:
-            DIMSE_LOGGER.error("Received an invalid DIMSE message")
-            DIMSE_LOGGER.exception(exc)
-            self.dul.event_queue.put("Evt19")
-            return False
+            context_id = primitive._context_id
+        else:
+            if self._data:
+                message.data_set = BytesIO(b"".join(self._data))
+                self._data = []
+            if not self._plain_receive():
+                evt.trigger(self.assoc, evt.EVT_DIMSE_RECV, {"message": message})
+            context_id, kind = message.context_id, message.__class__
+            try:
+                primitive = message.message_to_primitive()
+            except Exception as exc:
+                DIMSE_LOGGER.error("Received an invalid DIMSE message")
+                DIMSE_LOGGER.exception(exc)
+                self.dul.event_queue.put("Evt19")
+                return False
         assoc = self.assoc
-        if message.__class__ in _INLINE_REQUESTS and assoc.serve_inline_requests and self.msg_queue.empty() \
+        if kind in _INLINE_REQUESTS and assoc.serve_inline_requests and self.msg_queue.empty() \
                 and assoc.is_established and threading.current_thread() is self.dul:
             assoc.serve_inline(primitive, context_id)
         elif isinstance(primitive, C_CANCEL) and len(self.cancel_req) < 10:
