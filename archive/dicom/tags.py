@@ -149,7 +149,8 @@ def parse_tag(text: str) -> BaseTag:
     return Tag(tag)
 
 
-def _level_tags(level: Level, extra: Sequence[BaseTag]) -> tuple[BaseTag, ...]:
+def level_tags(level: Level, extra: Sequence[BaseTag] = ()) -> tuple[BaseTag, ...]:
+    """The main DICOM tags of ``level`` and its ExtraMainDicomTags, in that order."""
     tags = MAIN_DICOM_TAGS[level]
     if not extra:
         return tags
@@ -168,7 +169,7 @@ def main_dicom_tags(ds: Dataset, level: Level, *, extra: Sequence[BaseTag] = (),
     # json.py builds on this module; the conversion of values lives there.
     from archive.dicom.json import main_tag_values
 
-    return main_tag_values(ds, _level_tags(level, extra), default_encoding=default_encoding)
+    return main_tag_values(ds, level_tags(level, extra), default_encoding=default_encoding)
 
 
 def main_dicom_sequences(ds: Dataset, level: Level, *, extra: Sequence[BaseTag] = (),
@@ -179,14 +180,14 @@ def main_dicom_sequences(ds: Dataset, level: Level, *, extra: Sequence[BaseTag] 
     and shows them in MainDicomTags (``full_to_simplified`` gives that shape)."""
     from archive.dicom.json import main_tag_sequences
 
-    return main_tag_sequences(ds, _level_tags(level, extra), default_encoding=default_encoding)
+    return main_tag_sequences(ds, level_tags(level, extra), default_encoding=default_encoding)
 
 
 def main_dicom_tags_signature(level: Level, extra: Sequence[BaseTag] = ()) -> str:
     """The MainDicomTagsSignature metadata (and ``/system``'s MainDicomTags): the level's main tags and
     extra tags, sorted, as ``gggg,eeee`` joined by ``;`` (DicomMap::ComputeSignature). A study's
     signature does not include the patient tags it stores."""
-    return ";".join(sorted({tag_key(t) for t in _level_tags(level, extra)}))
+    return ";".join(sorted({tag_key(t) for t in level_tags(level, extra)}))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -15,6 +15,7 @@ from archive.errors import BadFileFormat, BadRequest, ParameterOutOfRange, Unkno
 from archive.find_request import tag_format_of_body
 from archive.levels import Level
 from archive.models import Resource
+from archive.modification_checks import modification_sanity_check
 from explorer.api.base import OrthancView, remote_ip
 from explorer.api.jobs import body_object, job_mode, job_result, submitted, transcode_of
 from explorer.api.rendering import json_response
@@ -86,12 +87,15 @@ class ResourceModifyApi(OrthancView):
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
         name = None
+        mod = None
         if self.anonymize:
             modification.anonymization_parse(body, level=self.level)
         else:
-            modification.modification_parse(body, level=self.level)
+            mod = modification.modification_parse(body, level=self.level)
         transcode, quality = _transcode(body)
         selectors.resource_get(level=self.level, public_id=public_id)
+        if mod is not None:
+            modification_sanity_check(mod, resources=[public_id])
         if self.anonymize:
             name = _anonymized_patient_name(body)
         return _run(request, body, kind="ResourceModification", parameters={
@@ -130,11 +134,13 @@ class BulkModifyApi(OrthancView):
             modification.anonymization_parse(body, level=level)
         else:
             level = _modify_level(body)
-            modification.modification_parse(body, level=level)
+            mod = modification.modification_parse(body, level=level)
         transcode, quality = _transcode(body)
         ids = sorted(set(_resources(body)))
         if Resource.objects.filter(public_id__in=ids).count() != len(ids):
             raise UnknownResource()
+        if not self.anonymize:
+            modification_sanity_check(mod, resources=ids)
         name = _anonymized_patient_name(body) if self.anonymize else None
         return _run(request, body, kind="ResourceModification", parameters={
             "anonymize": self.anonymize, "level": level.value, "resources": ids, "single": False, "body": body,
