@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from archive import modification, selectors
 from archive.errors import ArchiveError
 from archive.levels import Level
+from archive.modification_checks import modification_sanity_check
 from explorer.api.base import remote_ip
 from explorer.ui.errors import ui_errors
 from jobs import engine
@@ -148,12 +149,15 @@ def modification_submit(*, form: ModifyForm, public_id: str, remote: str) -> Job
     from explorer.api.modification import _anonymized_patient_name
 
     body = form.body()
+    mod = None
     if form.anonymize:
         modification.anonymization_parse(body, level=form.level)
     else:
-        modification.modification_parse(body, level=form.level)
+        mod = modification.modification_parse(body, level=form.level)
     transcode, quality = transcode_of(body, {})
     selectors.resource_get(level=form.level, public_id=public_id)
+    if mod is not None:
+        modification_sanity_check(mod, resources=[public_id])
     name = _anonymized_patient_name(body) if form.anonymize else None
     return engine.job_submit(kind="ResourceModification", parameters={
         "anonymize": form.anonymize, "level": form.level.value, "resources": [public_id], "single": True,

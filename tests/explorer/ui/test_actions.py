@@ -116,6 +116,25 @@ def test_a_refused_anonymization_is_shown_on_the_form(server, page):
     assert axe_violations(page) == []
 
 
+def test_a_study_refused_for_its_patient_tags_is_shown_on_the_form(server, page):
+    """Orthanc 1.11.3's check: a patient's tags are shared by her studies; one study cannot change them."""
+    studies = []
+    for k in range(2):
+        answer = requests.post(server.url + "/instances", data=make_dicom(
+            PatientName="TWO^STUDIES", PatientID="AC-2", StudyInstanceUID=f"1.2.89.2.{k}",
+            SeriesInstanceUID=f"1.2.89.2.{k}.1", SOPInstanceUID=f"1.2.89.2.{k}.1.1"), timeout=30)
+        studies.append(answer.json()["ParentStudy"])
+    page.goto(f"{server.url}/ui/studies/{studies[0]}/modify")
+    page.get_by_label("Patient name").fill("RENAMED")
+    page.get_by_role("button", name="Modify").click()
+    alert = page.locator("#modify-error")
+    assert "The Patient already exists and has other studies" in alert.inner_text()
+    assert "Failing tag: 0010,0010" in alert.inner_text()
+    shot(page, "actions_refused_patient_tags")
+    assert page.get_by_label("Patient name").input_value() == "RENAMED"
+    assert axe_violations(page) == []
+
+
 def test_unknown_job_is_a_404_page(server, page):
     answer = page.goto(f"{server.url}/ui/actions/no-such-job")
     assert answer.status == 404
