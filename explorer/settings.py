@@ -146,9 +146,10 @@ Q_CLUSTER = {
     "timeout": 3600,
     "retry": 3700,
     "catch_up": False,
-    # The ORM broker is polled: its default 0.2 s added that much to every job (bench/jobs.py: 200 small
-    # jobs ran at 10/s); 0.05 s costs an indexed read 20 times a second when idle.
-    "poll": 0.05,
+    # The ORM broker is woken by whoever queues a task (jobs/broker.py), not polled: django-q2's own sleep
+    # between polls is off ("poll" 0).
+    "broker_class": "jobs.broker.WakeableORM",
+    "poll": 0,
     # A modification job forks worker processes of its own (jobs.kinds.copies): daemonic processes may not.
     "daemonize_workers": False,
 }
@@ -156,7 +157,7 @@ Q_CLUSTER = {
 # unset (or "orm") keeps the ORM broker on the default database, which needs nothing more and is polled.
 BROKER_URL = os.environ.get("BROKER_URL", "").strip()
 if BROKER_URL.startswith(("redis://", "rediss://", "unix://")):
-    del Q_CLUSTER["orm"], Q_CLUSTER["poll"]
+    del Q_CLUSTER["orm"], Q_CLUSTER["poll"], Q_CLUSTER["broker_class"]
     Q_CLUSTER["redis"] = BROKER_URL
 elif BROKER_URL not in ("", "orm"):
     sys.stderr.write(f"E: BROKER_URL must be redis://... or unset (the ORM broker), not {BROKER_URL!r}\n")
