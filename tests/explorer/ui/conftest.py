@@ -51,6 +51,7 @@ def shot(page, name: str) -> None:
 
 def axe_violations(page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[dict]:
     """axe-core's violations of the given impacts on the current page (WCAG 2.x A/AA rules and best practices)."""
+    page.wait_for_load_state("domcontentloaded")     # a page still arriving has no <head> to add axe to
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
