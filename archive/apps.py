@@ -9,7 +9,10 @@ class ArchiveConfig(AppConfig):
         import pydicom.config
         from django.db.backends.signals import connection_created
 
+        from archive.malloc_tuning import malloc_tune
         from archive.read_only import install_guard
+
+        malloc_tune()
 
         connection_created.connect(install_guard, dispatch_uid="archive.read_only")
 
