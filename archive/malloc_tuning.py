@@ -2,11 +2,12 @@
 
 Why: a received C-STORE dataset, the Part 10 file built from it and the receive buffers are each 0.25-0.5 MB.
 glibc's defaults adapt the mmap threshold to the largest block freed so far and trim a heap whose free top
-exceeds twice that, so such blocks keep going back to the kernel and coming again as fresh pages: ~80-180
-page faults per instance on one association (each a zeroed page, dear in a VM), ~10% of the CPU of a
+exceeds twice that, so such blocks keep going back to the kernel and coming again as fresh pages: ~50-180
+page faults per instance on one association (each a zeroed page, dear in a VM), 3-9% of the CPU of a
 C-STORE. With the thresholds fixed, blocks under 4 MB stay in the process's heaps and are reused (9 faults
 per instance); larger ones (multi-frame instances, archives) are still mapped and unmapped as before.
-Measured with bench/store_ab.py: instances/s x1.11 on one association, x1.05 on four; CPU x0.91.
+Measured with bench/store_ab.py (paired batches, a noisy machine): CPU per instance x0.91-0.97 in every run,
+instances/s x1.00-1.11.
 """
 
 from __future__ import annotations
