@@ -168,7 +168,11 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
         if overwrite is None:
             overwrite = cfg.overwrite_instances
         sop_class = str(ds.get("SOPClassUID", "") or "").strip(" \x00")
-        if not overwrite and IndexWriter().exists(ids.instance):
+        # An instance already stored is found by the index transaction. It is looked up first only where what
+        # comes before the transaction costs (compression) or may refuse it (size limits: a full archive still
+        # answers AlreadyStored to a resend): one query less per new instance.
+        look_first = compressed or bool(cfg.maximum_storage_size or cfg.maximum_patient_count)
+        if look_first and not overwrite and IndexWriter().exists(ids.instance):
             _settle(staging, storage, file_uuid)
             return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
         stored = compress(data) if compressed else data
