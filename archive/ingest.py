@@ -140,17 +140,20 @@ def _expected_instances(tags: dict[str, str]) -> int | None:
 
 
 def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None,
-                   metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None = None
-                   ) -> StoreResult:
+                   metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None = None,
+                   written_meta: tuple[int, str, str, str] | None = None) -> StoreResult:
     """Store one DICOM instance; AlreadyStored is a result, not an error. Raises ArchiveError on bad input.
     ``metadata(ids)`` names (level, type, value) to set on the instance or its ancestors in the same transaction,
-    as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs)."""
+    as Orthanc's DicomInstanceToStore::AddMetadata (ModifiedFrom/AnonymizedFrom of modification jobs).
+    ``written_meta``: see dicom_parse (a C-STORE's file meta, written by the caller, is not read back)."""
     with timed("orthanc_store_dicom_duration_ms"):
-        return _instance_store(data=data, origin=origin, overwrite=overwrite, metadata=metadata)
+        return _instance_store(data=data, origin=origin, overwrite=overwrite, metadata=metadata,
+                               written_meta=written_meta)
 
 
 def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
-                    metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None) -> StoreResult:
+                    metadata: Callable[[ResourceIds], Iterable[tuple[Level, int, str]]] | None,
+                    written_meta: tuple[int, str, str, str] | None = None) -> StoreResult:
     refuse_writes()  # ReadOnly: before any file is written
     cfg = archive_settings()
     compressed = cfg.storage_compression
@@ -161,7 +164,7 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
     # refused or already stored costs one discarded staged file.
     staging = None if compressed else _stage_in_background(storage, file_uuid, data)
     try:
-        parsed = dicom_parse(data)
+        parsed = dicom_parse(data, written_meta=written_meta)
         ds = parsed.dataset
         patient_id, study_uid, series_uid, sop_uid = _identifiers(ds)
         ids = resource_ids(patient_id=patient_id, study_uid=study_uid, series_uid=series_uid, sop_uid=sop_uid)

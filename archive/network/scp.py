@@ -446,8 +446,8 @@ def handle_store(event, scp: ScpSettings) -> int:
     try:
         ts = str(event.context.transfer_syntax)
         dataset = request.DataSet.getvalue()
-        data = part10_bytes(dataset, sop_class=str(request.AffectedSOPClassUID),
-                            sop_instance=str(request.AffectedSOPInstanceUID), transfer_syntax=ts)
+        affected_class, affected_instance = str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
+        data = part10_bytes(dataset, sop_class=affected_class, sop_instance=affected_instance, transfer_syntax=ts)
         sop_class, sop_instance = _sop_uids(dataset, ts, data)
         if not sop_class or not sop_instance:
             logger.warning("C-STORE: no SOP class or instance UID in the dataset from %s", caller.aet)
@@ -456,7 +456,8 @@ def handle_store(event, scp: ScpSettings) -> int:
             logger.warning("C-STORE: the dataset does not match the request (%s %s)", sop_class, sop_instance)
             return DATASET_DOES_NOT_MATCH_SOP_CLASS
         result = instance_store(data=data, origin=Origin.dicom(remote_ip=caller.ip, calling_aet=caller.aet,
-                                                              called_aet=caller.called_aet))
+                                                              called_aet=caller.called_aet),
+                                written_meta=(len(data) - len(dataset), ts, affected_class, affected_instance))
         originator = request.MoveOriginatorApplicationEntityTitle
         if originator and request.MoveOriginatorMessageID is not None and result.dimse_status == 0:
             # A sub-operation of one of our C-MOVEs: its job lists the instance (ReceivedInstancesIds).
