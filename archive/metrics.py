@@ -207,11 +207,21 @@ def metrics_collect() -> dict[str, float]:
 
 
 def metrics_flush() -> None:
-    """Write this process's figures to its row (one upsert)."""
+    """Write this process's figures to its row: one UPDATE, and an INSERT the first time (update_or_create
+    ran a transaction of three statements every few seconds in every busy process, each holding SQLite's
+    write lock against the stores)."""
+    from django.db import IntegrityError, transaction
+
     from archive.models import ProcessMetrics
 
-    ProcessMetrics.objects.update_or_create(process=process_key(),
-                                            defaults={"values": registry.snapshot(), "updated": time.time()})
+    key, values, now = process_key(), registry.snapshot(), time.time()
+    if ProcessMetrics.objects.filter(process=key).update(values=values, updated=now):
+        return
+    try:
+        with transaction.atomic():
+            ProcessMetrics.objects.create(process=key, values=values, updated=now)
+    except IntegrityError:      # metrics_reset or another thread of this process raced us: the row is there now
+        ProcessMetrics.objects.filter(process=key).update(values=values, updated=now)
 
 
 def metrics_retire(*, older_than: float = RETIRE_SECONDS) -> int:

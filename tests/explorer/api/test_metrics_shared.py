@@ -63,6 +63,20 @@ def test_this_process_counts_live_not_as_last_flushed(client):
     assert combined["orthanc_rest_api_active_requests"] >= 1      # the /patients request of the last 10 s
 
 
+def test_a_flush_writes_one_row_per_process_then_updates_it():
+    from archive.metrics import registry
+
+    metrics_flush()
+    first = ProcessMetrics.objects.get(process=process_key())
+    registry.counter_add(name="orthanc_storage_written_bytes", amount=1234)
+    time.sleep(0.01)
+    metrics_flush()
+    rows = list(ProcessMetrics.objects.filter(process=process_key()))
+    assert len(rows) == 1
+    assert rows[0].updated > first.updated
+    assert rows[0].values["orthanc_storage_written_bytes"] == first.values.get("orthanc_storage_written_bytes", 0) + 1234
+
+
 def test_dead_processes_counters_are_folded_into_retired():
     old = time.time() - 3600
     ProcessMetrics.objects.create(process="gone:1", updated=old, values={"orthanc_logged_errors_count": 2,
