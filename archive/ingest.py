@@ -174,12 +174,12 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
         # An instance already stored is found by the index transaction. It is looked up first only where what
         # comes before the transaction costs (compression) or may refuse it (size limits: a full archive still
         # answers AlreadyStored to a resend): one query less per new instance.
-        look_first = compressed or bool(cfg.maximum_storage_size or cfg.maximum_patient_count)
-        if look_first and not overwrite and IndexWriter().exists(ids.instance):
+        limited = bool(cfg.maximum_storage_size or cfg.maximum_patient_count)
+        if (compressed or limited) and not overwrite and IndexWriter().exists(ids.instance):
             _settle(staging, storage, file_uuid)
             return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
         stored = compress(data) if compressed else data
-        room = len(stored) if cfg.maximum_storage_size or cfg.maximum_patient_count else None
+        room = len(stored) if limited else None
         if room is not None:
             _check_size(room)  # Orthanc counts the size on disk
         md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
