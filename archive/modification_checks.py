@@ -11,6 +11,10 @@ DICOM model whole: a refused request is a 400 before any job, whether synchronou
    that patient as it is), and none it lacks may be replaced: patient tags are changed with
    /patients/{id}/modify. The patient's only study may change them freely. Not with PatientLevelEnabled false
    (1.12.11), where one PatientID may name several patients.
+
+An anonymization is set up at the patient level whatever the resource (Orthanc's SetupAnonymization, and
+anonymization_parse here), its new PatientID a generated identifier rather than a replacement: of these checks
+only the first can refuse it, when the request keeps the three UIDs.
 """
 
 from __future__ import annotations

@@ -87,15 +87,13 @@ class ResourceModifyApi(OrthancView):
     def post(self, request, public_id: str):
         body = body_object(request._request.body)
         name = None
-        mod = None
         if self.anonymize:
-            modification.anonymization_parse(body, level=self.level)
+            mod = modification.anonymization_parse(body, level=self.level)
         else:
             mod = modification.modification_parse(body, level=self.level)
         transcode, quality = _transcode(body)
         selectors.resource_get(level=self.level, public_id=public_id)
-        if mod is not None:
-            modification_sanity_check(mod, resources=[public_id])
+        modification_sanity_check(mod, resources=[public_id])
         if self.anonymize:
             name = _anonymized_patient_name(body)
         return _run(request, body, kind="ResourceModification", parameters={
@@ -131,7 +129,7 @@ class BulkModifyApi(OrthancView):
         body = body_object(request._request.body)
         if self.anonymize:
             level = Level.PATIENT
-            modification.anonymization_parse(body, level=level)
+            mod = modification.anonymization_parse(body, level=level)
         else:
             level = _modify_level(body)
             mod = modification.modification_parse(body, level=level)
@@ -139,8 +137,7 @@ class BulkModifyApi(OrthancView):
         ids = sorted(set(_resources(body)))
         if Resource.objects.filter(public_id__in=ids).count() != len(ids):
             raise UnknownResource()
-        if not self.anonymize:
-            modification_sanity_check(mod, resources=ids)
+        modification_sanity_check(mod, resources=ids)
         name = _anonymized_patient_name(body) if self.anonymize else None
         return _run(request, body, kind="ResourceModification", parameters={
             "anonymize": self.anonymize, "level": level.value, "resources": ids, "single": False, "body": body,

@@ -149,15 +149,13 @@ def modification_submit(*, form: ModifyForm, public_id: str, remote: str) -> Job
     from explorer.api.modification import _anonymized_patient_name
 
     body = form.body()
-    mod = None
     if form.anonymize:
-        modification.anonymization_parse(body, level=form.level)
+        mod = modification.anonymization_parse(body, level=form.level)
     else:
         mod = modification.modification_parse(body, level=form.level)
     transcode, quality = transcode_of(body, {})
     selectors.resource_get(level=form.level, public_id=public_id)
-    if mod is not None:
-        modification_sanity_check(mod, resources=[public_id])
+    modification_sanity_check(mod, resources=[public_id])
     name = _anonymized_patient_name(body) if form.anonymize else None
     return engine.job_submit(kind="ResourceModification", parameters={
         "anonymize": form.anonymize, "level": form.level.value, "resources": [public_id], "single": True,

@@ -120,3 +120,29 @@ def test_without_the_patient_level_patient_tags_are_not_checked(orthanc_config) 
     _study("P1", "1.2.1", PatientName="A")
     second = _study("P1", "1.2.2", PatientName="A")
     assert _modify(f"/studies/{second.study}/modify", {"Replace": {"PatientName": "Z"}}).status_code == 200
+
+
+def test_an_anonymization_keeping_the_uids_needs_keep_source_and_overwrite(orthanc_config) -> None:
+    """Orthanc's anonymization runs the same pre-job checks at the patient level: the first one applies."""
+    ids = _study("P1", "1.2.1")
+    before = Resource.objects.count()
+    body = {"Keep": KEEP_ALL, "Force": True, "KeepSource": False}
+    _refused(_modify(f"/studies/{ids.study}/anonymize", body),
+             "When keeping StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID tag, you must set KeepSource to "
+             "true to avoid deleting the modified files at the end of the process")
+    _refused(_modify("/tools/bulk-anonymize", {**body, "KeepSource": True, "Resources": [ids.study]}),
+             "When keeping StudyInstanceUID, SeriesInstanceUID and SOPInstanceUID tag, you must have the "
+             "'OverwriteInstances' Orthanc configuration set to true in order to replace the modified resources")
+    assert Resource.objects.count() == before
+    orthanc_config(OverwriteInstances=True)
+    answer = _modify(f"/studies/{ids.study}/anonymize", {**body, "KeepSource": True})
+    assert answer.status_code == 200, answer.content
+
+
+def test_an_anonymization_of_a_study_may_replace_patient_tags() -> None:
+    """The study-level patient tag check does not apply: the anonymized study goes to a new patient."""
+    _study("P1", "1.2.1", PatientName="DOE^JOHN")
+    other = _study("P1", "1.2.2", PatientName="DOE^JOHN")
+    answer = _modify(f"/studies/{other.study}/anonymize", {"Replace": {"PatientName": "SOMEONE"}})
+    assert answer.status_code == 200, answer.content
+    assert Client().get(f"/studies/{answer.json()['ID']}").json()["PatientMainDicomTags"]["PatientName"] == "SOMEONE"
