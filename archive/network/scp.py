@@ -457,7 +457,8 @@ def handle_store(event, scp: ScpSettings) -> int:
             return DATASET_DOES_NOT_MATCH_SOP_CLASS
         result = instance_store(data=data, origin=Origin.dicom(remote_ip=caller.ip, calling_aet=caller.aet,
                                                               called_aet=caller.called_aet),
-                                written_meta=(len(data) - len(dataset), ts, affected_class, affected_instance))
+                                written_meta=(len(data) - len(dataset), ts, affected_class, affected_instance),
+                                sole_writer=_sole_association(event))
         originator = request.MoveOriginatorApplicationEntityTitle
         if originator and request.MoveOriginatorMessageID is not None and result.dimse_status == 0:
             # A sub-operation of one of our C-MOVEs: its job lists the instance (ReceivedInstancesIds).
@@ -475,6 +476,12 @@ def handle_store(event, scp: ScpSettings) -> int:
     except Exception:
         logger.exception("C-STORE from %s failed", caller.aet)
         return OUT_OF_RESOURCES
+
+
+def _sole_association(event) -> bool:
+    """Whether this association is the only one of the DICOM server, in all its processes."""
+    server = getattr(event.assoc, "_server", None)
+    return isinstance(server, DicomServer) and server.associations_total() == 1
 
 
 def handle_find(event, scp: ScpSettings) -> Iterator[tuple[int, Dataset | None]]:
@@ -832,6 +839,10 @@ class DicomServer(ThreadedAssociationServer):
             if self.loads is not None:
                 self.loads[self.slot] = self.active
             metrics.registry.dicom_associations(self.active)
+
+    def associations_total(self) -> int:
+        """The associations being served by all the processes sharing the port."""
+        return sum(self.loads[:]) if self.loads is not None else self.active
 
     def _busier_by(self) -> int:
         if self.loads is None or len(self.loads) < 2:

@@ -104,6 +104,33 @@ def test_failed_indexing_leaves_no_file(monkeypatch, storage_dir):
     assert dicom_storage().staged() == []
 
 
+def test_sole_writer_stores_the_same_instance_and_file(storage_dir):
+    """sole_writer: the commit waits for the file instead of the transaction's start; same outcome."""
+    data = make_dicom()
+    result = instance_store(data=data, origin=REST, sole_writer=True)
+    assert result.status is StoreStatus.SUCCESS
+    attachment = Attachment.objects.get(resource__public_id=result.ids.instance)
+    assert dicom_storage().read(attachment.uuid) == data
+    assert dicom_storage().staged() == []
+    assert instance_store(data=data, origin=REST, sole_writer=True).status is StoreStatus.ALREADY_STORED
+    assert dicom_storage().all_uuids() == {attachment.uuid}
+
+
+@pytest.mark.parametrize("failing", ["stage", "index"])
+def test_sole_writer_failure_leaves_nothing(monkeypatch, storage_dir, failing):
+    """A stage that fails while the index statements run, or an index that fails while the stage runs: the
+    transaction rolls back and the file is removed once its stage is over (none left staged)."""
+    def explode(*args, **kwargs):
+        raise RuntimeError(f"{failing} failure")
+
+    monkeypatch.setattr(ingest, "_stage" if failing == "stage" else "_index_instance", explode)
+    with pytest.raises(RuntimeError):
+        instance_store(data=make_dicom(), origin=REST, sole_writer=True)
+    assert Resource.objects.count() == 0
+    assert dicom_storage().all_uuids() == set()
+    assert dicom_storage().staged() == []
+
+
 def test_patient_count_limit_recycles_the_oldest_unprotected(orthanc_config):
     orthanc_config(MaximumPatientCount=2)
     first = instance_store(data=make_dicom(PatientID="A", StudyInstanceUID="1.1"), origin=REST)

@@ -637,3 +637,23 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
     assert [i.ReferencedSOPInstanceUID for i in report.ReferencedSOPSequence] == [known]
     assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in report.FailedSOPSequence] == [("1.2.3.404", 0x0112)]
     assert modality.pdu_lengths == [16384]   # MaximumPduLength, on the report's association too
+
+
+def test_the_associations_of_all_processes_are_counted():
+    """handle_store's sole_writer: only when the whole server (every process on the port) has one association."""
+    import multiprocessing
+
+    from archive.network.scp import DicomServer, _sole_association
+
+    server = DicomServer.__new__(DicomServer)      # the counting alone, without a socket
+    server.loads, server.slot, server.active = multiprocessing.Array("i", [1, 0, 0]), 0, 1
+
+    class _Event:
+        class assoc:
+            _server = server
+
+    assert server.associations_total() == 1 and _sole_association(_Event)
+    server.loads[2] = 1      # another process serves an association too
+    assert server.associations_total() == 2 and not _sole_association(_Event)
+    server.loads = None      # a lone process (server_start in tests)
+    assert server.associations_total() == 1 and _sole_association(_Event)
