@@ -150,7 +150,8 @@ def instance_store(*, data: bytes, origin: Origin, overwrite: bool | None = None
     ``sole_writer``: the caller knows that no other store runs now (the DICOM server's only association): the
     index statements then run while the file is still being written, and the commit waits for it. The write
     lock is held through the fsync, which costs nothing when no one else waits for it (one association: x1.1
-    instances/s) and much when others do (four: x0.86), hence the caller's knowledge."""
+    instances/s) and much when others do (four: x0.86), hence the caller's knowledge. Not with a storage whose
+    stage writes to the index itself (S3's in-flight row), which would wait for that lock."""
     with timed("orthanc_store_dicom_duration_ms"):
         return _instance_store(data=data, origin=origin, overwrite=overwrite, metadata=metadata,
                                written_meta=written_meta, sole_writer=sole_writer)
@@ -169,6 +170,8 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
     # and hashes: the latency of one store is max(write + fsync, parse + MD5), not their sum. An instance
     # refused or already stored costs one discarded staged file.
     staging = None if compressed else _stage_in_background(storage, file_uuid, data)
+    # A stage that commits a row of its own (S3's in-flight row) must be over before the index transaction
+    sole_writer = sole_writer and not storage.stage_writes_index
     try:
         parsed = dicom_parse(data, written_meta=written_meta)
         ds = parsed.dataset

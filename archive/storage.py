@@ -59,6 +59,8 @@ def _proc_fds() -> int:
 class DicomFileStorage(FileSystemStorage):
     """Attachments on the local disk, with a two-phase write (stage, then publish after commit)."""
 
+    stage_writes_index = False    # stage() touches only the disk (see S3DicomStorage)
+
     def __init__(self, location: str, sync: bool = False, **kwargs):
         super().__init__(location=location, **kwargs)
         self.sync = sync

@@ -81,6 +81,10 @@ def _is_missing(error: ClientError) -> bool:
 class S3DicomStorage(S3Storage):
     """Attachments in an S3 bucket, with a two-phase write (stage, then publish after commit)."""
 
+    # stage() commits its in-flight row first: it must not run while its caller holds the index's write
+    # transaction (SQLite: the two would wait for each other; see ingest's sole_writer)
+    stage_writes_index = True
+
     def __init__(self, recover_grace: float = 300.0, **settings):
         # django-storages rejects options it does not know, so ours are taken out first.
         self.recover_grace = float(recover_grace)

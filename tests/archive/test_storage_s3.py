@@ -277,6 +277,27 @@ def test_the_row_is_committed_before_the_put(s3_dicom):
 
 
 @pytest_db
+def test_a_lone_association_store_waits_for_no_row_of_its_own(s3_dicom, monkeypatch, keys):
+    """The stage's in-flight row is its own transaction: a store told it is the sole writer (the DICOM
+    server's only association) must not hold the index transaction while the stage still has to write that
+    row, or the two wait for each other (SQLite's write lock). The stage is slowed so that its row comes
+    after the store's transaction has begun, as it may on a busy machine."""
+    rows_ready = S3DicomStorage._rows_ready
+
+    def late(self):
+        time.sleep(0.3)
+        rows_ready(self)
+
+    monkeypatch.setattr(S3DicomStorage, "_rows_ready", late)
+    started = time.monotonic()
+    result = instance_store(data=make_dicom(), origin=Origin.dicom(remote_ip="127.0.0.1", calling_aet="SCU",
+                                                                     called_aet="ORTHANC"), sole_writer=True)
+    assert result.status.name == "SUCCESS"
+    assert time.monotonic() - started < 5
+    assert len(keys()) == 1 and not StagedFile.objects.exists()
+
+
+@pytest_db
 @pytest.mark.parametrize("compression", [False, True])
 def test_rest_upload_download_delete_agree_with_the_bucket(client, s3_dicom, keys, orthanc_config, compression):
     orthanc_config(StorageCompression=compression)
