@@ -21,7 +21,7 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
   the resource, or answered empty (1.12.11); a sequence with content is ignored with a warning, as Orthanc
   only matches sequences on worklists.
 - LimitFindResults (LimitFindInstances at the instance level): the first ones are answered, then the final
-  status is 0xA700 ("refused: out of resources"), telling the SCU to refine the query.
+  status is 0xFE00 ("matching terminated"), as Orthanc's FindScp answers a query it cropped.
 """
 
 from __future__ import annotations

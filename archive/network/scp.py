@@ -85,7 +85,7 @@ SUCCESS = 0x0000
 PENDING = 0xFF00
 CANCEL = 0xFE00
 OUT_OF_RESOURCES = 0xA700            # C-STORE/C-FIND "Refused: out of resources": Orthanc's answer to a failed
-                                     # store, and to a C-FIND cut short by LimitFindResults
+                                     # store
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900   # C-STORE: the dataset's SOP class/instance differ from the request
 CANNOT_UNDERSTAND = 0xC000           # C-STORE "Error: cannot understand"; C-FIND/C-MOVE/C-GET "unable to process"
 MOVE_DESTINATION_UNKNOWN = 0xA801    # pynetdicom's answer when the handler yields no destination
@@ -508,7 +508,9 @@ def handle_find(event, scp: ScpSettings) -> Iterator[tuple[int, Dataset | None]]
             return
         yield PENDING, answer
     if not found.complete:
-        yield OUT_OF_RESOURCES, None
+        # As Orthanc's FindScp: "Success, but the results were too numerous and had to be cropped", sent as
+        # 0xFE00 (matching terminated)
+        yield CANCEL, None
         return
 
 
