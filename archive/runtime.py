@@ -310,7 +310,7 @@ DCMTK_ONLY_STORAGE_CLASSES = (
 def accepted_sop_classes() -> list[str]:
     """The storage SOP classes the C-STORE SCP accepts: ``AcceptedSopClasses`` (wildcards select among the
     known storage classes, plain UIDs are added as they are; all known classes when absent or empty)
-    minus ``RejectedSopClasses`` (wildcards allowed), sorted. The known classes are pynetdicom's, the
+    minus ``RejectedSopClasses`` (or ``RejectSopClasses``; wildcards allowed), sorted. The known classes are pynetdicom's, the
     storage service this server's SCP is built on, and those of DCMTK's list (Orthanc's) it lacks."""
     from pynetdicom.sop_class import _STORAGE_CLASSES
 
@@ -326,7 +326,9 @@ def accepted_sop_classes() -> list[str]:
                 accepted.add(entry)
     else:
         accepted = known
-    for entry in cfg.get("RejectedSopClasses") or []:
+    # Orthanc 1.12.8: "RejectSopClasses" (1.12.6-1.12.7's spelling) is read when "RejectedSopClasses" is absent
+    rejected = cfg["RejectedSopClasses"] if "RejectedSopClasses" in cfg else cfg.get("RejectSopClasses")
+    for entry in rejected or []:
         accepted = {uid for uid in accepted if not _pattern(entry).match(uid)}
     return sorted(accepted)
 

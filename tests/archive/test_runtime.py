@@ -103,6 +103,18 @@ def test_accepted_sop_classes_patterns(orthanc_config):
     assert accepted == sorted(accepted)
 
 
+@pytest.mark.parametrize(("options", "ct_accepted"), [
+    ({"RejectSopClasses": ["1.2.840.10008.5.1.4.1.1.2"]}, False),   # 1.12.6-1.12.7's spelling (1.12.8)
+    ({"RejectedSopClasses": ["1.2.840.10008.5.1.4.1.1.2"]}, False),
+    ({"RejectedSopClasses": [], "RejectSopClasses": ["1.2.840.10008.5.1.4.1.1.2"]}, True),   # the right one wins
+])
+def test_reject_sop_classes_is_a_synonym(orthanc_config, options, ct_accepted):
+    orthanc_config(**options)
+    accepted = runtime.accepted_sop_classes()
+    assert ("1.2.840.10008.5.1.4.1.1.2" in accepted) is ct_accepted
+    assert "1.2.840.10008.5.1.4.1.1.4" in accepted
+
+
 def test_log_level_of_all_categories_and_the_main_one():
     runtime.log_level_set(level="verbose")
     assert {runtime.log_level(category=c) for c in runtime.LOG_CATEGORIES} == {"verbose"}
