@@ -125,7 +125,9 @@ def scu_parameters(*, modality: Modality, local_aet: str | None = None, timeout:
 
 
 def _ae(params: ScuParameters) -> AE:
-    ae = FastAE(ae_title=params.local_aet)
+    # The modality's own LocalAet wins over the request's (Orthanc 1.12's DicomAssociation::Open; the routes
+    # say "Ignored if DicomModalities already sets LocalAet for this modality"; 1.13 reverses it)
+    ae = FastAE(ae_title=params.remote.local_aet or params.local_aet)
     timeout = params.timeout or None
     ae.acse_timeout = timeout
     ae.dimse_timeout = timeout

@@ -48,6 +48,7 @@ class TargetScp:
         self.received: list[tuple[str, str, int | None]] = []
         self.reports: list = []
         self.pdu_lengths: list[int] = []   # the maximum PDU length each requestor advertised
+        self.calling: list[str] = []       # the calling AET of each C-STORE
         ae = AE(ae_title="TARGET")
         ae.supported_contexts = AllStoragePresentationContexts
         ae.add_supported_context(Verification)
@@ -57,6 +58,7 @@ class TargetScp:
         self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
 
     def _store(self, event) -> int:
+        self.calling.append(event.assoc.requestor.ae_title)
         self.received.append((str(event.dataset.SOPInstanceUID), event.request.MoveOriginatorApplicationEntityTitle,
                               event.request.MoveOriginatorMessageID))
         return 0x0000
@@ -336,6 +338,23 @@ def test_store_called_aet_host_port_override(network, ours) -> None:
         content_type="application/json").json()
     assert content["RemoteAet"] == "TARGET"
     assert len(target.received) == before + 1
+
+
+def test_the_modalitys_local_aet_wins_over_the_requests(network, ours, orthanc_config) -> None:
+    """Orthanc 1.12: "LocalAet ... Ignored if DicomModalities already sets LocalAet for this modality"
+    (DicomAssociation::Open takes the modality's)."""
+    instance = _upload(ours, network)[0]["ID"]
+    target = network["target"]
+    port = target.server.server_address[1]
+    orthanc_config(DicomAet="OURS", DicomScuTimeout=10, DicomModalities={
+        **network["modalities"], "plain": ["TARGET", "127.0.0.1", port],
+        "own": {"AET": "TARGET", "Host": "127.0.0.1", "Port": port, "LocalAet": "MODLOCAL"}})
+    for modality, body, calling in (("own", {"LocalAet": "PAYLOAD"}, "MODLOCAL"), ("own", {}, "MODLOCAL"),
+                                     ("plain", {"LocalAet": "PAYLOAD"}, "PAYLOAD"), ("plain", {}, "OURS")):
+        answer = ours.post(f"/modalities/{modality}/store", data=json.dumps({"Resources": [instance], **body}),
+                           content_type="application/json")
+        assert answer.status_code == 200, answer.content
+        assert target.calling[-1] == calling, (modality, body)
 
 
 PIXELS = bytes(range(16)) * 512    # 64 x 64 pixels of 16 bits allocated, values within the 12 bits stored
