@@ -2,8 +2,11 @@
 
     {PatientID} {PatientName}/{AccessionNumber} {StudyDescription}/{Modality} {SeriesDescription}/MR000001.dcm
 
-Names keep ASCII letters, digits, spaces, '_' and '.', a person name's '^' becoming a space (Orthanc drops the
-rest: accents, '/', ',', '-', brackets; checked on real Orthanc), so DICOM text never becomes a path. Files are
+Names keep ASCII letters, digits, spaces, '_' and '.', a person name's '^' becoming a space, runs of spaces one
+space (Orthanc drops the rest: accents, '/', ',', '-', brackets, tabs; checked on real Orthanc), so DICOM text never
+becomes a path. Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
+and "CT Axial-2", in the order of their Orthanc identifiers, as Orthanc's HierarchicalZipWriter names them:
+no file of one overwrites a file of the other when the archive is extracted. Files are
 named by the first two letters of the modality. A file is numbered by its InstanceNumber when the series' numbers are distinct integers
 (1.12.5), else by its rank in the series. The same layout serves the streamed answer of a synchronous request
 (zipstream-ng: the ZIP is sent while it is built, never held whole) and the file of an asynchronous job.
@@ -38,7 +41,43 @@ class Entry:
 
 
 def _folder(*values: str) -> str:
-    return _UNSAFE.sub("", " ".join(v or "" for v in values).replace("^", " ")).strip().strip(".")
+    # Tabs and other control characters go like the rest (real Orthanc 1.10.1: "Knee\tleft" -> "Kneeleft")
+    return " ".join(_UNSAFE.sub("", " ".join(v or "" for v in values).replace("^", " ")).split()).strip(".")
+
+
+def _unique(used: dict[str, int], name: str) -> str:
+    """``name``, or ``name-N`` for its N-th use among the entries of one folder (Orthanc's EnsureUniqueFilename;
+    '-' never comes out of _folder, so a suffixed name cannot meet a plain one)."""
+    used[name] = used.get(name, 0) + 1
+    return name if used[name] == 1 else f"{name}-{used[name]}"
+
+
+def _series_folders(series: dict[int, Resource]) -> dict[int, str]:
+    """The folder of each series, patient/study/series, unique within their parent folder; siblings are named
+    in the order of their Orthanc identifiers, as Orthanc walks them."""
+    tree: dict[int, tuple[Resource, dict[int, tuple[Resource, list[Resource]]]]] = {}
+    for s in series.values():
+        study, patient = s.parent, s.parent.parent
+        studies = tree.setdefault(patient.id, (patient, {}))[1]
+        studies.setdefault(study.id, (study, []))[1].append(s)
+    folders: dict[int, str] = {}
+    patient_names: dict[str, int] = {}
+    for patient, studies in sorted(tree.values(), key=lambda item: item[0].public_id):
+        study_names: dict[str, int] = {}
+        patient_folder = None
+        for study, members in sorted(studies.values(), key=lambda item: item[0].public_id):
+            if patient_folder is None:
+                patient_folder = _unique(patient_names, _folder(
+                    patient.main_tags.get("PatientID", ""),
+                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", "")))
+            study_folder = _unique(study_names, _folder(study.main_tags.get("AccessionNumber", ""),
+                                                        study.main_tags.get("StudyDescription", "")))
+            series_names: dict[str, int] = {}
+            for s in sorted(members, key=lambda r: r.public_id):
+                series_folder = _unique(series_names, _folder(_folder(s.main_tags.get("Modality", "")),
+                                                              s.main_tags.get("SeriesDescription", "")))
+                folders[s.id] = f"{patient_folder}/{study_folder}/{series_folder}"
+    return folders
 
 
 def _number(value) -> int | None:
@@ -67,17 +106,12 @@ def archive_entries(*, resources: Iterable[tuple[Level, str]]) -> list[Entry]:
     by_series: dict[int, list[Resource]] = {}
     for instance in instances:
         by_series.setdefault(instance.parent_id, []).append(instance)
+    folders = _series_folders(series)
     entries = []
     for series_id, members in by_series.items():
         s = series[series_id]
-        study, patient = s.parent, s.parent.parent
         modality = _folder(s.main_tags.get("Modality", ""))
-        folder = "/".join([
-            _folder(patient.main_tags.get("PatientID", ""), study.main_tags.get("PatientName", "")
-                    or patient.main_tags.get("PatientName", "")),
-            _folder(study.main_tags.get("AccessionNumber", ""), study.main_tags.get("StudyDescription", "")),
-            _folder(modality, s.main_tags.get("SeriesDescription", "")),
-        ])
+        folder = folders[series_id]
         numbers = [_number(i.main_tags.get("InstanceNumber")) for i in members]
         if None in numbers or len(set(numbers)) != len(numbers):
             numbers = list(range(len(members)))

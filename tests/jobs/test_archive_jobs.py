@@ -148,3 +148,66 @@ def test_archive_transcoded(asynchronous: bool) -> None:
     assert syntaxes == {"1.2.840.10008.1.2.5"}
     bad = client.post(f"/studies/{study}/archive", {"Transcode": "1.2.3"}, content_type="application/json")
     assert bad.status_code == 400
+
+
+def _same_name_files() -> list[bytes]:
+    """Two series of one study with the same folder name, two patients whose folders are named alike, and
+    white space that Orthanc folds."""
+    files = []
+    for k in range(2):
+        files.append(make_dicom(PatientID="P1", PatientName="Doe^John", AccessionNumber="A1",
+                                StudyInstanceUID="1.2.7.1", StudyDescription="Knee\tleft  side",
+                                Modality="CT", SeriesDescription="Axial", SeriesInstanceUID=f"1.2.7.1.{k}",
+                                SOPInstanceUID=f"1.2.7.1.{k}.1", InstanceNumber="1"))
+    files.append(make_dicom(PatientID="P-1", PatientName="Doe^John", AccessionNumber="A1",
+                            StudyInstanceUID="1.2.7.2", StudyDescription="Knee", Modality="MR",
+                            SeriesInstanceUID="1.2.7.2.1", SOPInstanceUID="1.2.7.2.1.1", InstanceNumber="1"))
+    return files
+
+
+def test_folders_of_the_same_name_are_numbered_as_orthanc_numbers_them() -> None:
+    from archive.identifiers import resource_ids
+
+    for data in _same_name_files():
+        instance_store(data=data, origin=Origin())
+    client = Client()
+    patients = sorted(client.get("/patients").json())
+    names = _names(client.post("/tools/create-archive", {"Resources": patients},
+                               content_type="application/json").getvalue())
+    assert len(names) == 3 and len(set(names)) == 3
+    first, second = sorted(("P1", "P-1"), key=lambda pid: resource_ids(
+        patient_id=pid, study_uid="", series_uid="", sop_uid="").patient)
+    p1 = "P1 Doe John" if first == "P1" else "P1 Doe John-2"
+    assert names == sorted([f"{p1}/A1 Kneeleft side/CT Axial/CT000001.dcm",
+                            f"{p1}/A1 Kneeleft side/CT Axial-2/CT000001.dcm",
+                            f"{'P1 Doe John-2' if first == 'P1' else 'P1 Doe John'}/A1 Knee/MR Axial/MR000001.dcm"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_folder_names_as_real_orthanc_names_them() -> None:
+    """The same files in real Orthanc 1.10.1 and here: the same folders (1.10.1 numbers the files from 0;
+    1.12.5 by InstanceNumber, as we do, so only the folders are compared)."""
+    import pydicom
+    import requests
+
+    from bench.servers import orthanc_server
+
+    def folders(data: bytes) -> dict[str, str]:
+        """SOP Instance UID -> its folder in the archive."""
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        return {str(pydicom.dcmread(io.BytesIO(archive.read(name))).SOPInstanceUID): name.rsplit("/", 1)[0]
+                for name in archive.namelist()}
+
+    files = _same_name_files()
+    for data in files:
+        instance_store(data=data, origin=Origin())
+    client = Client()
+    ours = folders(client.post("/tools/create-archive", {"Resources": client.get("/patients").json()},
+                               content_type="application/json").getvalue())
+    with orthanc_server() as orthanc:
+        for data in files:
+            requests.post(f"{orthanc}/instances", data=data, timeout=30).raise_for_status()
+        answer = requests.post(f"{orthanc}/tools/create-archive",
+                               json={"Resources": requests.get(f"{orthanc}/patients", timeout=30).json()}, timeout=60)
+        theirs = folders(answer.content)
+    assert len(ours) == 3 and ours == theirs
