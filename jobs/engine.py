@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,9 +41,12 @@ def concurrent_jobs() -> int:
     return max(1, int(_option("ConcurrentJobs", 2) or 2))
 
 
-def job_submit(*, kind: str, parameters: dict, priority: int = 0, content: dict | None = None) -> Job:
-    """A new pending job of ``kind`` (a name of jobs.kinds.KINDS), dispatched at once if a slot is free."""
-    job = Job.objects.create(type=kind, parameters=parameters, priority=priority, content=content or {})
+def job_submit(*, kind: str, parameters: dict, priority: int = 0, content: dict | None = None,
+               user_data: Any = None) -> Job:
+    """A new pending job of ``kind`` (a name of jobs.kinds.KINDS), dispatched at once if a slot is free.
+    ``user_data``: the request's UserData, which travels with the job (GET /jobs/{id})."""
+    job = Job.objects.create(type=kind, parameters=parameters, priority=priority, content=content or {},
+                             user_data=user_data)
     jobs_dispatch()
     return job
 

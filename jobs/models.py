@@ -28,6 +28,7 @@ class Job(models.Model):
     progress = models.IntegerField(default=0)              # percent
     parameters = models.JSONField(default=dict)            # what the kind needs to run (resource IDs, options)
     content = models.JSONField(default=dict)               # Orthanc's "Content"
+    user_data = models.JSONField(null=True, default=None)  # the request's "UserData" (Orthanc 1.12.9), shown as is
     outputs = models.JSONField(default=dict)               # key -> {"path", "content_type", "filename"}
     error_code = models.IntegerField(default=0)
     error_description = models.CharField(max_length=256, default="Success")

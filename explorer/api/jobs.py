@@ -6,6 +6,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
@@ -56,6 +57,8 @@ def job_json(job: Job) -> dict:
     }
     if job.completion_time is not None:
         out["CompletionTime"] = _moment(job.completion_time)
+    if job.user_data is not None:
+        out["UserData"] = _sorted(job.user_data)      # Orthanc 1.12.9
     return dict(sorted(out.items()))
 
 
@@ -63,6 +66,7 @@ def job_json(job: Job) -> dict:
 class JobMode:
     asynchronous: bool
     priority: int
+    user_data: Any = None       # "UserData" (1.12.9): any JSON value, kept with the job
 
 
 def job_mode(body: dict) -> JobMode:
@@ -73,7 +77,8 @@ def job_mode(body: dict) -> JobMode:
     if "Priority" in body and (not isinstance(body["Priority"], int) or isinstance(body["Priority"], bool)):
         raise BadFileFormat("Integer value expected in field: Priority")
     asynchronous = body.get("Asynchronous", False) or not body.get("Synchronous", True)
-    return JobMode(asynchronous=bool(asynchronous), priority=int(body.get("Priority", 0)))
+    return JobMode(asynchronous=bool(asynchronous), priority=int(body.get("Priority", 0)),
+                   user_data=body.get("UserData"))
 
 
 def body_object(raw: bytes) -> dict:
@@ -172,7 +177,8 @@ def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename:
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
     if mode.asynchronous:
-        job = engine.job_submit(kind="Media" if media else "Archive", priority=mode.priority, parameters={
+        job = engine.job_submit(kind="Media" if media else "Archive", priority=mode.priority, user_data=mode.user_data,
+                                parameters={
             "resources": [[level.value, public_id] for level, public_id in resources],
             "filename": filename, "description": "REST API", "transcode": transcode, "quality": quality})
         return submitted(job)

@@ -93,16 +93,11 @@ def _params(name: str, body: Any = None) -> scu.ScuParameters:
 def _submit(request, body: dict, *, kind: str, parameters: dict, content: dict) -> HttpResponse:
     """SubmitCommandsJob: synchronous by default (its Content answered), else {ID, Path}."""
     mode = job_mode(body)
-    job = engine.job_submit(kind=kind, priority=mode.priority, parameters=parameters, content=content)
+    job = engine.job_submit(kind=kind, priority=mode.priority, parameters=parameters, content=content,
+                            user_data=mode.user_data)
     if mode.asynchronous:
         return submitted(job)
     return job_result(engine.job_wait(job_id=job.id))
-
-
-def _user_data(body: dict, content: dict) -> dict:
-    if "UserData" in body:  # 1.12.9: travels with the job
-        content["UserData"] = body["UserData"]
-    return content
 
 
 # -- /modalities ----------------------------------------------------------------------------------------------
@@ -463,7 +458,7 @@ class QueryRetrieveApi(OrthancView):
         parameters = dicom_jobs.retrieve_parameters(params=params, commands=commands, permissive=permissive,
                                                     target_aet=target if is_move else None, timeout=timeout)
         return _submit(request, body, kind=dicom_jobs.MOVE if is_move else dicom_jobs.GET, parameters=parameters,
-                       content=_user_data(body, content))
+                       content=content)
 
 
 def _retrieve_method(text: str) -> str:
@@ -516,7 +511,7 @@ class RetrieveApi(OrthancView):
         parameters = dicom_jobs.retrieve_parameters(params=params, commands=commands, permissive=permissive,
                                                     target_aet=target, timeout=timeout)
         return _submit(request, body, kind=dicom_jobs.MOVE if self.is_move else dicom_jobs.GET,
-                       parameters=parameters, content=_user_data(body, content))
+                       parameters=parameters, content=content)
 
 
 # -- C-STORE --------------------------------------------------------------------------------------------------
@@ -634,7 +629,7 @@ class StoreApi(OrthancView):
             parameters["move_originator"] = [originator_aet, originator_id]
         if commitment:
             parameters["transaction_uid"] = content["StorageCommitmentTransactionUID"] = _generate_transaction_uid()
-        return _submit(request, body, kind=dicom_jobs.STORE, parameters=parameters, content=_user_data(body, content))
+        return _submit(request, body, kind=dicom_jobs.STORE, parameters=parameters, content=content)
 
 
 class StoreStraightApi(OrthancView):

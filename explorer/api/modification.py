@@ -28,7 +28,8 @@ def _run(request, body: dict, *, kind: str, parameters: dict, content: dict | No
     mode = job_mode(body)
     parameters["remote_ip"] = remote_ip(request)
     content = {"Description": "REST API", "FailedInstancesCount": 0, "InstancesCount": 0, **(content or {})}
-    job = engine.job_submit(kind=kind, priority=mode.priority, parameters=parameters, content=content)
+    job = engine.job_submit(kind=kind, priority=mode.priority, parameters=parameters, content=content,
+                            user_data=mode.user_data)
     if mode.asynchronous:
         return submitted(job)
     return job_result(engine.job_wait(job_id=job.id))

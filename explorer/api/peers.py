@@ -130,7 +130,8 @@ class PeerStoreApi(OrthancView):
         parameters, content = peer_store_plan(
             peer=peer, resources=resources, instances=instances, compress=compress, transcode=transcode,
             quality=archive_settings().lossy_quality, permissive=permissive)
-        job = engine.job_submit(kind=KIND, priority=mode.priority, parameters=parameters, content=content)
+        job = engine.job_submit(kind=KIND, priority=mode.priority, parameters=parameters, content=content,
+                                user_data=mode.user_data)
         if mode.asynchronous:
             return submitted(job)
         return job_result(engine.job_wait(job_id=job.id))

@@ -246,7 +246,7 @@ def query_json(tags: dict[int, str], fmt: str) -> dict:
 
 
 def retrieve_content(*, params: scu.ScuParameters, commands: list[dict[int, str]], fmt: str,
-                     target_aet: str | None, user_data: Any = None) -> dict:
+                     target_aet: str | None) -> dict:
     """A retrieve job's Content before it runs (Orthanc's DicomRetrieveScuBaseJob::GetPublicContent)."""
     content: dict[str, Any] = {
         "Description": "REST API", "LocalAet": params.local_aet, "RemoteAet": params.remote.aet,
@@ -255,8 +255,6 @@ def retrieve_content(*, params: scu.ScuParameters, commands: list[dict[int, str]
     }
     if target_aet is not None:
         content["TargetAet"] = target_aet
-    if user_data is not None:
-        content["UserData"] = user_data
     return content
 
 

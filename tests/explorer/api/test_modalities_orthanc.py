@@ -325,7 +325,7 @@ def test_store_asynchronous_is_a_job(network, ours) -> None:
                        content_type="application/json").json()
     job = ours.get(answer["Path"]).json()
     assert job["Type"] == "DicomModalityStore" and job["State"] == "Success" and job["Progress"] == 100
-    assert job["Content"]["UserData"] == {"a": 1}
+    assert job["UserData"] == {"a": 1} and "UserData" not in job["Content"]     # 1.12.9: beside Content
 
 
 def test_store_called_aet_host_port_override(network, ours) -> None:

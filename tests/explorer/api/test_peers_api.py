@@ -251,10 +251,12 @@ def test_store_sends_the_study_to_the_peer(client, empty_target):
 
 def test_store_as_a_job(client, empty_target):
     study, _, _ = _study()
-    submitted = _post(client, "/peers/target/store", {"Resources": [study], "Asynchronous": True, "Priority": 3}).json()
+    submitted = _post(client, "/peers/target/store", {"Resources": [study], "Asynchronous": True, "Priority": 3,
+                                                      "UserData": {"ticket": 7}}).json()
     assert submitted["Path"] == f"/jobs/{submitted['ID']}"
     job = client.get(submitted["Path"]).json()
     assert job["Type"] == "OrthancPeerStore" and job["State"] == "Success" and job["Priority"] == 3
+    assert job["UserData"] == {"ticket": 7}          # 1.12.9
     assert job["Progress"] == 100 and job["Content"]["InstancesCount"] == 3
     assert requests.get(f"{empty_target}/studies").json() == [study]
 
