@@ -169,9 +169,9 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
     # The file goes to disk (write + fsync, which release the GIL) on a helper thread while this one parses
     # and hashes: the latency of one store is max(write + fsync, parse + MD5), not their sum. An instance
     # refused or already stored costs one discarded staged file.
-    staging = None if compressed else _stage_in_background(storage, file_uuid, data)
     # A stage that commits a row of its own (S3's in-flight row) must be over before the index transaction
     sole_writer = sole_writer and not storage.stage_writes_index
+    staging = None if compressed else _stage_in_background(storage, file_uuid, data)
     try:
         parsed = dicom_parse(data, written_meta=written_meta)
         ds = parsed.dataset
@@ -240,14 +240,27 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
 _INDEX_ATTEMPTS = 4
 
 _stager: tuple[int, ThreadPoolExecutor] | None = None
+_stager_lock = threading.Lock()
+
+
+def _stager_lock_renew() -> None:
+    global _stager_lock
+    _stager_lock = threading.Lock()    # a fork while another thread held it must not leave the child's locked
+
+
+os.register_at_fork(after_in_child=_stager_lock_renew)
 
 
 def _stage_in_background(storage, file_uuid: str, data: bytes) -> Future:
     global _stager
+    stager = _stager
     # One pool per process: a forked child (jobs.kinds.copies) inherits the object but not its threads.
-    if _stager is None or _stager[0] != os.getpid():
-        _stager = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage"))
-    return _stager[1].submit(_stage, storage, file_uuid, data)
+    if stager is None or stager[0] != os.getpid():
+        with _stager_lock:     # two first stores at once (an HTTP worker's threads) make one pool, not two
+            if _stager is None or _stager[0] != os.getpid():
+                _stager = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="stage"))
+            stager = _stager
+    return stager[1].submit(_stage, storage, file_uuid, data)
 
 
 def stager_stop() -> None:
@@ -399,7 +412,8 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
         db.touch(touched, now=now)
     if expected is not None:
         services.series_check_completed(series_id=ancestors[2], expected=expected, now_iso=now_iso)
-    # Last statement before the commit: on PostgreSQL it holds a counter row's lock until then.
+    # Last statement before the commit: on PostgreSQL it holds a counter row's lock until then (with
+    # sole_writer, until the file is durable too).
     added = Totals(int(Level.PATIENT in created), int(Level.STUDY in created), int(Level.SERIES in created), 1,
                    sizes[1], sizes[0])
     statistics_add(added - gone if gone is not None else added, cursor=db.cursor)
