@@ -96,11 +96,15 @@ class ArchiveError(Exception):
     # Orthanc signals some errors with the HTTP status alone (SignalError), without the JSON error body.
     bare: bool = False
 
-    def __init__(self, details: str | None = None, *, orthanc_error: OrthancError | None = None):
+    def __init__(self, details: str | None = None, *, orthanc_error: OrthancError | None = None,
+                 payload: dict | None = None):
         super().__init__(details or (orthanc_error or self.orthanc_error).description)
         if orthanc_error is not None:
             self.orthanc_error = orthanc_error
         self.details = details
+        # Orthanc 1.12.10's ErrorPayload of the error body, {"Type": ..., "Content": ...}: the DIMSE status of a
+        # failed C-STORE ("Dimse"), the Details of a failed retrieve job ("RetrieveJob")
+        self.payload = payload
 
     @property
     def http_status(self) -> int:

@@ -103,6 +103,7 @@ def job_finish(*, job: Job, state: State, error: ArchiveError | None = None) -> 
         job.error_code = error.orthanc_error.code
         job.error_description = error.orthanc_error.description
         job.error_details = error.details or ""
+        job.error_payload = getattr(error, "payload", None)
     if state in DONE:
         job.completion_time = dt.datetime.now(dt.UTC)
         if state is State.SUCCESS:
@@ -146,7 +147,7 @@ def job_resubmit(*, job_id: str) -> None:
         raise _bare(BadRequest())
     Job.objects.filter(id=job_id, state=State.FAILURE).update(
         state=State.PENDING, progress=0, error_code=0, error_description="Success", error_details="",
-        completion_time=None, request="")
+        error_payload=None, completion_time=None, request="")
     jobs_dispatch()
 
 

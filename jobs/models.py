@@ -33,6 +33,7 @@ class Job(models.Model):
     error_code = models.IntegerField(default=0)
     error_description = models.CharField(max_length=256, default="Success")
     error_details = models.TextField(default="")
+    error_payload = models.JSONField(null=True, default=None)   # ArchiveError.payload of the failure
     creation_time = models.DateTimeField(auto_now_add=True)
     completion_time = models.DateTimeField(null=True)
     runtime = models.FloatField(default=0.0)               # seconds spent running ("EffectiveRuntime")

@@ -91,8 +91,8 @@ class DimseFailure(NetworkProtocolError):
     """A DIMSE request answered with a failure status; ``status`` keeps it (a job's DimseErrorStatus). Orthanc
     answers "unable to process" (0xC000) of C-FIND and C-MOVE with HTTP 422."""
 
-    def __init__(self, details: str, *, status: int):
-        super().__init__(details)
+    def __init__(self, details: str, *, status: int, payload: dict | None = None):
+        super().__init__(details, payload=payload)
         self.status = status
 
     @property
@@ -435,7 +435,8 @@ class StoreConnection:
         # 1.12.4: a peer that already has it answers so when a study is sent again
         if code not in (SUCCESS, DUPLICATE_SOP_INSTANCE) and not 0xB000 <= code <= 0xBFFF:
             raise DimseFailure(f'C-STORE SCU to AET "{self.params.remote.aet}" has failed with DIMSE status '
-                               f"{_hex(code)}", status=code)
+                               f"{_hex(code)}", status=code,
+                               payload={"Type": "Dimse", "Content": {"DimseErrorStatus": code}})
         return sop_class, instance
 
 

@@ -20,9 +20,9 @@ _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not
 
 
 def error_body(request: HttpRequest, error: OrthancError, details: str | None = None, *,
-               status: int | None = None) -> dict:
+               status: int | None = None, payload: dict | None = None) -> dict:
     """Orthanc's error body; ``status`` when the HTTP status is not the error code's own (as Orthanc's
-    OrthancException::SetHttpStatus)."""
+    OrthancException::SetHttpStatus); ``payload``, Orthanc 1.12.10's ErrorPayload."""
     status = status or error.http_status
     body = {
         "HttpError": _REASONS.get(status, "Internal Server Error"),
@@ -33,24 +33,26 @@ def error_body(request: HttpRequest, error: OrthancError, details: str | None = 
         "OrthancStatus": error.code,
         "Uri": request.path,
     }
+    if payload:
+        body = {"ErrorPayload": payload, **body}  # Orthanc's JSON writer sorts the keys
     if details:
         body = {"Details": details, **body}  # Orthanc's JSON writer sorts the keys: Details comes first
     return body
 
 
 def error_response(request: HttpRequest, error: OrthancError, details: str | None = None, *,
-                   status: int | None = None) -> HttpResponse:
+                   status: int | None = None, payload: dict | None = None) -> HttpResponse:
     status = status or error.http_status
     if not settings.ORTHANC.get("HttpDescribeErrors", True):
         return HttpResponse(b"", status=status)
-    return json_response(error_body(request, error, details, status=status), status=status)
+    return json_response(error_body(request, error, details, status=status, payload=payload), status=status)
 
 
 def archive_error_response(request: HttpRequest, exc: ArchiveError) -> HttpResponse:
     if exc.bare:
         return bare_response(exc.http_status)
     details = exc.details if exc.details and exc.details != exc.orthanc_error.description else None
-    return error_response(request, exc.orthanc_error, details, status=exc.http_status)
+    return error_response(request, exc.orthanc_error, details, status=exc.http_status, payload=exc.payload)
 
 
 def method_not_allowed(allowed: list[str]) -> HttpResponse:

@@ -256,7 +256,7 @@ def job_result(job: Job) -> HttpResponse:
     if job.state == "Success":
         return json_response(_sorted(job.content))
     error = next((e for e in OrthancError if e.code == job.error_code), OrthancError.INTERNAL_ERROR)
-    raise ArchiveError(job.error_details or None, orthanc_error=error)
+    raise ArchiveError(job.error_details or None, orthanc_error=error, payload=job.error_payload)
 
 
 

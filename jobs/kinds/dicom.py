@@ -16,6 +16,7 @@ the running command (PS3.4 C.4.2.1.6). Cancel or pause closes the generator, whi
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import random
@@ -137,6 +138,8 @@ def _run_commands(job: Job, run_one) -> Iterator[float]:
             details[k]["DimseErrorStatus"] = getattr(error, "status", 0)
             _save_content(job)
             if not job.parameters.get("permissive"):
+                # Orthanc's DicomRetrieveScuBaseJob::LookupErrorPayload: the failed job's Details
+                error.payload = {"Type": "RetrieveJob", "Content": copy.deepcopy(details)}
                 raise
         _save_content(job)
 

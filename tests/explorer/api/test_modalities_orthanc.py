@@ -522,6 +522,8 @@ def test_store_statuses_that_store_the_instance(network, ours, orthanc_config, s
     if failed:
         assert answer.status_code == 500
         assert answer.json()["Details"] == 'C-STORE SCU to AET "PLAIN" has failed with DIMSE status 0xA700'
+        # 1.12.10: the DIMSE status of the failed C-STORE (Orthanc's MakeDimseErrorStatusPayload)
+        assert answer.json()["ErrorPayload"] == {"Type": "Dimse", "Content": {"DimseErrorStatus": 0xA700}}
     else:
         assert answer.status_code == 200 and answer.json()["FailedInstancesCount"] == 0
 
@@ -616,6 +618,9 @@ def test_move_errors_as_orthanc(network, ours) -> None:
         assert mine == theirs, body
     theirs, mine = _both(network, ours, "POST", "/modalities/down/move",
                          {"Level": "Study", "Resources": [{"StudyInstanceUID": STUDY_UID}]})
+    # 1.12.10 adds the failed job's Details as the ErrorPayload (1.10.1 has none)
+    assert mine[1].pop("ErrorPayload") == {"Type": "RetrieveJob", "Content": [
+        {"DimseErrorStatus": 0, "Query": {"0008,0052": "STUDY", "0020,000d": STUDY_UID}, "ReceivedInstancesIds": []}]}
     assert mine == theirs
 
 
@@ -626,6 +631,8 @@ def test_move_failure_is_the_jobs_error(network, ours) -> None:
     mine = ours.post("/modalities/pacs/move", data=json.dumps(body), content_type="application/json")
     assert mine.json()["Details"] == theirs["Details"]
     assert mine.json()["OrthancStatus"] == theirs["OrthancStatus"] == 9
+    payload = mine.json()["ErrorPayload"]
+    assert payload["Type"] == "RetrieveJob" and payload["Content"][0]["DimseErrorStatus"] == 0xC000
     body["Asynchronous"] = True
     job = ours.get(ours.post("/modalities/pacs/move", data=json.dumps(body),
                              content_type="application/json").json()["Path"]).json()
