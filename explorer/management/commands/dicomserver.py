@@ -44,7 +44,10 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="0.0.0.0")
 
     def handle(self, *args, **options):
+        from archive.malloc_tuning import DICOM_TRIM_THRESHOLD, malloc_tune
         from archive.network.scp import ScpSettings, server_build
+
+        malloc_tune(trim_threshold=DICOM_TRIM_THRESHOLD)    # before the fork: the workers inherit it
 
         try:
             scp = ScpSettings.from_configuration()
