@@ -74,6 +74,19 @@ def _unsigned(body: dict, name: str) -> int | None:
     return value
 
 
+def _port(body: dict) -> int | None:
+    """The Port of /store (1.11.3), read as Toolbox::GetJsonUnsignedIntegerField: not an integer is a bad
+    parameter type, a negative one out of range (and so, here, one above 65535, which Orthanc would wrap)."""
+    if "Port" not in body:
+        return None
+    value = body["Port"]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadParameterType()
+    if not 0 <= value < 65536:
+        raise ParameterOutOfRange()
+    return value
+
+
 def _string(body: dict, name: str, default: str) -> str:
     """Toolbox::GetJsonStringField."""
     if name not in body:
@@ -604,7 +617,7 @@ class StoreApi(OrthancView):
         originator_id = body.get("MoveOriginatorID", 0)
         if isinstance(originator_id, bool) or not isinstance(originator_id, int):
             raise BadParameterType("Integer value expected in field: MoveOriginatorID")
-        port = _unsigned(body, "Port")
+        port = _port(body)
         modality = Modality(**{**modality.__dict__, "aet": _string(body, "CalledAet", modality.aet),
                                "host": _string(body, "Host", modality.host),
                                "port": modality.port if port is None else port})

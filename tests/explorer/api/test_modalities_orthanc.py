@@ -357,6 +357,15 @@ def test_the_modalitys_local_aet_wins_over_the_requests(network, ours, orthanc_c
         assert target.calling[-1] == calling, (modality, body)
 
 
+@pytest.mark.parametrize(("port", "status"), [("14242", 5), (1.5, 5), (True, 5), (-1, 3), (70000, 3)])
+def test_store_port_of_a_wrong_type_or_out_of_range(network, ours, port, status) -> None:
+    """Toolbox::GetJsonUnsignedIntegerField: BadParameterType (5) or ParameterOutOfRange (3), both 400."""
+    instance = _upload(ours, network)[0]["ID"]
+    answer = ours.post("/modalities/down/store", data=json.dumps({"Resources": [instance], "Port": port}),
+                       content_type="application/json")
+    assert answer.status_code == 400 and answer.json()["OrthancStatus"] == status
+
+
 PIXELS = bytes(range(16)) * 512    # 64 x 64 pixels of 16 bits allocated, values within the 12 bits stored
 
 
