@@ -53,7 +53,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.acse import ACSE
 from pynetdicom.presentation import PresentationContext, build_context, negotiate_as_acceptor
-from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.service_class import StorageServiceClass, attempt
 from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -612,10 +612,9 @@ def handle_move(event, scp: ScpSettings):
         yield None, None   # 0xA801 "Refused: move destination unknown" (Orthanc answers 0xC000)
         return
     _name, modality = found
-    # A lookup that fails raises here, before the destination is yielded: pynetdicom then answers 0xC514,
-    # a "Failed: unable to process" as Orthanc's 0xC000, without opening an association to the destination.
+    # A lookup that fails ends here, before the destination is yielded (no association to the destination)
     with timed("orthanc_move_scp_duration_ms"):   # as Orthanc's: the lookup, not the sub-operations
-        instances = retrieve_instances(event.identifier)
+        instances = _retrieve_instances_or_fail(event.identifier, "C-MOVE")
     # pynetdicom associates through our FastAE (no Nagle, no polling: association.py)
     policy = send_policy(modality.allow_transcoding)
     options = {"contexts": _store_contexts(instances, policy), "ae_title": modality.aet}
@@ -632,22 +631,49 @@ def handle_move(event, scp: ScpSettings):
         yield PENDING, _dataset(instance, files.get(instance.id), policy=policy, remote_aet=modality.aet)
 
 
+class RetrieveFailed(Exception):
+    """A C-MOVE or C-GET that fails before any sub-operation: answered as Orthanc's MoveScp/GetScp answer any
+    failure, the status (0xC000) with zero sub-operation counts and no identifier (pynetdicom would answer its
+    own 0xC5xx/0xC4xx, or a failure with a FailedSOPInstanceUIDList that DCMTK's getscu does not read)."""
+
+    def __init__(self, status: int = CANNOT_UNDERSTAND) -> None:
+        super().__init__(f"0x{status:04X}")
+        self.status = status
+
+
+def _retrieve_instances_or_fail(identifier: Dataset, command: str) -> list:
+    try:
+        return retrieve_instances(identifier)
+    except QueryRefused as exc:
+        logger.error("%s request handler has failed: %s", command, exc)
+    except Exception:
+        logger.exception("%s request handler has failed", command)
+    raise RetrieveFailed(CANNOT_UNDERSTAND)
+
+
+class _OrthancAttempt(attempt):
+    """pynetdicom's ``attempt`` (the guard around each call of a handler), answering RetrieveFailed as
+    Orthanc does: its status, the sub-operation counts at zero."""
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        if not isinstance(exc_val, RetrieveFailed):
+            return super().__exit__(exc_type, exc_val, exc_tb)
+        if self._assoc is not None:
+            self._assoc.abort = self._assoc._abort_blocking
+        self._rsp.Status = exc_val.status
+        for name in ("NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+                     "NumberOfWarningSuboperations"):
+            setattr(self._rsp, name, 0)
+        self._dimse.send_msg(self._rsp, self._cx_id)
+        self._success = False
+        return True
+
+
 def handle_get(event, scp: ScpSettings):
     """evt.EVT_C_GET (PS3.4 C.4.3): the sub-operations go back on the same association."""
     if _refused(event, "Get", scp):
         return
-    try:
-        instances = retrieve_instances(event.identifier)
-    except QueryRefused as exc:
-        logger.error("C-GET request handler has failed: %s", exc)
-        yield 1
-        yield CANNOT_UNDERSTAND, None
-        return
-    except Exception:
-        logger.exception("C-GET request handler has failed")
-        yield 1
-        yield CANNOT_UNDERSTAND, None
-        return
+    instances = _retrieve_instances_or_fail(event.identifier, "C-GET")
     bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
     caller = _caller(event)
     policy = send_policy(caller.modality.allow_transcoding if caller.modality is not None else True)
@@ -731,16 +757,19 @@ class _PollingClock:
 
 
 def _pynetdicom_install() -> None:
-    """Our changes to pynetdicom's module-level behaviour: the polling clock, the remembered negotiation."""
+    """Our changes to pynetdicom's module-level behaviour: the polling clock, the remembered negotiation, the
+    answer to a retrieve that fails before its sub-operations (_OrthancAttempt)."""
     import pynetdicom.acse
     import pynetdicom.association
     import pynetdicom.dul
+    import pynetdicom.service_class
 
     for module in (pynetdicom.association, pynetdicom.dul):
         if not isinstance(module.time, _PollingClock):
             module.time = _PollingClock()
     if pynetdicom.acse.negotiate_as_acceptor is negotiate_as_acceptor:
         pynetdicom.acse.negotiate_as_acceptor = _negotiated
+    pynetdicom.service_class.attempt = _OrthancAttempt
 
 
 _negotiations: IdentityMemo[tuple[list, list]] = IdentityMemo(64)

@@ -577,10 +577,28 @@ def test_move_to_unknown_destination(server, study):
     assert final.Status == 0xA801
 
 
-def test_move_of_unknown_study_fails(server):
-    # Orthanc answers 0xC000; pynetdicom answers a failed lookup 0xC514: both "Failed: unable to process"
-    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID="9.9.9.9")
-    assert final.Status & 0xF000 == 0xC000
+@pytest.mark.parametrize("keys", [dict(QueryRetrieveLevel="STUDY", StudyInstanceUID="9.9.9.9"),   # unknown
+                                  dict(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3*"),    # wildcard UID
+                                  dict(QueryRetrieveLevel="IMAGE", StudyInstanceUID="1.2.3")])    # no SOP UID
+def test_move_that_fails_answers_as_orthanc(server, keys):
+    """Orthanc's MoveScp answers any failure 0xC000 with the sub-operation counts at zero (real Orthanc 1.10.1,
+    movescu), not pynetdicom's 0xC514 without counts."""
+    final = _move(server, "SCU", **keys)
+    assert final.Status == 0xC000
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations,
+            final.NumberOfWarningSuboperations) == (0, 0, 0)
+
+
+def test_get_that_fails_answers_as_orthanc_and_the_association_releases(server):
+    """0xC000, the counts at zero and no identifier, as Orthanc's GetScp: a failure answer with a
+    FailedSOPInstanceUIDList (pynetdicom's) made DCMTK's getscu fail the release that follows."""
+    run = subprocess.run(["getscu", "-d", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", "StudyInstanceUID=9.9.9", "127.0.0.1", str(server.dicom_port)],
+                         capture_output=True, timeout=30)
+    out = run.stdout + run.stderr
+    assert b"DIMSE Status                  : 0xc000" in out, out[-2000:]
+    assert b"Failed Suboperations          : 0" in out
+    assert b"Release Failed" not in out and b"Releasing Association" in out
 
 
 def test_get_series(server, study):
