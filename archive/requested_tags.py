@@ -142,12 +142,22 @@ def _from_file(resource: Resource, tags: list[BaseTag]) -> dict[str, Any]:
     from archive.dicom.json import dataset_to_json
 
     try:
+        # force: a file stored without preamble and file meta (a raw dataset, as Orthanc accepts) reads too
         ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom(instance=instance_first(
-            resource=resource))), stop_before_pixels=True)
+            resource=resource))), stop_before_pixels=True, force=True)
     except Exception:
         return {}
     values = dataset_to_json(ds, fmt="simplify")
-    return {key: values[key] for key in map(_key, tags) if key in values}
+    out = {key: values[key] for key in map(_key, tags) if key in values}
+    if len(out) < len(tags):
+        # Private tags (and private creators) bear their private dictionary's name in the simplified format;
+        # asked for by number ("0009,1001"), they are found by number in the full format
+        full = dataset_to_json(ds, fmt="full")
+        for key in map(_key, tags):
+            item = full.get(key)
+            if key not in out and isinstance(item, dict) and item.get("Type") == "String":
+                out[key] = item["Value"]
+    return out
 
 
 def requested_values(resource: Resource, tags: list[BaseTag]) -> dict[str, Any]:

@@ -14,12 +14,14 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
   as /tools/find answers 400; a constraint on a tag of a lower level matches nothing.
 - The answer holds each requested element (the query's elements), with the resource's value or empty:
   main tags from the index, the computed counters (NumberOfStudyRelatedInstances...), ModalitiesInStudy,
-  SOPClassesInStudy, InstanceAvailability ("ONLINE", 1.11.0), the rest read from a file of the resource;
-  then QueryRetrieveLevel as asked, RetrieveAETitle (0008,0054) = DicomAet, and SpecificCharacterSet of the
-  DefaultEncoding (the query's own character set only decodes the query).
-- An empty sequence (or one with a single empty item) asks for the sequence: it is copied from a file of
-  the resource, or answered empty (1.12.11); a sequence with content is ignored with a warning, as Orthanc
-  only matches sequences on worklists.
+  SOPClassesInStudy, InstanceAvailability ("ONLINE" for instances, 1.11.0; empty at other levels), the rest
+  read from a file of the resource (private tags by number); then QueryRetrieveLevel as asked,
+  RetrieveAETitle (0008,0054) = DicomAet unless asked for (then empty, as Orthanc answers it), and
+  SpecificCharacterSet of the DefaultEncoding (the query's own character set only decodes the query).
+- The contexts of C-FIND (and C-ECHO, C-MOVE, C-GET) prefer explicit little endian, as Orthanc's.
+- A sequence asks for the sequence: it is copied from a file of the resource, or answered empty (1.12.11);
+  a sequence with content is no constraint (a warning, as Orthanc only matches sequences on worklists) but is
+  answered all the same, as real Orthanc 1.10.1 answers it.
 - LimitFindResults (LimitFindInstances at the instance level): the first ones are answered, then the final
   status is 0xFE00 ("matching terminated"), as Orthanc's FindScp answers a query it cropped.
 """
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 import pydicom
 from django.conf import settings
+from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -132,11 +135,10 @@ def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = 
         tag = elem.tag
         if elem.VR == "SQ":
             items = elem.value or []
-            if len(items) == 0 or (len(items) == 1 and len(items[0]) == 0):
-                sequences.append(tag)
-            else:
+            if not (len(items) == 0 or (len(items) == 1 and len(items[0]) == 0)):
                 logger.warning("Orthanc only supports sequence matching on worklists, ignoring C-FIND SCU "
                                "constraint on tag (%s)", tag_key(tag))
+            sequences.append(tag)   # asked for either way: answered as the resource has it (Orthanc 1.10.1)
             continue
         if tag.element == 0 or tag == SPECIFIC_CHARACTER_SET:
             continue   # group lengths are no attributes; the charset only decodes the query
@@ -159,7 +161,7 @@ def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = 
     complete = not (limit and len(resources) > limit)
     if not complete:
         resources = resources[:limit]
-    return FindAnswers(_answers(resources, requested, sequences, retrieve_aet), complete)
+    return FindAnswers(_answers(resources, requested, sequences, retrieve_aet, level=level), complete)
 
 
 def _matches(level: Level, query: dict[str, str], sensitive: list[tuple[int, str, str]]) -> list:
@@ -207,10 +209,17 @@ def _charset() -> str:
     return ENCODING_TO_CHARSET.get(runtime.default_encoding(), "ISO_IR 100")
 
 
-def _element(tag: BaseTag, vr: str, value: str | None) -> DataElement:
-    """One answer element; a value that does not fit its VR is answered empty (Orthanc's permissive mode)."""
+def _codec(charset: str) -> str:
+    return python_encoding.get(charset, "latin_1")
+
+
+def _element(tag: BaseTag, vr: str, value: str | None, codec: str = "latin_1") -> DataElement:
+    """One answer element; a value that does not fit its VR is answered empty (Orthanc's permissive mode).
+    Characters the answer's character set cannot hold are dropped, as Orthanc's conversion from UTF-8 drops
+    them (pydicom would write '?' for each)."""
     if not value:
         return DataElement(tag, vr, None)
+    value = value.encode(codec, errors="ignore").decode(codec)
     try:
         if vr in _BINARY_NUMBERS:
             numbers = [_BINARY_NUMBERS[vr](v) for v in value.split("\\")]
@@ -225,10 +234,15 @@ def _element(tag: BaseTag, vr: str, value: str | None) -> DataElement:
 
 
 def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequences: list[BaseTag],
-             retrieve_aet: str) -> list[Dataset]:
-    tags = [tag for tag, _elem in requested if tag not in _NOT_CONSTRAINTS and tag != INSTANCE_AVAILABILITY]
+             retrieve_aet: str, *, level: Level) -> list[Dataset]:
+    tags = [tag for tag, _elem in requested
+            if tag not in _NOT_CONSTRAINTS and tag not in (INSTANCE_AVAILABILITY, RETRIEVE_AE_TITLE)]
+    # InstanceAvailability is computed for instances only (1.12.11's ResourceFinder): empty at other levels
+    availability = "ONLINE" if level is Level.INSTANCE else None
+    retrieve_requested = any(tag == RETRIEVE_AE_TITLE for tag, _elem in requested)
     values = requested_values_many(resources, tags) if resources and tags else {}
     charset = _charset()
+    codec = _codec(charset)
     out = []
     for resource in resources:
         found = values.get(resource.id, {})
@@ -240,10 +254,15 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
             elif tag == TIMEZONE_OFFSET:
                 continue
             elif tag == INSTANCE_AVAILABILITY:
-                ds.add(DataElement(tag, "CS", "ONLINE"))
+                ds.add(DataElement(tag, "CS", availability))
+            elif tag == RETRIEVE_AE_TITLE:
+                # Asked for, it is answered empty: Orthanc (1.10.1 seen, 1.12.11's LookupVisitorV2 read) sets its
+                # AET, then overwrites it with the requested tags, RetrieveAETitle being none of the resource's
+                ds.add(DataElement(tag, "AE", None))
             else:
-                ds.add(_element(tag, _vr(tag), _as_text(found.get(_key(tag)))))
-        ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet))
+                ds.add(_element(tag, _vr(tag), _as_text(found.get(_key(tag))), codec))
+        if not retrieve_requested:
+            ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet))
         if sequences:
             _copy_sequences(ds, resource, sequences)
         out.append(ds)

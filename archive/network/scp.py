@@ -93,6 +93,9 @@ PROCESSING_FAILURE = 0x0110          # N-ACTION/N-EVENT-REPORT
 NO_SUCH_ACTION_TYPE = 0x0123
 
 UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+# C-ECHO, C-FIND, C-MOVE, C-GET, storage commitment: Orthanc's CommandDispatcher prefers explicit little endian,
+# then explicit big endian, then implicit (pynetdicom accepts the first of ours the caller proposes)
+GENERIC_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2")
 VERIFICATION = "1.2.840.10008.1.1"
 QUERY_RETRIEVE = {
     "1.2.840.10008.5.1.4.1.2.1.1": "Find", "1.2.840.10008.5.1.4.1.2.2.1": "Find",    # patient, study root
@@ -222,7 +225,7 @@ def _contexts_for(proposed: list[PresentationContext], scp: ScpSettings, accepte
             continue
         seen.add(uid)
         if uid in _NON_STORAGE:
-            out.append(_supported_context(uid, tuple(UNCOMPRESSED), storage=False))
+            out.append(_supported_context(uid, GENERIC_TRANSFER_SYNTAXES, storage=False))
         elif uid in scp.storage_classes or (unknown_ok and _is_unknown_sop_class(uid, scp)):
             if uid not in _registered_unknown and _unknown_to_pynetdicom(uid):
                 _register_storage(uid)   # unknown to pynetdicom: DCMTK's retired classes, UIDs configured

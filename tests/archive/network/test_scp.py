@@ -675,3 +675,101 @@ def test_the_associations_of_all_processes_are_counted():
     assert server.associations_total() == 2 and not _sole_association(_Event)
     server.loads = None      # a lone process (server_start in tests)
     assert server.associations_total() == 1 and _sole_association(_Event)
+
+
+# -- C-FIND answers compared with real Orthanc (DCMTK findscu against Orthanc 1.10.1, 1.12.11's source) ----------
+
+@pytest.fixture(scope="module")
+def samples(server):
+    """pydicom's CT_small (private GE tags), a Japanese name (ISO 2022 IR 87) and a raw dataset without
+    preamble nor file meta, stored once."""
+    from pydicom.data import get_charset_files, get_testdata_file
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    for path in (get_testdata_file("CT_small.dcm"), get_charset_files("chrH31.dcm")[0]):
+        with open(path, "rb") as f:
+            assert requests.post(server.url + "/instances", data=f.read(), timeout=10).status_code == 200
+    raw = DicomBytesIO()
+    raw.is_little_endian, raw.is_implicit_VR = True, True
+    write_dataset(raw, make_dataset(StudyInstanceUID="1.2.826.0.1.3680043.10.7.9903",
+                                    SeriesInstanceUID="1.2.826.0.1.3680043.10.7.9903.1",
+                                    SOPInstanceUID="1.2.826.0.1.3680043.10.7.9903.1.1"))
+    assert requests.post(server.url + "/instances", data=raw.getvalue(), timeout=10).status_code == 200
+
+
+CT_SMALL_SOP = "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
+
+
+def _find_with(server, model, elements: list[tuple[int, str, object]], **keys) -> tuple[list[Dataset], int]:
+    assoc = _associate(server, [model])
+    assert assoc.is_established
+    identifier = Dataset()
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    for tag, vr, value in elements:
+        identifier.add_new(tag, vr, value)
+    answers, final = [], None
+    try:
+        for status, ds in assoc.send_c_find(identifier, model):
+            if status.Status in (0xFF00, 0xFF01):
+                answers.append(ds)
+            else:
+                final = status.Status
+    finally:
+        assoc.release()
+    return answers, final
+
+
+def test_find_answers_private_tags_read_from_the_file(server, samples):
+    """1.12.11 reads the tags the index lacks from the stored file (ResourceFinder), private ones included."""
+    [answer], final = _find_with(server, StudyRootQueryRetrieveInformationModelFind,
+                                 [(0x00090010, "LO", ""), (0x00091001, "UN", b"")],
+                                 QueryRetrieveLevel="IMAGE", SOPInstanceUID=CT_SMALL_SOP)
+    assert final == 0
+    creator, value = answer[0x00090010].value, answer[0x00091001].value
+    assert (creator if isinstance(creator, str) else creator.decode()).strip() == "GEMS_IDEN_01"
+    assert (value if isinstance(value, str) else value.decode()).strip(" \x00") == "GE_GENESIS_FF"
+
+
+def test_find_answers_tags_of_a_raw_dataset_from_its_file(server, samples):
+    [answer], _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="IMAGE",
+                        SOPInstanceUID="1.2.826.0.1.3680043.10.7.9903.1.1", SOPClassUID="", Rows="")
+    assert answer.SOPClassUID == "1.2.840.10008.5.1.4.1.1.2" and answer.Rows == make_dataset().Rows
+
+
+def test_find_drops_the_characters_the_answer_charset_lacks(server, samples):
+    """Orthanc converts UTF-8 to the answer's character set (ISO_IR 100) dropping what does not fit; pydicom
+    alone would write a '?' for each."""
+    [answer], _ = _find(server, PatientRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="PATIENT",
+                        PatientID="H31EXAMPLE", PatientName="")
+    assert str(answer.PatientName) == "Yamada^Tarou=^=^"
+
+
+def test_find_instance_availability_and_retrieve_aet_as_orthanc(server, study, samples):
+    study_uid, _ = study
+    [at_study], _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                          StudyInstanceUID=study_uid, InstanceAvailability="", RetrieveAETitle="")
+    assert at_study.InstanceAvailability in ("", None)   # computed for instances only (1.12.11)
+    assert at_study.RetrieveAETitle in ("", None)        # asked for: answered empty, as Orthanc does
+    [at_image], _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="IMAGE",
+                          SOPInstanceUID=CT_SMALL_SOP, InstanceAvailability="")
+    assert at_image.InstanceAvailability == "ONLINE" and at_image.RetrieveAETitle == "ORTHANC"
+
+
+def test_find_sequence_key_with_an_item_is_answered(server, study):
+    """A sequence with content is no constraint, but is answered (empty here: the resource has none)."""
+    study_uid, _ = study
+    item = Dataset()
+    item.ReferencedSOPInstanceUID = "1.2.3"
+    [answer], _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                        StudyInstanceUID=study_uid, ReferencedStudySequence=[item])
+    assert "ReferencedStudySequence" in answer and len(answer.ReferencedStudySequence) == 0
+
+
+def test_findscu_gets_explicit_little_endian_as_from_orthanc(server, study):
+    run = subprocess.run(["findscu", "-d", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", f"StudyInstanceUID={study[0]}", "127.0.0.1", str(server.dicom_port)],
+                         capture_output=True, timeout=30)
+    out = run.stdout + run.stderr
+    assert b"Accepted Transfer Syntax: =LittleEndianExplicit" in out, out[-1500:]
