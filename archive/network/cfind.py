@@ -225,7 +225,9 @@ def _element(tag: BaseTag, vr: str, value: str | None, codec: str = "latin_1") -
             numbers = [_BINARY_NUMBERS[vr](v) for v in value.split("\\")]
             return DataElement(tag, vr, numbers[0] if len(numbers) == 1 else numbers)
         if vr in ("OB", "OW", "UN", "OF", "OD", "OL", "OV"):
-            return DataElement(tag, vr, value.encode("utf-8"))
+            raw = value.encode("utf-8")
+            # even length, as every value must be (DCMTK refuses an odd fragment; pydicom pads only text)
+            return DataElement(tag, vr, raw + b"\x00" if len(raw) % 2 else raw)
         if vr == "AT":
             return DataElement(tag, vr, None)
         return DataElement(tag, vr, value)

@@ -773,3 +773,17 @@ def test_findscu_gets_explicit_little_endian_as_from_orthanc(server, study):
                          capture_output=True, timeout=30)
     out = run.stdout + run.stderr
     assert b"Accepted Transfer Syntax: =LittleEndianExplicit" in out, out[-1500:]
+
+
+def test_findscu_reads_private_tags_of_odd_length(server, samples):
+    """DCMTK refuses a fragment of odd length ("DIMSE: Odd Fragment Length"): a private value read from the
+    file ("GE_GENESIS_FF", 13 bytes, answered UN) is padded to an even length."""
+    run = subprocess.run(["findscu", "-v", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=IMAGE",
+                          "-k", f"SOPInstanceUID={CT_SMALL_SOP}", "-k", "(0009,0010)", "-k", "(0009,1001)",
+                          "127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=30)
+    out = (run.stdout + run.stderr).decode("latin-1")
+    assert "Odd Fragment" not in out and "Final Find Response (Success)" in out, out[-1500:]
+    def dcmtk_hex(text: bytes) -> str:    # how DCMTK prints a UN value
+        return "\\".join(f"{b:02x}" for b in text)
+
+    assert dcmtk_hex(b"GEMS_IDEN_01") in out and dcmtk_hex(b"GE_GENESIS_FF\x00") in out
