@@ -125,12 +125,15 @@ def _store(server, **overrides) -> tuple[int, Dataset]:
     return status.Status, ds
 
 
-def _find(server, model, **keys) -> tuple[list[Dataset], int]:
+def _find(server, model, elements: tuple[tuple[int, str, object], ...] = (), **keys) -> tuple[list[Dataset], int]:
+    """C-FIND with the keys (keyword=value) and ``elements`` (tag, VR, value: private tags)."""
     assoc = _associate(server, [model])
     assert assoc.is_established
     identifier = Dataset()
     for keyword, value in keys.items():
         setattr(identifier, keyword, value)
+    for tag, vr, value in elements:
+        identifier.add_new(tag, vr, value)
     answers, final = [], None
     try:
         for status, ds in assoc.send_c_find(identifier, model):
@@ -701,31 +704,11 @@ def samples(server):
 CT_SMALL_SOP = "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
 
 
-def _find_with(server, model, elements: list[tuple[int, str, object]], **keys) -> tuple[list[Dataset], int]:
-    assoc = _associate(server, [model])
-    assert assoc.is_established
-    identifier = Dataset()
-    for keyword, value in keys.items():
-        setattr(identifier, keyword, value)
-    for tag, vr, value in elements:
-        identifier.add_new(tag, vr, value)
-    answers, final = [], None
-    try:
-        for status, ds in assoc.send_c_find(identifier, model):
-            if status.Status in (0xFF00, 0xFF01):
-                answers.append(ds)
-            else:
-                final = status.Status
-    finally:
-        assoc.release()
-    return answers, final
-
-
 def test_find_answers_private_tags_read_from_the_file(server, samples):
     """1.12.11 reads the tags the index lacks from the stored file (ResourceFinder), private ones included."""
-    [answer], final = _find_with(server, StudyRootQueryRetrieveInformationModelFind,
-                                 [(0x00090010, "LO", ""), (0x00091001, "UN", b"")],
-                                 QueryRetrieveLevel="IMAGE", SOPInstanceUID=CT_SMALL_SOP)
+    [answer], final = _find(server, StudyRootQueryRetrieveInformationModelFind,
+                            ((0x00090010, "LO", ""), (0x00091001, "UN", b"")),
+                            QueryRetrieveLevel="IMAGE", SOPInstanceUID=CT_SMALL_SOP)
     assert final == 0
     creator, value = answer[0x00090010].value, answer[0x00091001].value
     assert (creator if isinstance(creator, str) else creator.decode()).strip() == "GEMS_IDEN_01"
