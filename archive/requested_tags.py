@@ -149,13 +149,15 @@ def _from_file(resource: Resource, tags: list[BaseTag]) -> dict[str, Any]:
         return {}
     values = dataset_to_json(ds, fmt="simplify")
     out = {key: values[key] for key in map(_key, tags) if key in values}
-    if len(out) < len(tags):
-        # Private tags (and private creators) bear their private dictionary's name in the simplified format;
-        # asked for by number ("0009,1001"), they are found by number in the full format
+    # Private tags (and private creators) bear their private dictionary's name in the simplified format;
+    # asked for by number ("0009,1001"), they are found by number in the full format. A public tag missing
+    # from the simplified format is missing from the file: no second conversion for it.
+    numbered = [key for key in map(_key, tags) if key not in out and "," in key]
+    if numbered:
         full = dataset_to_json(ds, fmt="full")
-        for key in map(_key, tags):
+        for key in numbered:
             item = full.get(key)
-            if key not in out and isinstance(item, dict) and item.get("Type") == "String":
+            if isinstance(item, dict) and item.get("Type") == "String":
                 out[key] = item["Value"]
     return out
 
