@@ -43,7 +43,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pydicom
@@ -299,18 +299,34 @@ class _OrthancAcse(ACSE):
         super()._negotiate_as_acceptor()
 
 
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """``action`` run by the first call only, whichever thread makes it."""
+    lock, pending = threading.Lock(), [True]
+
+    def run() -> None:
+        with lock:
+            first, pending[0] = pending[0], False
+        if first:
+            action()
+
+    return run
+
+
 class _RequestHandler(FastRequestHandler):
     server: DicomServer
     serve_inline = True      # handle_store and handle_echo never wait for the peer
 
     def handle(self) -> None:
+        # Counted once whichever path ends the association: the association's thread, once started, or this
+        # handler when it fails (even after starting that thread).
+        self._done = _once(self.server.association_done)
         try:
             if isinstance(self.request, ssl.SSLSocket) and not self._tls_handshake():
-                self.server.association_done()
+                self._done()
                 return
             super().handle()
         except BaseException:
-            self.server.association_done()
+            self._done()
             raise
 
     def _tls_handshake(self) -> bool:
@@ -335,13 +351,13 @@ class _RequestHandler(FastRequestHandler):
         assoc.acse = _OrthancAcse(assoc)
         assoc.thread_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
         run = assoc.run
-        server = self.server
+        done = self._done
 
         def run_and_clean() -> None:
             try:
                 run()
             finally:
-                server.association_done()
+                done()
                 connections.close_all()   # this thread's database connections
 
         assoc.run = run_and_clean

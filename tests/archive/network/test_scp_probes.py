@@ -33,3 +33,41 @@ def test_closed_probes_free_their_slot_at_once_and_associations_still_get_in():
         assoc.release()
     finally:
         running.stop()
+
+
+def test_a_handler_failing_after_its_association_started_counts_it_once(monkeypatch):
+    """The association's thread counts the association done when it ends; a handler that fails after starting
+    that thread must not count it a second time (the count would then miss a live association: DicomThreadsCount
+    and handle_store's sole writer read it)."""
+    from archive.network.association import FastRequestHandler
+
+    running = server_start(scp=ScpSettings(port=0, threads=4, timeout=30), port=0)
+    try:
+        ae = AE(ae_title="SCU")
+        ae.add_requested_context(Verification)
+        kept = ae.associate("127.0.0.1", running.port, ae_title="ORTHANC")
+        assert kept.is_established and running.server.active == 1
+        started = FastRequestHandler.handle
+
+        def start_then_fail(self) -> None:
+            started(self)
+            raise RuntimeError("the handler fails after the association's thread started")
+
+        monkeypatch.setattr(FastRequestHandler, "handle", start_then_fail)
+        failing = ae.associate("127.0.0.1", running.port, ae_title="ORTHANC")
+        monkeypatch.undo()
+        if failing.is_established:
+            failing.release()
+        deadline = time.monotonic() + 5
+        while running.server.active != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)     # a second decrement would come from the failing association's thread ending
+        assert running.server.active == 1        # the kept association, still open
+        assert kept.send_c_echo().Status == 0
+        kept.release()
+        deadline = time.monotonic() + 3
+        while running.server.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.server.active == 0
+    finally:
+        running.stop()
