@@ -96,6 +96,9 @@ UNCOMPRESSED = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2
 # C-ECHO, C-FIND, C-MOVE, C-GET, storage commitment: Orthanc's CommandDispatcher prefers explicit little endian,
 # then explicit big endian, then implicit (pynetdicom accepts the first of ours the caller proposes)
 GENERIC_TRANSFER_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2")
+# C-STORE: Orthanc's (1.9+) storage contexts prefer explicit little endian, then implicit, then explicit big endian,
+# then the other accepted syntaxes in their usual order; implicit first would lose the VR of private tags
+STORAGE_PREFERRED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2")
 VERIFICATION = "1.2.840.10008.1.1"
 QUERY_RETRIEVE = {
     "1.2.840.10008.5.1.4.1.2.1.1": "Find", "1.2.840.10008.5.1.4.1.2.2.1": "Find",    # patient, study root
@@ -208,11 +211,16 @@ def contexts_for(proposed: list[PresentationContext], scp: ScpSettings) -> list[
     """The contexts we support among those proposed (so a caller proposing ten gets ten, not our hundreds).
     Remembered for the same proposed context objects (shared by the associations sending the same request)
     and the same configuration, as the negotiation is (``_negotiated``)."""
-    accepted_ts = tuple(runtime.accepted_transfer_syntaxes())
+    accepted_ts = storage_preference(runtime.accepted_transfer_syntaxes())
     unknown_ok = runtime.unknown_sop_class_accepted()
     key = (tuple(map(id, proposed)), accepted_ts, unknown_ok, scp.storage_classes)
     return list(_supported_for.get(key, list(proposed),
                                    lambda: _contexts_for(proposed, scp, accepted_ts, unknown_ok)))
+
+
+def storage_preference(accepted: list[str]) -> tuple[str, ...]:
+    """The accepted transfer syntaxes in the order C-STORE contexts prefer them (STORAGE_PREFERRED first)."""
+    return (*(ts for ts in STORAGE_PREFERRED if ts in accepted), *(ts for ts in accepted if ts not in STORAGE_PREFERRED))
 
 
 def _contexts_for(proposed: list[PresentationContext], scp: ScpSettings, accepted_ts: tuple[str, ...],

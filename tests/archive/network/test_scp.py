@@ -41,6 +41,7 @@ pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK 
 
 EXPLICIT = "1.2.840.10008.1.2.1"
 IMPLICIT = "1.2.840.10008.1.2"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 
@@ -294,6 +295,43 @@ def test_store_refused_transfer_syntax(server):
     accepted = {cx.transfer_syntax[0] for cx in assoc.accepted_contexts}
     assoc.release()
     assert accepted == {EXPLICIT}
+
+
+@pytest.mark.parametrize(("proposed", "chosen"), [
+    ((EXPLICIT, BIG_ENDIAN, IMPLICIT), EXPLICIT),     # DCMTK's dcmsend, storescu -xs/-xe...
+    ((IMPLICIT, EXPLICIT), EXPLICIT),
+    ((BIG_ENDIAN, IMPLICIT), IMPLICIT),
+    ((IMPLICIT, BIG_ENDIAN, EXPLICIT), EXPLICIT),
+])
+def test_a_storage_context_takes_explicit_little_endian_first_as_orthanc(server, proposed, chosen):
+    """Orthanc's storage contexts prefer explicit little endian, then implicit, then big endian (seen with
+    dcmsend against Orthanc 1.10.1): with implicit first, private tags lost their VR."""
+    assoc = _associate(server, [(CTImageStorage, list(proposed))])
+    assert assoc.is_established
+    [context] = assoc.accepted_contexts
+    assoc.release()
+    assert context.transfer_syntax[0] == chosen
+
+
+@pytest.mark.skipif(shutil.which("dcmsend") is None, reason="DCMTK's dcmsend is not installed")
+def test_dcmsend_keeps_the_private_tags_of_an_explicit_file(server):
+    """dcmsend proposes [explicit LE, big endian, implicit] in one context: the file is stored in explicit
+    little endian, its private tags with their VR (under implicit they became Null in /tags)."""
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file("CT_small.dcm")
+    run = subprocess.run(["dcmsend", "-aet", "SCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port), path],
+                         capture_output=True, timeout=30, env={"TCP_NODELAY": "1"})
+    assert run.returncode == 0, run.stderr
+    import pydicom
+
+    uid = pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
+    [found] = requests.post(server.url + "/tools/lookup", data=uid, timeout=10).json()
+    metadata = requests.get(f"{server.url}/instances/{found['ID']}/metadata?expand", timeout=10).json()
+    assert metadata["TransferSyntax"] == EXPLICIT
+    tags = requests.get(f"{server.url}/instances/{found['ID']}/tags", timeout=10).json()
+    assert tags["0009,0010"] == {"Name": "PrivateCreator", "Type": "String", "Value": "GEMS_IDEN_01"}
+    assert tags["0019,1002"]["Value"] == "912"          # SL: under implicit VR, unknown to the dictionary
 
 
 def test_accepted_transfer_syntaxes_changed_over_rest_apply_to_the_next_association(server):
