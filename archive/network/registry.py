@@ -336,6 +336,13 @@ def modality_delete(name: str) -> None:
     _update(MODALITIES, name, None)
 
 
+def aet_same(a: str, b: str) -> bool:
+    """Orthanc's IsSameAETitle: AETs compare without case, unless StrictAetComparison is true."""
+    if settings.ORTHANC.get("StrictAetComparison", False):
+        return a == b
+    return a.strip().upper() == b.strip().upper()
+
+
 def modalities_for_caller(aet: str, host: str, modalities: dict[str, Modality] | None = None
                           ) -> list[tuple[str, Modality]]:
     """The modalities a remote SCU may be (by AET, and by host with DicomCheckModalityHost), for the SCP's
@@ -345,12 +352,12 @@ def modalities_for_caller(aet: str, host: str, modalities: dict[str, Modality] |
     if modalities is None:
         modalities = modalities_all()
     return [(name, m) for name, m in modalities.items()
-            if m.aet == aet and (not check_host or m.host == host)]
+            if aet_same(m.aet, aet) and (not check_host or m.host == host)]
 
 
 def modality_by_aet(aet: str) -> tuple[str, Modality] | None:
     """The modality a C-MOVE names as its destination (Orthanc looks the AET up, first match)."""
-    return next(((n, m) for n, m in modalities_all().items() if m.aet == aet), None)
+    return next(((n, m) for n, m in modalities_all().items() if aet_same(m.aet, aet)), None)
 
 
 def peers_all() -> dict[str, Peer]:
@@ -374,7 +381,7 @@ def peer_delete(name: str) -> None:
     _update(PEERS, name, None)
 
 
-__all__ = ["Modality", "Peer", "modalities_all", "modalities_for_caller", "modality_by_aet",
+__all__ = ["Modality", "Peer", "aet_same", "modalities_all", "modalities_for_caller", "modality_by_aet",
            "modality_delete", "modality_get", "modality_json", "modality_parse", "modality_set", "peer_delete",
            "peer_config", "peer_get", "peer_job_json", "peer_json", "peer_parse", "peer_set", "peers_all",
            "registry_reset"]

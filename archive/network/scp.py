@@ -286,7 +286,7 @@ class _OrthancAcse(ACSE):
         try:
             caller = caller_identify(ip=assoc.requestor.address, aet=calling, called_aet=called,
                                      modalities=_fresh(assoc.modalities_read))
-            if scp.check_called_aet and called != scp.aet:
+            if scp.check_called_aet and not registry.aet_same(called, scp.aet):
                 logger.warning("Rejected association: called AET %r is not %r", called, scp.aet)
                 reject = (0x01, 0x01, 0x07)     # rejected-permanent, service user, called AET not recognised
             elif not connection_allowed(caller, scp):

@@ -194,6 +194,27 @@ def test_wrong_called_aet_is_rejected(server):
     assert assoc.is_rejected
 
 
+def test_aets_compare_without_case_as_orthanc(server):
+    """StrictAetComparison false (the default): the called AET "orthanc" is ours, and the caller "scu" is the
+    modality SCU, allowed to echo where unknown callers are not (DicomAlwaysAllowEcho false here)."""
+    run = subprocess.run(["echoscu", "-aet", "scu", "-aec", "orthanc", "127.0.0.1", str(server.dicom_port)],
+                         capture_output=True, timeout=30)
+    assert run.returncode == 0 and b"E:" not in run.stderr, run.stderr
+    assoc = _associate(server, [Verification], aet="Scu ", called="Orthanc")
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0x0000
+    assoc.release()
+
+
+def test_strict_aet_comparison(settings):
+    from archive.network.registry import aet_same
+
+    settings.ORTHANC = {**settings.ORTHANC, "StrictAetComparison": False}
+    assert aet_same("orthanc", "ORTHANC") and aet_same("ORTHANC ", "ORTHANC") and not aet_same("ORTHANC", "OTHER")
+    settings.ORTHANC = {**settings.ORTHANC, "StrictAetComparison": True}
+    assert not aet_same("orthanc", "ORTHANC") and aet_same("ORTHANC", "ORTHANC")
+
+
 def test_dcmtk_echoscu(server):
     run = subprocess.run(["echoscu", "-aet", "SCU", "-aec", "ORTHANC", "127.0.0.1", str(server.dicom_port)],
                          capture_output=True, timeout=30)
