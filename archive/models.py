@@ -157,7 +157,8 @@ class Label(models.Model):
 
 
 class Change(models.Model):
-    """The change log of /changes; keeps the public ID because the resource may be gone."""
+    """The change log of /changes. As Orthanc's Changes rows (their resource ON DELETE CASCADE), the changes of a
+    resource go when it is deleted (services._delete), found by their public ID."""
 
     seq = models.BigAutoField(primary_key=True)
     change_type = models.SmallIntegerField()
@@ -166,7 +167,8 @@ class Change(models.Model):
     date = models.CharField(max_length=15)  # YYYYMMDDTHHMMSS, as Orthanc stores it
 
     class Meta:
-        indexes = [models.Index(fields=["change_type", "seq"], name="change_type_seq")]
+        indexes = [models.Index(fields=["change_type", "seq"], name="change_type_seq"),
+                   models.Index(fields=["public_id"], name="change_public_id")]
 
 
 class ExportedResource(models.Model):

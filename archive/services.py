@@ -76,6 +76,8 @@ def _delete(*, level: Level, public_id: str) -> Deleted:
 
     for depth, qs in reversed(list(enumerate(groups, start=level.depth))):  # bottom-up: no dangling parent
         ids = qs.values("id")
+        # Orthanc's Changes rows reference their resource ON DELETE CASCADE: a deleted resource leaves /changes
+        Change.objects.filter(public_id__in=qs.values("public_id"))._raw_delete(Change.objects.db)
         forget_files(Attachment.objects.filter(resource__in=ids)
                      .values_list("uuid", "compressed_size", "uncompressed_size"))
         for model in _DEPENDENTS:
@@ -95,6 +97,7 @@ def _delete(*, level: Level, public_id: str) -> Deleted:
                      .values_list("uuid", "compressed_size", "uncompressed_size"))
         for model in _DEPENDENTS:
             model.objects.filter(resource_id=parent_id)._raw_delete(model.objects.db)
+        Change.objects.filter(public_id=parent.public_id)._raw_delete(Change.objects.db)
         counts[parent.level] += Resource.objects.filter(id=parent_id)._raw_delete(Resource.objects.db)
         parent_id = parent.parent_id
     if remaining is not None:

@@ -134,3 +134,24 @@ def test_exports_page_and_clear(client):
     response = client.delete("/exports")
     assert response.status_code == 200 and response.content == b""
     assert client.get("/exports").json()["Exports"] == []
+
+
+def test_a_deleted_resource_leaves_the_change_log_as_in_orthanc(client, base, seqs):
+    """Orthanc's Changes rows reference their resource ON DELETE CASCADE (seen with Orthanc 1.10.1: DELETE, and
+    an instance overwritten, leave only the changes of what remains)."""
+    kept = upload(client, PatientID="P", StudyInstanceUID="1.1", SeriesInstanceUID="1.1.1", SOPInstanceUID="1.1.1.1")
+    gone = upload(client, PatientID="P", StudyInstanceUID="1.1", SeriesInstanceUID="1.1.1", SOPInstanceUID="1.1.1.2")
+    other = upload(client, PatientID="Q", StudyInstanceUID="2.1", SeriesInstanceUID="2.1.1")
+    client.put(f"/instances/{gone['ID']}/metadata/1024", "x", content_type="text/plain")
+    assert client.delete(f"/instances/{gone['ID']}").status_code == 200
+    body = client.get("/changes").json()
+    assert [(c["ChangeType"], c["ID"]) for c in body["Changes"]] == [
+        ("NewInstance", kept["ID"]), ("NewSeries", kept["ParentSeries"]), ("NewStudy", kept["ParentStudy"]),
+        ("NewPatient", kept["ParentPatient"]), ("NewInstance", other["ID"]), ("NewSeries", other["ParentSeries"]),
+        ("NewStudy", other["ParentStudy"]), ("NewPatient", other["ParentPatient"])]
+    assert seqs(body) == [1, 2, 3, 4, 6, 7, 8, 9]
+    assert client.delete(f"/patients/{other['ParentPatient']}").status_code == 200   # the ancestors too
+    assert [c["ID"] for c in client.get("/changes").json()["Changes"]] == [
+        kept["ID"], kept["ParentSeries"], kept["ParentStudy"], kept["ParentPatient"]]
+    assert client.delete(f"/instances/{kept['ID']}").status_code == 200      # its emptied ancestors go too
+    assert client.get("/changes").json()["Changes"] == []
