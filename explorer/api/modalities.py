@@ -69,7 +69,10 @@ def _unsigned(body: dict, name: str) -> int | None:
     if name not in body:
         return None
     value = body[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    # SerializationToolbox::ReadUnsignedInteger: not an integer, then a negative one, each with its message
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadFileFormat(f"Integer value expected in field: {name}")
+    if value < 0:
         raise BadFileFormat(f"Unsigned integer value expected in field: {name}")
     return value
 
@@ -88,11 +91,20 @@ def _port(body: dict) -> int | None:
 
 
 def _string(body: dict, name: str, default: str) -> str:
-    """Toolbox::GetJsonStringField."""
+    """Toolbox::GetJsonStringField: a value of another type is a bad parameter type, without details."""
     if name not in body:
         return default
     if not isinstance(body[name], str):
-        raise BadParameterType(f"String value expected in field: {name}")
+        raise BadParameterType()
+    return body[name]
+
+
+def _boolean(body: dict, name: str, default: bool) -> bool:
+    """Toolbox::GetJsonBooleanField (SerializationToolbox's readers answer BadFileFormat: boolean_field)."""
+    if name not in body:
+        return default
+    if not isinstance(body[name], bool):
+        raise BadParameterType()
     return body[name]
 
 
@@ -448,7 +460,9 @@ class QueryRetrieveApi(OrthancView):
                     raise BadParameterType()
                 if value >= 0:
                     timeout = value
-            chosen = _string(body, "RetrieveMethod", "")
+            chosen = body.get("RetrieveMethod", "")     # SerializationToolbox::ReadString (1.12.6)
+            if not isinstance(chosen, str):
+                raise BadFileFormat("String value expected in field: RetrieveMethod")
             if chosen:
                 method = _retrieve_method(chosen)
         else:
@@ -616,14 +630,14 @@ class StoreApi(OrthancView):
         originator_aet = _string(body, "MoveOriginatorAet", scu.default_aet())
         originator_id = body.get("MoveOriginatorID", 0)
         if isinstance(originator_id, bool) or not isinstance(originator_id, int):
-            raise BadParameterType("Integer value expected in field: MoveOriginatorID")
+            raise BadParameterType()        # Toolbox::GetJsonIntegerField
         port = _port(body)
         modality = Modality(**{**modality.__dict__, "aet": _string(body, "CalledAet", modality.aet),
                                "host": _string(body, "Host", modality.host),
                                "port": modality.port if port is None else port})
         if originator_id and not 0 <= originator_id < 65536:
             raise ParameterOutOfRange()
-        commitment = boolean_field(body, "StorageCommitment", False)
+        commitment = _boolean(body, "StorageCommitment", False)
         timeout = _unsigned(body, "Timeout")
         params = scu.scu_parameters(modality=modality, local_aet=local_aet, timeout=timeout)
         content: dict[str, Any] = {

@@ -241,6 +241,8 @@ def test_query_children_as_orthanc(network, ours) -> None:
     ("/modalities/pacs/query", {"Level": "Patient", "Query": []}),
     ("/modalities/down/query", {"Level": "Patient", "Query": {}}),
     ("/modalities/nope/query", {"Level": "Patient", "Query": {}}),
+    ("/modalities/pacs/query", {"Level": "Patient", "Query": {}, "Timeout": "2"}),
+    ("/modalities/pacs/echo", {"Timeout": "x"}),
 ])
 def test_query_errors_as_orthanc(network, ours, uri, body) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body)
@@ -304,6 +306,11 @@ def test_store_job_content_as_orthanc(network, ours) -> None:
     (None, b"junk"),
     ({"Resources": [3]}, None),
     ({"Resources": ["00000000-00000000-00000000-00000000-00000000"]}, None),
+    ({"Resources": [], "StorageCommitment": "x"}, None),      # Toolbox::GetJsonBooleanField: 5, no Details
+    ({"Resources": [], "LocalAet": 5}, None),                 # Toolbox::GetJsonStringField: 5, no Details
+    ({"Resources": [], "MoveOriginatorID": "x"}, None),
+    ({"Resources": [], "Timeout": "2"}, None),                # ReadUnsignedInteger: "Integer value expected"
+    ({"Resources": [], "Timeout": -2}, None),                 # ... then "Unsigned integer value expected"
 ])
 def test_store_errors_as_orthanc(network, ours, body, raw) -> None:
     theirs, mine = _both(network, ours, "POST", "/modalities/pacs/store", body, raw)
@@ -681,6 +688,11 @@ def test_retrieve_all_answers_with_get(network, ours) -> None:
     assert len(content["Details"][0]["ReceivedInstancesIds"]) == 1
     assert ours.post(f"/queries/{query}/retrieve", data=json.dumps({"RetrieveMethod": "C-FOO"}),
                      content_type="application/json").status_code == 400
+    # 1.12.11 reads it with SerializationToolbox::ReadString (1.10.1 has no RetrieveMethod)
+    wrong = ours.post(f"/queries/{query}/retrieve", data=json.dumps({"RetrieveMethod": 5}),
+                      content_type="application/json")
+    assert (wrong.status_code, wrong.json()["OrthancStatus"], wrong.json()["Details"]) == (
+        400, 15, "String value expected in field: RetrieveMethod")
 
 
 def test_get_brings_a_compressed_instance_as_the_pacs_stores_it(network, ours) -> None:
