@@ -266,9 +266,12 @@ def query_answer(query: DicomQuery, index: str) -> dict:
 def answer_index(index: str) -> int:
     from archive.errors import BadParameterType
 
-    if not index.isdigit():
+    sign, digits = (index[0], index[1:]) if index[:1] in ("+", "-") else ("", index)
+    if not digits.isdigit():
         raise BadParameterType("Syntax error in some user-supplied data")
-    return int(index)
+    if sign == "-" and int(digits):
+        return 1 << 64    # boost::lexical_cast<size_t> wraps a negative number: an index past any end
+    return int(digits)
 
 
 def query_level(query: DicomQuery) -> Level:

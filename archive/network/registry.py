@@ -88,7 +88,7 @@ def _string(obj: dict, name: str, default: str | None = None) -> str:
 
 def _manufacturer(text: str) -> str:
     if text not in MANUFACTURERS:
-        raise ParameterOutOfRange(f"Unknown modality manufacturer: {text}")
+        raise ParameterOutOfRange(f'Unknown modality manufacturer: "{text}"')
     return text
 
 
@@ -103,7 +103,7 @@ def modality_parse(value) -> Modality:
         raise BadFileFormat()
     aet, host = _string(value, "AET"), _string(value, "Host")
     if "Port" not in value:
-        raise BadFileFormat("Integer value expected in field: Port")
+        raise BadFileFormat()
     storage_commitment = boolean_field(value, "AllowStorageCommitment", True)
     timeout = value.get("Timeout", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:

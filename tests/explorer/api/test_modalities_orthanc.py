@@ -135,6 +135,28 @@ def test_modality_put_then_delete(network, ours) -> None:
     assert "new" not in ours.get("/modalities").json()
 
 
+@pytest.mark.parametrize("body", [
+    {"AET": "NEW", "Host": "10.0.0.1"},                                    # no Port: 15, no Details
+    {"AET": "NEW", "Host": "10.0.0.1", "Port": 104, "Manufacturer": "Foo"},
+])
+def test_modality_put_errors_as_orthanc(network, ours, body) -> None:
+    theirs, mine = _both(network, ours, "PUT", "/modalities/new", body)
+    assert mine == theirs
+
+
+def test_answer_index_errors_as_orthanc(network, ours) -> None:
+    """Orthanc reads the index with lexical_cast<size_t>: a negative one wraps around (out of range)."""
+    body = {"Level": "Patient", "Query": {"PatientID": "PAT001"}}
+    mine, theirs = _query(ours, body), _ref_query(network, body)
+    for index in ("-1", "99", "abc", "0"):
+        got = ours.get(f"/queries/{mine}/answers/{index}/content")
+        expected = requests.get(f"{network['ref']}/queries/{theirs}/answers/{index}/content")
+        got_json, expected_json = got.json(), expected.json()
+        if got.status_code >= 400:     # the query IDs differ in the Uri
+            got_json.pop("Uri"), expected_json.pop("Uri")
+        assert (got.status_code, got_json) == (expected.status_code, expected_json), index
+
+
 # -- C-ECHO ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("uri", "body", "raw"), [
