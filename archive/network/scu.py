@@ -162,7 +162,7 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
                          ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
     if not assoc.is_established:
         if assoc.is_rejected:
-            reason = "Association Rejected"
+            reason = "DUL Association Rejected"
         elif assoc.is_aborted and _reachable(remote.host, remote.port):
             reason = "Peer aborted Association (or never connected)"
         else:
@@ -188,10 +188,13 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def _lost(params: ScuParameters, command: str) -> NetworkProtocolError:
-    """No answer: the association was aborted or the DIMSE timeout elapsed."""
-    return NetworkProtocolError(f'DicomAssociation - {command} to AET "{params.remote.aet}": '
-                                "DIMSE No data available (timeout in non-blocking mode)")
+def _lost(params: ScuParameters, command: str, assoc=None) -> NetworkProtocolError:
+    """No answer: the peer aborted the association (or closed the connection), or the DIMSE timeout elapsed
+    (pynetdicom then aborts it itself), each in DCMTK's words as Orthanc gives them."""
+    peer_gone = assoc is not None and not getattr(assoc, "_sent_abort", False)
+    reason = ("Peer aborted Association (or never connected)" if peer_gone
+              else "DIMSE No data available (timeout in non-blocking mode)")
+    return NetworkProtocolError(f'DicomAssociation - {command} to AET "{params.remote.aet}": {reason}')
 
 
 def _hex(status: int) -> str:
@@ -205,7 +208,7 @@ def echo(params: ScuParameters) -> bool:
     with association(params, [build_context(sop.Verification)]) as assoc:
         status = assoc.send_c_echo()
         if not status or "Status" not in status:
-            raise _lost(params, "C-ECHO")
+            raise _lost(params, "C-ECHO", assoc)
         return status.Status == SUCCESS
 
 
@@ -224,14 +227,14 @@ def find(params: ScuParameters, *, identifier: Dataset, model: str) -> list[Data
         final = None
         for status, found in assoc.send_c_find(identifier, model):
             if not status or "Status" not in status:
-                raise _lost(params, "C-FIND")
+                raise _lost(params, "C-FIND", assoc)
             if status.Status in PENDING:
                 if found is not None:
                     answers.append(found)
                 continue
             final = status.Status
         if final is None:
-            raise _lost(params, "C-FIND")
+            raise _lost(params, "C-FIND", assoc)
     if final != SUCCESS:
         suffix = " (unable to process - invalid query ?)" if final == UNABLE_TO_PROCESS else ""
         raise DimseFailure(f'C-FIND SCU to AET "{params.remote.aet}" has failed with DIMSE status {_hex(final)}'
@@ -265,20 +268,20 @@ class SubOperations:
                 setattr(self, attr, int(value))
 
 
-def _retrieve_responses(params: ScuParameters, responses, command: str) -> Iterator[SubOperations]:
+def _retrieve_responses(params: ScuParameters, responses, command: str, assoc) -> Iterator[SubOperations]:
     """Follow the responses of a C-MOVE or C-GET, yielding the progress after each pending one."""
     progress = SubOperations()
     final = None
     for status, _identifier in responses:
         if not status or "Status" not in status:
-            raise _lost(params, command)
+            raise _lost(params, command, assoc)
         progress.update(status)
         if status.Status in PENDING:
             yield progress
             continue
         final = status.Status
     if final is None:
-        raise _lost(params, command)
+        raise _lost(params, command, assoc)
     if final != SUCCESS:
         suffix = " (unable to process - resource not found ?)" if final == UNABLE_TO_PROCESS else ""
         raise DimseFailure(f'{command} SCU to AET "{params.remote.aet}" has failed with DIMSE status '
@@ -296,7 +299,7 @@ def move(params: ScuParameters, *, identifier: Dataset, target_aet: str, message
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=DICOM_MOVE_UNAVAILABLE)
         yield from _retrieve_responses(
-            params, assoc.send_c_move(identifier, target_aet, model, msg_id=message_id), "C-MOVE")
+            params, assoc.send_c_move(identifier, target_aet, model, msg_id=message_id), "C-MOVE", assoc)
 
 
 def get_storage_contexts(classes: list[str]) -> list:
@@ -339,7 +342,7 @@ def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_c
     with association(params, contexts, ext_neg=roles, handlers=handlers) as assoc:
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
-        yield from _retrieve_responses(params, assoc.send_c_get(identifier, model), "C-GET")
+        yield from _retrieve_responses(params, assoc.send_c_get(identifier, model), "C-GET", assoc)
 
 
 # -- C-STORE --------------------------------------------------------------------------------------------------
@@ -429,7 +432,7 @@ class StoreConnection:
         status = self.assoc.send_c_store(ds, msg_id=self.message_id, originator_aet=originator[0],
                                          originator_id=originator[1])
         if not status or "Status" not in status:
-            raise _lost(self.params, "C-STORE")
+            raise _lost(self.params, "C-STORE", self.assoc)
         code = int(status.Status)
         # Warnings store the instance (PS3.4 B.2.3), and so does "duplicate SOP instance" (0x0111) for Orthanc
         # 1.12.4: a peer that already has it answers so when a study is sent again
@@ -473,7 +476,7 @@ def storage_commitment_request(params: ScuParameters, *, transaction_uid: str,
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
         status, _reply = assoc.send_n_action(request, 1, model, STORAGE_COMMITMENT_INSTANCE)
         if not status or "Status" not in status:
-            raise _lost(params, "N-ACTION")
+            raise _lost(params, "N-ACTION", assoc)
         if status.Status != SUCCESS:
             raise DimseFailure(f'Storage commitment SCU to AET "{params.remote.aet}" has failed with DIMSE status '
                                f"{_hex(status.Status)}", status=int(status.Status))

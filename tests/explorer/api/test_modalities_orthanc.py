@@ -79,10 +79,11 @@ class TargetScp:
 def network():
     pacs_port, ref_port, target_port = free_port(), free_port(), free_port()
     target = TargetScp(target_port)
-    pacs_extra = {"DicomAet": "PACS", "DicomModalities": {
+    pacs_extra = {"DicomAet": "PACS", "DicomCheckCalledAet": True, "DicomModalities": {
         "ref": ["REF", "127.0.0.1", ref_port], "ours": ["OURS", "127.0.0.1", target_port],
         "target": ["TARGET", "127.0.0.1", target_port]}}
-    ref_modalities = {"pacs": ["PACS", "127.0.0.1", pacs_port], "down": ["DOWN", "127.0.0.1", free_port()]}
+    ref_modalities = {"pacs": ["PACS", "127.0.0.1", pacs_port], "down": ["DOWN", "127.0.0.1", free_port()],
+                      "wrongaet": ["WRONG", "127.0.0.1", pacs_port]}     # the PACS rejects the association
     try:
         with orthanc_server(dicom_port=pacs_port, extra=pacs_extra) as pacs, \
                 orthanc_server(dicom_port=ref_port, extra={"DicomAet": "REF", "DicomModalities": ref_modalities}) as ref:
@@ -166,6 +167,7 @@ def test_answer_index_errors_as_orthanc(network, ours) -> None:
     ("/modalities/down/echo", None, None),
     ("/modalities/nope/echo", None, None),
     ("/modalities/pacs/echo", None, b"junk"),
+    ("/modalities/wrongaet/echo", None, None),     # "DUL Association Rejected"
 ])
 def test_echo_as_orthanc(network, ours, uri, body, raw) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body, raw)
@@ -265,6 +267,9 @@ def test_query_children_as_orthanc(network, ours) -> None:
     ("/modalities/nope/query", {"Level": "Patient", "Query": {}}),
     ("/modalities/pacs/query", {"Level": "Patient", "Query": {}, "Timeout": "2"}),
     ("/modalities/pacs/echo", {"Timeout": "x"}),
+    ("/modalities/wrongaet/query", {"Level": "Study", "Query": {}}),
+    # The PACS accepts the association, then aborts it at the C-FIND of a caller it does not know
+    ("/modalities/pacs/query", {"Level": "Study", "Query": {}, "LocalAet": "STRANGER"}),
 ])
 def test_query_errors_as_orthanc(network, ours, uri, body) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body)

@@ -1,0 +1,57 @@
+"""Why a DIMSE request of our SCU got no answer, in DCMTK's words as Orthanc reports them: the DIMSE timeout
+(pynetdicom aborts the association itself) or the peer aborting it (compared with real Orthanc in
+tests/explorer/api/test_modalities_orthanc.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import Verification
+
+from archive.errors import NetworkProtocolError
+from archive.network import scu
+from archive.network.registry import Modality
+from tests.live import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def slow_then_abort():
+    """An SCP whose C-ECHO waits 3 s (answering late), or aborts the association at once when the caller is
+    ABORTME."""
+    release = threading.Event()
+
+    def echo(event):
+        if event.assoc.requestor.ae_title == "ABORTME":
+            event.assoc.abort()
+            return 0x0000
+        release.wait(3)
+        return 0x0000
+
+    ae = AE(ae_title="SLOW")
+    ae.add_supported_context(Verification)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_ECHO, echo)])
+    yield port
+    release.set()
+    server.shutdown()
+
+
+def test_a_dimse_timeout_is_no_data_available(slow_then_abort):
+    params = scu.scu_parameters(modality=Modality(aet="SLOW", host="127.0.0.1", port=slow_then_abort), timeout=1)
+    with pytest.raises(NetworkProtocolError) as raised:
+        scu.echo(params)
+    assert raised.value.details == ('DicomAssociation - C-ECHO to AET "SLOW": '
+                                    "DIMSE No data available (timeout in non-blocking mode)")
+
+
+def test_a_peer_aborting_is_peer_aborted(slow_then_abort):
+    params = scu.scu_parameters(modality=Modality(aet="SLOW", host="127.0.0.1", port=slow_then_abort),
+                                local_aet="ABORTME", timeout=5)
+    with pytest.raises(NetworkProtocolError) as raised:
+        scu.echo(params)
+    assert raised.value.details == ('DicomAssociation - C-ECHO to AET "SLOW": '
+                                    "Peer aborted Association (or never connected)")
