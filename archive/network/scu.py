@@ -152,14 +152,20 @@ def _tcp_error(host: str, port: int, timeout: int) -> str:
 
 @contextmanager
 def association(params: ScuParameters, contexts: list, *, ext_neg: list | None = None,
-                handlers: list | None = None) -> Iterator:
+                handlers: list | None = None, contextless: bool = False) -> Iterator:
     """An established association, released (or aborted on error) at exit. A failure to connect is Orthanc's
-    NetworkProtocol error 'DicomAssociation - connecting to AET "X": ...'."""
+    NetworkProtocol error 'DicomAssociation - connecting to AET "X": ...'. With ``contextless``, a peer that
+    accepts the association but none of its contexts gives the association (no context accepted, already
+    closed: pynetdicom aborts it) for the caller's own error, as DCMTK keeps such an association and Orthanc's
+    C-FIND/C-MOVE then fail with their "command not supported by the remote SCP"."""
     remote = params.remote
     ae = _ae(params)
     tls_args = (client_context(TlsSettings.from_configuration()), None) if remote.use_dicom_tls else None
     assoc = ae.associate(remote.host, remote.port, contexts=contexts[:MAX_CONTEXTS], ae_title=remote.aet,
                          ext_neg=ext_neg, evt_handlers=handlers, tls_args=tls_args)
+    if contextless and not assoc.is_established and not assoc.accepted_contexts and assoc.rejected_contexts:
+        yield assoc
+        return
     if not assoc.is_established:
         if assoc.is_rejected:
             reason = "DUL Association Rejected"
@@ -221,7 +227,7 @@ FIND_DEFAULT = sop.StudyRootQueryRetrieveInformationModelFind
 def find(params: ScuParameters, *, identifier: Dataset, model: str) -> list[Dataset]:
     """One C-FIND with ``identifier`` (already complete) on ``model``: the identifiers of the pending answers."""
     answers: list[Dataset] = []
-    with association(params, [build_context(model)]) as assoc:
+    with association(params, [build_context(model)], contextless=True) as assoc:
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=DICOM_FIND_UNAVAILABLE)
         final = None
@@ -295,7 +301,7 @@ def move(params: ScuParameters, *, identifier: Dataset, target_aet: str, message
     Closing the generator aborts the association (a canceled job)."""
     model = sop.StudyRootQueryRetrieveInformationModelMove
     contexts = [build_context(model), build_context(sop.PatientRootQueryRetrieveInformationModelMove)]
-    with association(params, contexts) as assoc:
+    with association(params, contexts, contextless=True) as assoc:
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=DICOM_MOVE_UNAVAILABLE)
         yield from _retrieve_responses(
@@ -339,7 +345,7 @@ def get(params: ScuParameters, *, identifier: Dataset, on_store: Callable, sop_c
         connection.close()  # the association's thread opened its own database connection
 
     handlers = [(evt.EVT_C_STORE, handle_store), (evt.EVT_CONN_CLOSE, handle_close)]
-    with association(params, contexts, ext_neg=roles, handlers=handlers) as assoc:
+    with association(params, contexts, ext_neg=roles, handlers=handlers, contextless=True) as assoc:
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
         yield from _retrieve_responses(params, assoc.send_c_get(identifier, model), "C-GET", assoc)
@@ -470,7 +476,7 @@ def storage_commitment_request(params: ScuParameters, *, transaction_uid: str,
 
     model = sop.StorageCommitmentPushModel
     roles = [build_role(model, scu_role=True, scp_role=True)]
-    with association(params, [build_context(model)], ext_neg=roles,
+    with association(params, [build_context(model)], ext_neg=roles, contextless=True,
                      handlers=[(evt.EVT_N_EVENT_REPORT, handle_report)]) as assoc:
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)

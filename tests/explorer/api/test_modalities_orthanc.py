@@ -270,6 +270,8 @@ def test_query_children_as_orthanc(network, ours) -> None:
     ("/modalities/wrongaet/query", {"Level": "Study", "Query": {}}),
     # The PACS accepts the association, then aborts it at the C-FIND of a caller it does not know
     ("/modalities/pacs/query", {"Level": "Study", "Query": {}, "LocalAet": "STRANGER"}),
+    # No worklist service: the PACS accepts the association, not its context (2016, "Remote AET is PACS")
+    ("/modalities/pacs/find-worklist", {"Query": {}}),
 ])
 def test_query_errors_as_orthanc(network, ours, uri, body) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body)
