@@ -426,6 +426,32 @@ def _leading_uids(data: bytes, implicit: bool) -> tuple[str | None, str | None]:
     return found.get(0x00080016), found.get(0x00080018)
 
 
+def _invalid_group(group: int) -> bool:
+    """Groups a dataset may not hold (DCMTK's removeInvalidGroups): command, file meta, odd ones below 8."""
+    return group in (0x0000, 0x0002) or (group < 0x0008 and group % 2 == 1)
+
+
+def leading_invalid_groups_dropped(data: bytes, implicit: bool) -> bytes:
+    """The dataset without the elements of invalid groups it starts with (a stray file meta element, as some
+    writers leave): Orthanc's C-STORE drops them (DCMTK's removeInvalidGroups when it writes the file). Only
+    those leading the dataset, which come before any valid one; left as received when they cannot be walked."""
+    pos, size = 0, len(data)
+    while pos + 8 <= size:
+        group = struct.unpack_from("<H", data, pos)[0]
+        if not _invalid_group(group):
+            break
+        if implicit:
+            length, header = struct.unpack_from("<I", data, pos + 4)[0], 8
+        elif data[pos + 4:pos + 6] in _LONG_VRS:
+            length, header = struct.unpack_from("<I", data, pos + 8)[0], 12
+        else:
+            length, header = struct.unpack_from("<H", data, pos + 6)[0], 8
+        if length == 0xFFFFFFFF or pos + header + length > size:
+            return data
+        pos += header + length
+    return data[pos:] if pos else data
+
+
 def _sop_uids(data: bytes, ts: str, part10: bytes) -> tuple[str | None, str | None]:
     if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or ts.startswith("1.2.840.10008.1.2.4") \
             or ts.startswith("1.2.840.10008.1.2.5"):
@@ -473,6 +499,8 @@ def handle_store(event, scp: ScpSettings) -> int:
     try:
         ts = str(event.context.transfer_syntax)
         dataset = request.DataSet.getvalue()
+        if dataset[:2] < b"\x08\x00" and ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):   # group < 0008
+            dataset = leading_invalid_groups_dropped(dataset, ts == "1.2.840.10008.1.2")
         affected_class, affected_instance = str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
         data = part10_bytes(dataset, sop_class=affected_class, sop_instance=affected_instance, transfer_syntax=ts)
         sop_class, sop_instance = _sop_uids(dataset, ts, data)

@@ -309,6 +309,39 @@ def test_dcmtk_storescu(server, tmp_path):
     assert run.returncode == 0 and b"E:" not in run.stderr
 
 
+@pytest.mark.parametrize("syntax", [EXPLICIT, IMPLICIT])
+def test_stray_file_meta_elements_leading_the_dataset_are_dropped(server, syntax):
+    """A writer left (0002,0003) and a group length (0000) at the head of its dataset: Orthanc's C-STORE drops
+    them (DCMTK's removeInvalidGroups, seen with storescu against Orthanc 1.10.1); so does ours, the rest of
+    the dataset kept byte for byte."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = make_dataset(SOPInstanceUID=generate_uid())
+    clean = DicomBytesIO()
+    clean.is_little_endian, clean.is_implicit_VR = True, syntax == IMPLICIT
+    write_dataset(clean, ds)
+    stray = Dataset()
+    stray.add_new(0x00000000, "UL", 4)
+    stray.add_new(0x00020003, "UI", ds.SOPInstanceUID)
+    head = DicomBytesIO()
+    head.is_little_endian, head.is_implicit_VR = True, syntax == IMPLICIT
+    write_dataset(head, stray)
+    assoc = _associate(server, [(CTImageStorage, syntax)])
+    request = C_STORE()
+    request.MessageID, request.AffectedSOPClassUID = 1, ds.SOPClassUID
+    request.AffectedSOPInstanceUID, request.Priority = ds.SOPInstanceUID, 2
+    request.DataSet = io.BytesIO(head.getvalue() + clean.getvalue())
+    response = _send_raw(assoc, request)
+    assoc.release()
+    assert response.Status == 0x0000
+    [found] = requests.post(server.url + "/tools/lookup", data=ds.SOPInstanceUID, timeout=10).json()
+    stored = requests.get(f"{server.url}/instances/{found['ID']}/file", timeout=10).content
+    assert stored.endswith(clean.getvalue())
+    assert stored.count(ds.SOPInstanceUID.encode()) == 2      # the file meta's and the dataset's SOPInstanceUID
+    assert "0002,0003" not in requests.get(f"{server.url}/instances/{found['ID']}/tags", timeout=10).json()
+
+
 def test_store_refused_transfer_syntax(server):
     # JpegTransferSyntaxAccepted false: the JPEG baseline context is rejected, explicit VR is accepted
     assoc = _associate(server, [(CTImageStorage, JPEG_BASELINE), (CTImageStorage, EXPLICIT)])
