@@ -106,6 +106,11 @@ class ArchiveError(Exception):
         # failed C-STORE ("Dimse"), the Details of a failed retrieve job ("RetrieveJob")
         self.payload = payload
 
+    def answered_bare(self) -> ArchiveError:
+        """This error, signalled by its HTTP status alone."""
+        self.bare = True
+        return self
+
     @property
     def http_status(self) -> int:
         return self.orthanc_error.http_status

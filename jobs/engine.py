@@ -135,7 +135,7 @@ def job_resume(*, job_id: str) -> None:
     """Only a paused job resumes (Orthanc answers a bare 400 otherwise)."""
     job = job_get(job_id=job_id)
     if job.state != State.PAUSED:
-        raise _bare(BadRequest())
+        raise BadRequest().answered_bare()
     Job.objects.filter(id=job_id, state=State.PAUSED).update(state=State.PENDING)
     jobs_dispatch()
 
@@ -144,10 +144,11 @@ def job_resubmit(*, job_id: str) -> None:
     """Only a failed job runs again, from the start (Orthanc answers a bare 400 otherwise)."""
     job = job_get(job_id=job_id)
     if job.state != State.FAILURE:
-        raise _bare(BadRequest())
+        raise BadRequest().answered_bare()
+    parameters = {k: v for k, v in job.parameters.items() if k != "checkpoint"}   # from the start (Orthanc's Reset)
     Job.objects.filter(id=job_id, state=State.FAILURE).update(
-        state=State.PENDING, progress=0, error_code=0, error_description="Success", error_details="",
-        error_payload=None, completion_time=None, request="")
+        parameters=parameters, state=State.PENDING, progress=0, error_code=0, error_description="Success", error_details="",
+        error_payload=None, completion_time=None, request="", runtime=0.0)   # Orthanc resets the runtime too
     jobs_dispatch()
 
 
@@ -157,11 +158,6 @@ def job_delete(*, job_id: str) -> None:
     if job.state not in DONE:
         raise BadRequest("Cannot delete a job that has not completed")
     _forget(job)
-
-
-def _bare(error: ArchiveError) -> ArchiveError:
-    error.bare = True
-    return error
 
 
 def _forget(job: Job) -> None:

@@ -16,8 +16,9 @@ SAVE_INTERVAL = 0.1
 
 def job_run(job_id: str) -> None:
     """Run a claimed (Running) job through its kind's steps. Between steps (at most every SAVE_INTERVAL):
-    progress and runtime saved, then a pause stops it (Paused; resume starts it again from the beginning, its outputs rebuilt) and a cancel
-    fails it. Never raises: a failure is the job's state, with Orthanc's error code and details. Runs under the
+    progress and runtime saved, then a pause stops it (Paused) and a cancel fails it. A kind that sets
+    ``job.checkpoint`` (the store jobs, the retrieve jobs: Orthanc's sets of instances or commands) finds it in
+    its parameters when resumed and goes on from there; the others start again, their outputs rebuilt. Never raises: a failure is the job's state, with Orthanc's error code and details. Runs under the
     job's run lock: a job queued twice (recovered by a server that started meanwhile) runs once."""
     with job_run_lock(job_id) as mine:
         if mine:
@@ -47,7 +48,10 @@ def _job_run(job_id: str) -> None:
                 job_finish(job=job, state=State.FAILURE, error=ArchiveError(orthanc_error=CANCELED))
                 return
             if request == "pause":
+                checkpoint = getattr(job, "checkpoint", None)
                 job.refresh_from_db()
+                if checkpoint is not None:     # where a kind that can go on from there resumes
+                    job.parameters = {**job.parameters, "checkpoint": checkpoint}
                 job_finish(job=job, state=State.PAUSED)
                 return
     except ArchiveError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from dataclasses import dataclass
@@ -12,16 +13,23 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from archive import selectors
-from archive.errors import ArchiveError, BadFileFormat, BadRequest, InexistentItem, OrthancError
+from archive.errors import (
+    ArchiveError,
+    BadFileFormat,
+    BadRequest,
+    InexistentItem,
+    OrthancError,
+    UnknownResource,
+)
 from archive.levels import Level
 from archive.timeutil import iso
 from explorer.api.base import OrthancView
 from explorer.api.params import flag
-from explorer.api.rendering import json_response
+from explorer.api.rendering import json_response, text_response
 from jobs import engine
 from jobs.kinds.archive import archive_entries, archive_stream
 from jobs.kinds.media import media_build
-from jobs.models import Job
+from jobs.models import Job, State
 from jobs.outputs import output_open, output_remove
 
 
@@ -40,11 +48,14 @@ def _sorted(value):
 
 
 def job_json(job: Job) -> dict:
-    """A job as Orthanc's GET /jobs/{id} shows it."""
+    """A job as Orthanc's GET /jobs/{id} shows it (JobInfo::Format): Timestamp is the time of the request,
+    EffectiveRuntime in whole milliseconds, and a running job past 1% has its EstimatedTimeOfArrival."""
+    now = dt.datetime.now(dt.UTC)
+    runtime = int(job.runtime * 1000) / 1000
     out = {
         "Content": _sorted(job.content),
         "CreationTime": _moment(job.creation_time),
-        "EffectiveRuntime": round(job.runtime, 6),
+        "EffectiveRuntime": runtime,
         "ErrorCode": job.error_code,
         "ErrorDescription": job.error_description,
         "ErrorDetails": job.error_details,
@@ -52,11 +63,14 @@ def job_json(job: Job) -> dict:
         "Priority": job.priority,
         "Progress": job.progress,
         "State": job.state,
-        "Timestamp": _moment(job.timestamp),
+        "Timestamp": _moment(now),
         "Type": job.type,
     }
     if job.completion_time is not None:
         out["CompletionTime"] = _moment(job.completion_time)
+    if job.state == State.RUNNING and job.progress > 1 and runtime > 0:
+        remaining = runtime * (100 - job.progress) / job.progress
+        out["EstimatedTimeOfArrival"] = _moment(now + dt.timedelta(seconds=remaining))
     if job.user_data is not None:
         out["UserData"] = _sorted(job.user_data)      # Orthanc 1.12.9
     return dict(sorted(out.items()))
@@ -100,19 +114,36 @@ def submitted(job: Job) -> HttpResponse:
 
 class JobListApi(OrthancView):
     def get(self, request):
-        jobs = Job.objects.order_by("creation_time", "id")
+        jobs = Job.objects.order_by("id")      # Orthanc's registry is a map keyed by the job ID
         if flag(request, "expand"):
             return json_response([job_json(j) for j in jobs])
         return json_response(list(jobs.values_list("id", flat=True)))
 
 
+def _job(job_id: str, missing: ArchiveError) -> Job:
+    """The job, else ``missing``: Orthanc answers an unknown job differently on each route."""
+    try:
+        return engine.job_get(job_id=job_id)
+    except UnknownResource:
+        raise missing from None
+
+
+def _no_output(key: str) -> InexistentItem:
+    return InexistentItem(f"Job has no such output: {key}")
+
+
 class JobApi(OrthancView):
     def get(self, request, job_id: str):
-        return json_response(job_json(engine.job_get(job_id=job_id)))
+        return json_response(job_json(_job(job_id, UnknownResource().answered_bare())))    # 404, no body
 
     def delete(self, request, job_id: str):
+        """1.12.2: a finished job goes (its outputs too); an unknown one, or one still to run, is not found."""
+        missing = InexistentItem(f"No job found with this id: {job_id}")
+        job = _job(job_id, missing)
+        if job.state not in engine.DONE:
+            raise missing
         engine.job_delete(job_id=job_id)
-        return json_response({})
+        return text_response("")
 
 
 ACTIONS = {"cancel": engine.job_cancel, "pause": engine.job_pause, "resume": engine.job_resume,
@@ -123,25 +154,32 @@ class JobActionApi(OrthancView):
     action = "cancel"
 
     def post(self, request, job_id: str):
-        ACTIONS[self.action](job_id=job_id)
+        try:
+            ACTIONS[self.action](job_id=job_id)
+        except UnknownResource:
+            raise BadRequest().answered_bare() from None      # Orthanc: the registry refuses the action, a bare 400
         return json_response({})
+
+    def get(self, request, job_id: str):
+        """GET /jobs/{id}/cancel is Orthanc's output lookup (GET /jobs/{id}/{key}) of an output so named."""
+        return JobOutputApi().get(request, job_id, self.action)
 
 
 class JobOutputApi(OrthancView):
     def get(self, request, job_id: str, key: str):
-        job = engine.job_get(job_id=job_id)
+        job = _job(job_id, _no_output(key))
         output = job.outputs.get(key)
         if output is None:
-            raise InexistentItem(f"Job has no such output: {key}")
+            raise _no_output(key)
         response = FileResponse(output_open(job, key), content_type=output["content_type"])
         response["Content-Disposition"] = f'filename="{output["filename"]}"'
         return response
 
     def delete(self, request, job_id: str, key: str):
-        job = engine.job_get(job_id=job_id)
+        job = _job(job_id, _no_output(key))
         if not output_remove(job, key):
-            raise InexistentItem(f"Job has no such output: {key}")
-        return json_response({})
+            raise _no_output(key)
+        return text_response("")
 
 
 # -- archives -------------------------------------------------------------------------------------------------

@@ -27,9 +27,7 @@ OPERATIONS = ["configuration", "store", "store-straight", "system"]
 
 
 def _bare_404() -> UnknownResource:
-    error = UnknownResource()
-    error.bare = True
-    return error
+    return UnknownResource().answered_bare()
 
 
 class PeerListApi(OrthancView):

@@ -81,12 +81,14 @@ def modality_store_job(job: Job) -> Iterator[float]:
     params = _params(p)
     instances: list[str] = p["instances"]
     originator = tuple(p["move_originator"]) if p.get("move_originator") else None
-    failed = 0
-    sent: list[tuple[str, str]] = []
+    resumed = p.get("checkpoint") or {}        # paused, then resumed: on from the next instance, as Orthanc
+    start, failed = resumed.get("position", 0), resumed.get("failed", 0)
+    sent: list[tuple[str, str]] = [tuple(pair) for pair in resumed.get("sent", [])]
     files: dict[str, tuple[str, int]] = {}
     with scu.StoreConnection(params, move_originator=originator) as connection:
-        for k, public_id in enumerate(instances):
-            if k % _FILES_BATCH == 0:
+        for k in range(start, len(instances)):
+            public_id = instances[k]
+            if (k - start) % _FILES_BATCH == 0:
                 files = _instance_files(instances[k:k + _FILES_BATCH])
             data = _file_read(files.get(public_id))
             if data is None:
@@ -100,6 +102,7 @@ def modality_store_job(job: Job) -> Iterator[float]:
                     # As Orthanc's SetOfCommandsJob: the error is logged and ignored; FailedInstancesCount only
                     # counts the instances removed since the job was issued (checked against real Orthanc)
                     logger.warning("Ignoring an error in a permissive job (instance %s): %s", public_id, error)
+            job.checkpoint = {"position": k + 1, "failed": failed, "sent": sent}
             yield 100.0 * (k + 1) / (len(instances) + 1)
     if p.get("storage_commitment") and sent:
         uid = p["transaction_uid"]
@@ -127,9 +130,13 @@ def _run_commands(job: Job, run_one) -> Iterator[float]:
     """The steps of a retrieve job: one command each, its Details (status, instances received) kept in the
     content as it goes."""
     commands: list[dict] = job.parameters["commands"]
-    details = [_detail(c, 0, []) for c in commands]
+    start = (job.parameters.get("checkpoint") or {}).get("position", 0)   # resumed: on from the next command
+    details = job.content["Details"] if start else [_detail(c, 0, []) for c in commands]
     job.content = {**job.content, "Details": details}
-    for k, command in enumerate(commands):
+    for k in range(start, len(commands)):
+        command = commands[k]
+        job.checkpoint = {"position": k}      # paused within a command: it runs again when resumed
+        details[k] = _detail(command, 0, [])
         received: list[str] = details[k]["ReceivedInstancesIds"]
         try:
             for fraction in run_one(command, received):
@@ -142,6 +149,7 @@ def _run_commands(job: Job, run_one) -> Iterator[float]:
                 error.payload = {"Type": "RetrieveJob", "Content": copy.deepcopy(details)}
                 raise
         _save_content(job)
+        job.checkpoint = {"position": k + 1}
 
 
 def _register(key_prefix: str, job_id: str) -> tuple[int, str]:

@@ -165,10 +165,12 @@ def _result(future: Future | None) -> bytes | None:
 def peer_store_job(job: Job) -> Iterator[float]:
     p = job.parameters
     peer = peer_parse(p["peer"])
-    instances: list[str] = p["instances"]
-    total = len(instances)
+    resumed = p.get("checkpoint") or {}        # paused, then resumed: on from the next instance, as Orthanc
+    start = resumed.get("position", 0)
+    instances: list[str] = p["instances"][start:]
+    total = len(p["instances"])
     compress = bool(p.get("compress"))
-    size = failed = 0
+    size, failed = resumed.get("size", 0), resumed.get("failed", 0)
     saved = time.monotonic()
 
     def content() -> dict:
@@ -184,7 +186,7 @@ def peer_store_job(job: Job) -> Iterator[float]:
         with PeerClient(peer) as client:
             bodies = _prepared(instances, pool, ahead=loaders + 1, transcode=p.get("transcode"),
                                quality=int(p.get("quality") or 90), compress=compress)
-            for position, (public_id, future) in enumerate(bodies, start=1):
+            for position, (public_id, future) in enumerate(bodies, start=start + 1):
                 try:
                     body = _result(future)
                     if body is None:
@@ -201,6 +203,7 @@ def peer_store_job(job: Job) -> Iterator[float]:
                 if time.monotonic() - saved > CONTENT_SAVE_INTERVAL:
                     Job.objects.filter(id=job.id).update(content=content())
                     saved = time.monotonic()
+                job.checkpoint = {"position": position, "size": size, "failed": failed}
                 yield 100.0 * position / total
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # paused, canceled or failed: no loader left behind

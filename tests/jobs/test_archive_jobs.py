@@ -78,9 +78,43 @@ def test_job_state_machine_as_orthanc() -> None:
     for action in ("resume", "resubmit"):
         response = client.post(f"/jobs/{job_id}/{action}")
         assert response.status_code == 400 and response.content == b""
-    assert client.get("/jobs/nope").status_code == 404
-    assert client.delete(f"/jobs/{job_id}").status_code == 200
+    missing = client.get("/jobs/nope")
+    assert (missing.status_code, missing.content) == (404, b"")          # Orthanc: no body
+    for action in ("cancel", "pause", "resume", "resubmit"):
+        response = client.post(f"/jobs/nope/{action}")
+        assert (response.status_code, response.content) == (400, b"")
+    for uri in ("/jobs/nope/archive", f"/jobs/{job_id}/cancel"):         # GET of an action is an output lookup
+        response = client.get(uri)
+        assert (response.status_code, response.json()["OrthancStatus"]) == (404, 7)
+        assert response.json()["Details"] == f"Job has no such output: {uri.rsplit('/', 1)[1]}"
+    response = client.delete("/jobs/nope")
+    assert (response.status_code, response.json()["Details"]) == (404, "No job found with this id: nope")
+    deleted = client.delete(f"/jobs/{job_id}")
+    assert (deleted.status_code, deleted.content, deleted["Content-Type"]) == (200, b"", "text/plain")
     assert client.get(f"/jobs/{job_id}").status_code == 404
+
+
+def test_jobs_as_orthancs_registry_shows_them() -> None:
+    """GET /jobs in the order of the IDs (Orthanc's registry is a map); Timestamp the time of the request;
+    EffectiveRuntime in milliseconds; a running job past 1% has its EstimatedTimeOfArrival."""
+    import datetime as dt
+
+    from jobs.models import Job, State
+
+    ids = sorted(Job.objects.create(type="Archive", state=state, runtime=1.2345678, progress=40).id
+                 for state in (State.SUCCESS, State.RUNNING, State.PENDING))
+    client = Client()
+    assert client.get("/jobs").json() == ids
+    shown = {job["ID"]: job for job in client.get("/jobs?expand").json()}
+    assert [job["ID"] for job in client.get("/jobs?expand").json()] == ids
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for job in shown.values():
+        assert job["EffectiveRuntime"] == 1.234
+        assert abs(dt.datetime.strptime(job["Timestamp"], "%Y%m%dT%H%M%S.%f") - now) < dt.timedelta(seconds=5)
+    running = next(j for j in shown.values() if j["State"] == "Running")
+    eta = dt.datetime.strptime(running["EstimatedTimeOfArrival"], "%Y%m%dT%H%M%S.%f")
+    assert dt.timedelta(seconds=1.5) < eta - now < dt.timedelta(seconds=7)     # 1.234 s for 40%: ~1.85 s to go
+    assert not any("EstimatedTimeOfArrival" in j for j in shown.values() if j["State"] != "Running")
 
 
 def test_bad_requests() -> None:
