@@ -8,7 +8,9 @@ escaped by the templates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -24,6 +26,7 @@ from archive.models import DicomQuery, Resource
 from archive.network import queries, registry, scu
 from explorer.ui.browser import dicom_date, person_name
 from explorer.ui.errors import ui_errors
+from explorer.ui.jobs import JobRow
 from explorer.ui.views import htmx_partial
 from jobs import engine
 from jobs.kinds import dicom as dicom_jobs
@@ -78,7 +81,9 @@ class StudySearch:
         the empty ones are the return keys the page shows."""
         name = self.patient_name
         if name and "*" not in name and "?" not in name:
-            name = f"*{name}*"
+            # Typed as the page shows names ("Müller, Jörg") or with spaces: each word matched in turn,
+            # whatever separates them in the stored name (^ between family and given names)
+            name = "*" + "*".join(re.split(r"[\s,^]+", name.strip(" ,^"))) + "*"
         return {PATIENT_NAME: name, queries.PATIENT_ID: self.patient_id, queries.ACCESSION: self.accession,
                 STUDY_DATE: self.date_range, MODALITIES_IN_STUDY: self.modality_in_study,
                 PATIENT_BIRTH: "", STUDY_DESCRIPTION: "", queries.STUDY_UID: "", STUDY_SERIES: "",
@@ -144,7 +149,7 @@ class Answer:
     def series_number(self) -> str:
         return self.get(SERIES_NUMBER)
 
-    @property
+    @cached_property
     def local_study(self) -> str | None:
         """Our study of the same PatientID and StudyInstanceUID, when we have it."""
         uid = self.get(queries.STUDY_UID)
@@ -153,9 +158,30 @@ class Answer:
         public_id = hash_to_public_id(f"{self.patient_id}|{uid}")
         return public_id if Resource.objects.filter(public_id=public_id).exists() else None
 
+    @property
+    def local_instances(self) -> int | None:
+        """How many of the study's instances we hold, when we hold fewer than the remote's answer says (a study
+        retrieved in part must not read as complete); None otherwise."""
+        if self.local_study is None or not self.instance_count.isdigit():
+            return None
+        held = Resource.objects.filter(level=Level.INSTANCE.depth, parent__parent__public_id=self.local_study).count()
+        return held if held < int(self.instance_count) else None
+
+    @property
+    def label(self) -> str:
+        """What a retrieve of this answer brings, for its progress and the jobs page."""
+        if self.series_number or self.get(SERIES_DESCRIPTION):
+            return " ".join(x for x in (f"series {self.series_number}".strip(), self.get(SERIES_DESCRIPTION)) if x)
+        return " · ".join(x for x in (self.patient_name, self.study_date, self.description) if x)
+
 
 def answers_of(row: DicomQuery) -> list[Answer]:
     return [Answer(query_id=row.id, index=k, values=queries.full_values(a)) for k, a in enumerate(row.answers)]
+
+
+def _series_order(answer: Answer) -> tuple:
+    number = answer.series_number
+    return (0, int(number), answer.index) if number.isdigit() else (1, 0, answer.index)
 
 
 @dataclass
@@ -183,10 +209,10 @@ def series_search(*, query_id: str, index: str) -> SearchResult:
             MODALITY: "", SERIES_NUMBER: "", SERIES_DESCRIPTION: "", SERIES_INSTANCES: "", queries.SERIES_UID: ""})
     except ArchiveError as exc:
         return SearchResult(answers=[], error=_text(exc))
-    return SearchResult(answers=answers_of(row), query_id=row.id)
+    return SearchResult(answers=sorted(answers_of(row), key=_series_order), query_id=row.id)
 
 
-def retrieve_submit(*, query_id: str, index: str, method: str) -> Job:
+def retrieve_submit(*, query_id: str, index: str, method: str, study_label: str = "") -> Job:
     """Retrieve one answer into our archive: an asynchronous DicomMoveScu (to our AET) or DicomGetScu job, as
     POST /queries/{id}/answers/{index}/retrieve builds it."""
     row = queries.query_get(query_id=query_id)
@@ -202,7 +228,9 @@ def retrieve_submit(*, query_id: str, index: str, method: str) -> Job:
     timeout = row.timeout or None
     params = scu.scu_parameters(modality=remote, local_aet=row.local_aet, timeout=timeout)
     content = dicom_jobs.retrieve_content(params=params, commands=[item], fmt="short", target_aet=target)
-    content["Description"] = "Web UI"
+    shown = answers_of(row)[queries.answer_index(index)].label
+    # The study a series belongs to, as the page showed it (a series query does not keep its parent study)
+    content["Description"] = "Web UI: " + ", ".join(x for x in (study_label[:200], shown) if x)
     parameters = dicom_jobs.retrieve_parameters(params=params, commands=[command], permissive=False,
                                                 target_aet=target, timeout=timeout)
     return engine.job_submit(kind=dicom_jobs.MOVE if is_move else dicom_jobs.GET, parameters=parameters,
@@ -267,9 +295,10 @@ def query_series(request: HttpRequest, query_id: str, index: str) -> HttpRespons
 @csrf_protect
 @ui_errors
 def query_retrieve(request: HttpRequest, query_id: str, index: str) -> HttpResponse:
-    job = retrieve_submit(query_id=query_id, index=index, method=request.POST.get("method", ""))
+    job = retrieve_submit(query_id=query_id, index=index, method=request.POST.get("method", ""),
+                          study_label=request.POST.get("study", ""))
     if htmx_partial(request):
-        return render(request, "ui/jobs_progress.html", {"job": job, "poll": True})
+        return render(request, "ui/jobs_progress.html", {"job": job, "row": JobRow(job), "poll": True})
     return HttpResponseRedirect(reverse("ui:jobs") + f"#job-{job.id}")
 
 

@@ -113,19 +113,26 @@ def test_modalities_admin_and_query_retrieve(network, page):
     page.wait_for_selector("table.qr-studies")
     assert page.get_by_role("status").filter(has_text="found").inner_text() == "2 studies found."
     assert page.title() != "PWNED"
-    assert page.get_by_text("EVIL<script>document.write(666)</script>, <b>X</b>").count() == 1   # as text
-    assert page.get_by_text("<b>bold</b>").count() == 1
+    cells = page.locator("table.qr-studies td")
+    assert cells.get_by_text("EVIL<script>document.write(666)</script>, <b>X</b>", exact=True).count() == 1  # text
+    assert cells.get_by_text("<b>bold</b>", exact=True).count() == 1
+    # The Retrieve buttons stay in view (first column) and the page does not scroll sideways on a phone
+    page.set_viewport_size({"width": 390, "height": 800})
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    assert page.get_by_role("button", name=re.compile("^Retrieve")).first.bounding_box()["x"] < 390
+    shot(page, "query_results_phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     _no_serious_axe(page)
 
-    page.get_by_label("Patient name").fill("doe")
+    page.get_by_label("Patient name").fill("Doe, Jane")        # as the page shows names
     page.get_by_label("Study date from").fill("2024-01-01")
     page.get_by_role("button", name="Search").click()
-    page.wait_for_url(re.compile(r"name=doe"))
+    page.wait_for_url(re.compile(r"name=Doe"))
     assert page.locator("tbody.qr-study").count() == 1
     assert "DOE, JANE" in page.locator("tbody.qr-study").inner_text()
 
     # expand into series
-    page.get_by_role("link", name="Series of study 1").click()
+    page.get_by_role("link", name="Series of DOE, JANE · 2024-01-05 · CT CHEST").click()
     page.wait_for_selector(".qr-series table")
     series_rows = page.locator(".qr-series tbody tr")
     assert series_rows.count() == 2
@@ -133,8 +140,10 @@ def test_modalities_admin_and_query_retrieve(network, page):
     _no_serious_axe(page)
 
     # retrieve the study with C-MOVE: the transfer box follows the job to Success, with a link to our copy
-    page.get_by_role("button", name="Retrieve study 1").click()
+    page.get_by_role("button", name="Retrieve DOE, JANE · 2024-01-05 · CT CHEST").click()
     page.wait_for_selector('.transfer[data-state="Success"]', timeout=30_000)
+    # the transfer box says what it brings, under the study's row
+    assert page.locator("#qr-transfers-0 .transfer").inner_text().startswith("Web UI: DOE, JANE · 2024-01-05 · CT CHEST Dicom")
     assert requests.get(ours.url + "/instances", timeout=10).json().__len__() == 4
     shot(page, "query_retrieved_study")
     page.locator(".transfer").get_by_role("link", name="Open the retrieved study").click()
@@ -142,10 +151,10 @@ def test_modalities_admin_and_query_retrieve(network, page):
 
     # the other study's only series with C-GET
     page.goto(ours.url + "/ui/query?search=1&modality=remote&patient_id=QR-2")
-    page.get_by_role("link", name="Series of study 1").click()
+    page.get_by_role("link", name=re.compile("^Series of EVIL")).click()
     page.wait_for_selector(".qr-series table")
-    page.get_by_label("Retrieve method for series 1").select_option("C-GET")
-    page.get_by_role("button", name="Retrieve series 1").click()
+    page.get_by_label(re.compile("^Retrieve method for series")).select_option("C-GET")
+    page.get_by_role("button", name=re.compile("^Retrieve series")).click()
     page.wait_for_selector('.transfer[data-state="Success"]', timeout=30_000)
     assert len(requests.get(ours.url + "/instances", timeout=10).json()) == 5
     jobs = requests.get(ours.url + "/jobs?expand", timeout=10).json()

@@ -1,0 +1,43 @@
+"""The query/retrieve page's domain functions, without a browser (the page itself: test_network_pages.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from archive.ingest import Origin, instance_store
+from archive.network import queries
+from explorer.ui.network import PATIENT_NAME, STUDY_INSTANCES, Answer, StudySearch, _series_order
+from tests.dicom_factory import make_dicom
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(("typed", "sent"), [
+    ("Müller, Jörg", "*Müller*Jörg*"),        # as the page shows names
+    ("Smith John", "*Smith*John*"),
+    ("van der Berg", "*van*der*Berg*"),
+    ("Müller^Jörg", "*Müller*Jörg*"),
+    ("doe", "*doe*"),
+    ("Mül*", "Mül*"),                         # the user's own wildcards are kept as typed
+])
+def test_a_typed_name_matches_each_word_in_turn(typed, sent):
+    assert StudySearch(patient_name=typed).dicom_query()[PATIENT_NAME] == sent
+
+
+def test_a_study_retrieved_in_part_says_how_much_is_here(settings, tmp_path):
+    settings.ORTHANC = {**settings.ORTHANC, "StorageDirectory": str(tmp_path / "storage")}
+    for k in range(3):
+        instance_store(data=make_dicom(PatientID="P1", StudyInstanceUID="1.2.7", SeriesInstanceUID="1.2.7.1",
+                                       SOPInstanceUID=f"1.2.7.1.{k}"), origin=Origin())
+    values = {queries.PATIENT_ID: "P1", queries.STUDY_UID: "1.2.7", STUDY_INSTANCES: "6"}
+    answer = Answer(query_id="q", index=0, values=values)
+    assert answer.local_study is not None and answer.local_instances == 3
+    complete = Answer(query_id="q", index=0, values={**values, STUDY_INSTANCES: "3"})
+    assert complete.local_instances is None                 # all here: "In archive"
+    elsewhere = Answer(query_id="q", index=0, values={**values, queries.STUDY_UID: "9.9"})
+    assert elsewhere.local_study is None and elsewhere.local_instances is None
+
+
+def test_series_in_the_order_of_their_numbers():
+    answers = [Answer(query_id="q", index=k, values={0x00200011: n}) for k, n in enumerate(["1", "3", "", "2"])]
+    assert [a.series_number for a in sorted(answers, key=_series_order)] == ["1", "2", "3", ""]
