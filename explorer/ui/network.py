@@ -44,6 +44,30 @@ def _text(error: ArchiveError) -> str:
     return error.details or error.orthanc_error.description
 
 
+# What DCMTK's words (kept for the administrator) most often mean, for the clinician at the page
+_HINTS = (
+    ("TCP Initialization Error", "The modality does not answer at its address: is it running, are its host "
+                                 "and port right?"),
+    ("Association Rejected", "The modality refused the connection: does it know our AET {aet}?"),
+    ("Peer aborted Association", "The modality closed the connection: does it accept requests from our AET {aet}?"),
+    ("No data available", "The modality did not answer in time."),
+)
+
+
+def _explained(error: ArchiveError, modality: str) -> str:
+    """The error, with a plain explanation first when one is known."""
+    text = _text(error)
+    for marker, hint in _HINTS:
+        if marker in text:
+            try:
+                remote = registry.modality_get(modality)
+                aet = remote.local_aet or scu.default_aet()
+            except ArchiveError:
+                aet = scu.default_aet()
+            return f"{hint.format(aet=aet)} ({text})"
+    return text
+
+
 # -- search ---------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -197,7 +221,7 @@ def study_search(search: StudySearch) -> SearchResult:
     try:
         row = queries.query_run(modality_name=search.modality, level=Level.STUDY, query=search.dicom_query())
     except ArchiveError as exc:
-        return SearchResult(answers=[], error=_text(exc))
+        return SearchResult(answers=[], error=_explained(exc, search.modality))
     return SearchResult(answers=answers_of(row), query_id=row.id)
 
 
@@ -208,7 +232,7 @@ def series_search(*, query_id: str, index: str) -> SearchResult:
         row = queries.query_children(parent=parent, index=index, level=Level.SERIES, timeout=None, query={
             MODALITY: "", SERIES_NUMBER: "", SERIES_DESCRIPTION: "", SERIES_INSTANCES: "", queries.SERIES_UID: ""})
     except ArchiveError as exc:
-        return SearchResult(answers=[], error=_text(exc))
+        return SearchResult(answers=[], error=_explained(exc, parent.modality))
     return SearchResult(answers=sorted(answers_of(row), key=_series_order), query_id=row.id)
 
 
@@ -242,7 +266,7 @@ def modality_echo(name: str) -> tuple[bool, str]:
     try:
         ok = scu.echo(scu.scu_parameters(modality=registry.modality_get(name)))
     except ArchiveError as exc:
-        return False, f"Echo to {name} failed: {_text(exc)}"
+        return False, f"Echo to {name} failed: {_explained(exc, name)}"
     return ok, f"Echo to {name} succeeded." if ok else f"Echo to {name} failed: the modality refused it."
 
 
@@ -263,7 +287,10 @@ def query_page(request: HttpRequest) -> HttpResponse:
         search = StudySearch(**{**search.__dict__, "modality": names[0]})
     result = None
     if "search" in request.GET and search.modality:
-        result = study_search(search)
+        if search.date_from and search.date_to and search.date_from > search.date_to:
+            result = SearchResult(answers=[], error="The start date is after the end date.")
+        else:
+            result = study_search(search)
     return render(request, "ui/query.html", {"section": "query", "names": names, "search": search,
                                              "result": result, "choices": MODALITY_CHOICES})
 

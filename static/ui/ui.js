@@ -27,6 +27,24 @@
     }
   });
 
+  // A search of a remote modality can take the modality's whole timeout: say so on the button meanwhile
+  // (given back when the page is shown again from the browser's history).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var button = form.matches && form.matches(".qr-form") && form.querySelector("button[type=submit]");
+    if (button) {
+      button.dataset.label = button.textContent;
+      button.textContent = "Searching…";
+      button.setAttribute("aria-disabled", "true");
+    }
+  });
+  window.addEventListener("pageshow", function () {
+    document.querySelectorAll(".qr-form button[data-label]").forEach(function (button) {
+      button.textContent = button.dataset.label;
+      button.removeAttribute("aria-disabled");
+    });
+  });
+
   // A thumbnail the server cannot render (no pixel data, unsupported syntax) becomes a grey tile.
   document.addEventListener("error", function (event) {
     var img = event.target;

@@ -77,7 +77,7 @@ def test_anonymize_a_study_and_open_the_new_one(server, page):
     new_id = page.url.rsplit("/", 1)[1]
     assert new_id != server.study
     assert page.locator("h1").inner_text() == "ACTION STUDY"          # kept
-    assert "ANON^UI" in page.locator("dl.facts").inner_text()
+    assert "ANON, UI" in page.locator("dl.facts").inner_text()     # shown as the lists show names
     study = requests.get(f"{server.url}/studies/{new_id}", timeout=10).json()
     assert study["PatientMainDicomTags"]["PatientName"] == "ANON^UI"
     assert len(study["Series"]) == 2

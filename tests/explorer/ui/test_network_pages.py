@@ -168,7 +168,10 @@ def test_query_page_reports_an_unreachable_modality(network, page):
                  timeout=10).raise_for_status()
     try:
         page.goto(ours.url + "/ui/query?search=1&modality=down")
-        assert "DOWN" in page.get_by_role("alert").inner_text()
+        alert = page.get_by_role("alert").inner_text()
+        assert alert.startswith("The modality does not answer at its address") and "DOWN" in alert
         _no_serious_axe(page)
+        page.goto(ours.url + "/ui/query?search=1&modality=down&date_from=2024-02-01&date_to=2024-01-01")
+        assert page.get_by_role("alert").inner_text() == "The start date is after the end date."
     finally:
         requests.delete(ours.url + "/modalities/down", timeout=10)

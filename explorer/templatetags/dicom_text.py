@@ -1,0 +1,11 @@
+"""Filters that show DICOM values for reading, as the lists and the viewer do (explorer.ui.browser)."""
+
+from __future__ import annotations
+
+from django import template
+
+from explorer.ui.browser import dicom_date, person_name
+
+register = template.Library()
+register.filter("person", person_name)       # DOE^JOHN -> DOE, JOHN
+register.filter("dicomdate", dicom_date)     # 20240131 -> 2024-01-31
