@@ -93,6 +93,11 @@ _ASCII_KEEP = bytes([0x0A, *range(0x20, 0x7F)])
 _ASCII_DROP = bytes(b for b in range(256) if b not in _ASCII_KEEP)
 
 
+def dicom_encoding(value: str) -> str | None:
+    """Orthanc's GetDicomEncoding: the encoding of one SpecificCharacterSet term, None when it has none."""
+    return _CHARSET_TO_ENCODING.get(value.strip().upper())
+
+
 def encoding_from_charset(value: str | None, default_encoding: str = "Latin1") -> tuple[str, bool]:
     """Orthanc's encoding for a SpecificCharacterSet value, and whether it has code extensions.
 

@@ -22,7 +22,7 @@ from django.db import transaction
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 
-from archive.dicom.json import convert_full, dataset_to_full
+from archive.dicom.json import convert_full, dataset_to_full, dicom_encoding
 from archive.dicom.tags import ENCODING_TO_CHARSET, MAIN_DICOM_TAGS, parse_tag, tag_key, tag_name
 from archive.errors import (
     ArchiveError,
@@ -94,12 +94,23 @@ def dataset_of(tags: dict[int, Any]) -> Dataset:
 
     builder = _Builder(encoding=default_encoding(), options=Options(decode_binary=False),
                        dictionary=archive_settings().dictionary)
-    builder.set_encoding(default_encoding())
+    builder.set_encoding(_query_encoding(tags.get(CHARSET)))
     for tag in sorted(tags):
         if tag == CHARSET:
             continue
         builder.replace(tag, tags[tag])
     return builder.ds
+
+
+def _query_encoding(charset: Any) -> str:
+    """ParsedDicomFile::CreateFromDicomMap: a SpecificCharacterSet among the values sets the encoding (an empty
+    one means the DefaultEncoding); one Orthanc does not support is refused."""
+    if charset is None or charset == "":
+        return default_encoding()
+    encoding = dicom_encoding(charset) if isinstance(charset, str) else None
+    if encoding is None:
+        raise ParameterOutOfRange(f'Unsupported value for the SpecificCharacterSet (0008,0005) tag: "{charset}"')
+    return encoding
 
 
 def _allowed(level: Level) -> set[int]:

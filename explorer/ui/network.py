@@ -19,6 +19,8 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from archive import runtime
+from archive.dicom.json import ENCODING_CODECS
 from archive.errors import ArchiveError, BadRequest
 from archive.identifiers import hash_to_public_id
 from archive.levels import Level
@@ -108,10 +110,14 @@ class StudySearch:
             # Typed as the page shows names ("Müller, Jörg") or with spaces: each word matched in turn,
             # whatever separates them in the stored name (^ between family and given names)
             name = "*" + "*".join(re.split(r"[\s,^]+", name.strip(" ,^"))) + "*"
-        return {PATIENT_NAME: name, queries.PATIENT_ID: self.patient_id, queries.ACCESSION: self.accession,
+        keys = {PATIENT_NAME: name, queries.PATIENT_ID: self.patient_id, queries.ACCESSION: self.accession,
                 STUDY_DATE: self.date_range, MODALITIES_IN_STUDY: self.modality_in_study,
                 PATIENT_BIRTH: "", STUDY_DESCRIPTION: "", queries.STUDY_UID: "", STUDY_SERIES: "",
                 STUDY_INSTANCES: ""}
+        if not _fits_default_encoding(" ".join(keys.values())):
+            # What the DefaultEncoding cannot hold would be dropped ("山田" became "**": every study matched)
+            keys[queries.CHARSET] = "ISO_IR 192"
+        return keys
 
     @property
     def iso_from(self) -> str:
@@ -120,6 +126,15 @@ class StudySearch:
     @property
     def iso_to(self) -> str:
         return dicom_date(self.date_to)
+
+
+def _fits_default_encoding(text: str) -> bool:
+    codec = ENCODING_CODECS.get(runtime.default_encoding()) or "ascii"
+    try:
+        text.encode(codec)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 @dataclass

@@ -58,3 +58,14 @@ def test_retrieve_identifier_keeps_the_unique_keys_of_the_level() -> None:
 def test_levels_and_query_maps_are_read_as_orthanc() -> None:
     assert level_parse("IMAGE") is Level.INSTANCE and level_parse("study") is Level.STUDY
     assert tags_parse({"PatientName": "x", "0020,000d": "1.2"}) == {0x00100010: "x", 0x0020000D: "1.2"}
+
+
+def test_a_specific_character_set_among_the_keys_is_the_querys_encoding() -> None:
+    """ParsedDicomFile::CreateFromDicomMap: a name the DefaultEncoding (Latin-1) cannot hold is sent whole in
+    UTF-8 when the query says ISO_IR 192 (without it, Orthanc and we drop what Latin-1 lacks)."""
+    from archive.network.queries import dataset_of
+
+    utf8 = dataset_of({0x00080005: "ISO_IR 192", 0x00100010: "山田*"})
+    assert utf8[0x00080005].value == "ISO_IR 192" and utf8[0x00100010].value.encode("utf-8") == "山田*".encode()
+    latin1 = dataset_of({0x00100010: "Dvořák*"})
+    assert latin1[0x00080005].value == "ISO_IR 100" and str(latin1[0x00100010].value) == "Dvoák*"

@@ -223,6 +223,8 @@ def _ref_query(network, body) -> str:
     {"Level": "Series", "Query": {"Modality": "MR", "StudyDate": "20230101-"}},
     {"Level": "Instance", "Query": {"StudyInstanceUID": STUDY_UID, "InstanceNumber": ""}},
     {"Level": "study", "Query": {"StudyDate": "20240101-", "PatientName": ""}, "Normalize": False},
+    # A SpecificCharacterSet among the keys is the query's encoding (ParsedDicomFile::CreateFromDicomMap)
+    {"Level": "Patient", "Query": {"PatientName": "Roe*", "SpecificCharacterSet": "ISO_IR 192"}},
 ])
 def test_query_answers_as_orthanc(network, ours, body) -> None:
     mine, theirs = _query(ours, body), _ref_query(network, body)
@@ -272,6 +274,7 @@ def test_query_children_as_orthanc(network, ours) -> None:
     ("/modalities/pacs/query", {"Level": "Study", "Query": {}, "LocalAet": "STRANGER"}),
     # No worklist service: the PACS accepts the association, not its context (2016, "Remote AET is PACS")
     ("/modalities/pacs/find-worklist", {"Query": {}}),
+    ("/modalities/pacs/query", {"Level": "Patient", "Query": {"SpecificCharacterSet": "FOO"}}),
 ])
 def test_query_errors_as_orthanc(network, ours, uri, body) -> None:
     theirs, mine = _both(network, ours, "POST", uri, body)

@@ -41,3 +41,10 @@ def test_a_study_retrieved_in_part_says_how_much_is_here(settings, tmp_path):
 def test_series_in_the_order_of_their_numbers():
     answers = [Answer(query_id="q", index=k, values={0x00200011: n}) for k, n in enumerate(["1", "3", "", "2"])]
     assert [a.series_number for a in sorted(answers, key=_series_order)] == ["1", "2", "3", ""]
+
+
+def test_a_name_latin1_cannot_hold_is_sent_in_utf8():
+    """With the DefaultEncoding (Latin-1), "山田" would be sent as "**" and match every study."""
+    assert 0x00080005 not in StudySearch(patient_name="Müller").dicom_query()
+    keys = StudySearch(patient_name="山田").dicom_query()
+    assert keys[PATIENT_NAME] == "*山田*" and keys[0x00080005] == "ISO_IR 192"
