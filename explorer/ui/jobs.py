@@ -64,6 +64,17 @@ class JobRow:
         return ", ".join(parts)
 
     @property
+    def hint(self) -> str:
+        """A plain explanation of a failed C-MOVE, the most common failure of a retrieve: the remote modality
+        could not send the images to us (it often does not know our AET, or not our address and port)."""
+        job = self.job
+        if job.state != State.FAILURE or job.type != "DicomMoveScu" or "DIMSE status" not in job.error_details:
+            return ""
+        target = (job.content or {}).get("TargetAet", "")
+        return (f"The modality could not send the images: does it know {target or 'our AET'} "
+                "as a destination, with our address and DICOM port?")
+
+    @property
     def retrieved_study(self) -> str | None:
         """For a finished retrieve job, our copy of the study it asked for."""
         if self.job.state != State.SUCCESS or self.job.type not in ("DicomMoveScu", "DicomGetScu"):

@@ -48,3 +48,14 @@ def test_a_name_latin1_cannot_hold_is_sent_in_utf8():
     assert 0x00080005 not in StudySearch(patient_name="Müller").dicom_query()
     keys = StudySearch(patient_name="山田").dicom_query()
     assert keys[PATIENT_NAME] == "*山田*" and keys[0x00080005] == "ISO_IR 192"
+
+
+def test_a_failed_move_explains_itself():
+    from explorer.ui.jobs import JobRow
+    from jobs.models import Job, State
+
+    failed = Job(type="DicomMoveScu", state=State.FAILURE, content={"TargetAet": "OURS"},
+                 error_details='C-MOVE SCU to AET "PACS" has failed with DIMSE status 0xC000')
+    assert "does it know OURS as a destination" in JobRow(failed).hint
+    assert JobRow(Job(type="DicomMoveScu", state=State.SUCCESS)).hint == ""
+    assert JobRow(Job(type="DicomMoveScu", state=State.FAILURE, error_details="TCP Initialization Error")).hint == ""
