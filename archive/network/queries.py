@@ -278,7 +278,7 @@ def answer_index(index: str) -> int:
     from archive.errors import BadParameterType
 
     sign, digits = (index[0], index[1:]) if index[:1] in ("+", "-") else ("", index)
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise BadParameterType("Syntax error in some user-supplied data")
     if sign == "-" and int(digits):
         return 1 << 64    # boost::lexical_cast<size_t> wraps a negative number: an index past any end

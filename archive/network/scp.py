@@ -325,16 +325,18 @@ class _RequestHandler(FastRequestHandler):
     serve_inline = True      # handle_store and handle_echo never wait for the peer
 
     def handle(self) -> None:
-        # Counted once whichever path ends the association: the association's thread, once started, or this
-        # handler when it fails (even after starting that thread).
+        # Counted done once: by the association's thread once it is started (it ends the association), else by
+        # this handler when it fails before starting it.
         self._done = _once(self.server.association_done)
+        self._started = False
         try:
             if isinstance(self.request, ssl.SSLSocket) and not self._tls_handshake():
                 self._done()
                 return
             super().handle()
         except BaseException:
-            self._done()
+            if not self._started:
+                self._done()
             raise
 
     def _tls_handshake(self) -> bool:
@@ -369,6 +371,13 @@ class _RequestHandler(FastRequestHandler):
                 connections.close_all()   # this thread's database connections
 
         assoc.run = run_and_clean
+        start = assoc.start
+
+        def start_owned() -> None:
+            start()
+            self._started = True       # from here the association's thread counts it done
+
+        assoc.start = start_owned
         return assoc
 
 
@@ -410,14 +419,10 @@ def _leading_uids(data: bytes, implicit: bool) -> tuple[str | None, str | None]:
         tag = group << 16 | element
         if tag > 0x00080018:
             break
-        if implicit:
-            length, header = struct.unpack_from("<I", data, pos + 4)[0], 8
-        elif data[pos + 4:pos + 6] in _LONG_VRS:
-            if pos + 12 > size:
-                break
-            length, header = struct.unpack_from("<I", data, pos + 8)[0], 12
-        else:
-            length, header = struct.unpack_from("<H", data, pos + 6)[0], 8
+        element_header = _element_header(data, pos, implicit)
+        if element_header is None:
+            break
+        header, length = element_header
         if length == 0xFFFFFFFF:
             raise ValueError("undefined length")
         if tag in (0x00080016, 0x00080018):
@@ -440,23 +445,37 @@ def leading_invalid_groups_dropped(data: bytes, implicit: bool) -> bytes:
         group = struct.unpack_from("<H", data, pos)[0]
         if not _invalid_group(group):
             break
-        if implicit:
-            length, header = struct.unpack_from("<I", data, pos + 4)[0], 8
-        elif data[pos + 4:pos + 6] in _LONG_VRS:
-            length, header = struct.unpack_from("<I", data, pos + 8)[0], 12
-        else:
-            length, header = struct.unpack_from("<H", data, pos + 6)[0], 8
-        if length == 0xFFFFFFFF or pos + header + length > size:
+        found = _element_header(data, pos, implicit)
+        if found is None or found[1] == 0xFFFFFFFF or pos + found[0] + found[1] > size:
             return data
-        pos += header + length
+        pos += found[0] + found[1]
     return data[pos:] if pos else data
 
 
+def _element_header(data: bytes, pos: int, implicit: bool) -> tuple[int, int] | None:
+    """(header size, value length) of the little endian element at ``pos``, None when the data ends first."""
+    if implicit:
+        return 8, struct.unpack_from("<I", data, pos + 4)[0]
+    if data[pos + 4:pos + 6] in _LONG_VRS:
+        return (12, struct.unpack_from("<I", data, pos + 8)[0]) if pos + 12 <= len(data) else None
+    return 8, struct.unpack_from("<H", data, pos + 6)[0]
+
+
+def little_endian_dataset(ts: str) -> bool | None:
+    """Whether a dataset in this transfer syntax is implicit (True) or explicit (False) little endian, as the
+    encapsulated syntaxes' are; None for big endian and deflate."""
+    if ts == "1.2.840.10008.1.2":
+        return True
+    if ts == "1.2.840.10008.1.2.1" or ts.startswith(("1.2.840.10008.1.2.4", "1.2.840.10008.1.2.5")):
+        return False
+    return None
+
+
 def _sop_uids(data: bytes, ts: str, part10: bytes) -> tuple[str | None, str | None]:
-    if ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1") or ts.startswith("1.2.840.10008.1.2.4") \
-            or ts.startswith("1.2.840.10008.1.2.5"):
+    implicit = little_endian_dataset(ts)
+    if implicit is not None:
         try:
-            return _leading_uids(data, ts == "1.2.840.10008.1.2")
+            return _leading_uids(data, implicit)
         except (ValueError, struct.error):
             pass
     ds = pydicom.dcmread(io.BytesIO(part10), stop_before_pixels=True, specific_tags=["SOPClassUID",
@@ -499,8 +518,9 @@ def handle_store(event, scp: ScpSettings) -> int:
     try:
         ts = str(event.context.transfer_syntax)
         dataset = request.DataSet.getvalue()
-        if dataset[:2] < b"\x08\x00" and ts in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):   # group < 0008
-            dataset = leading_invalid_groups_dropped(dataset, ts == "1.2.840.10008.1.2")
+        implicit = little_endian_dataset(ts)
+        if dataset[1:2] == b"\x00" and dataset[:1] < b"\x08" and implicit is not None:   # first group below 0008
+            dataset = leading_invalid_groups_dropped(dataset, implicit)
         affected_class, affected_instance = str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
         data = part10_bytes(dataset, sop_class=affected_class, sop_instance=affected_instance, transfer_syntax=ts)
         sop_class, sop_instance = _sop_uids(dataset, ts, data)

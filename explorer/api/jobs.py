@@ -49,7 +49,8 @@ def _sorted(value):
 
 def job_json(job: Job) -> dict:
     """A job as Orthanc's GET /jobs/{id} shows it (JobInfo::Format): Timestamp is the time of the request,
-    EffectiveRuntime in whole milliseconds, and a running job past 1% has its EstimatedTimeOfArrival."""
+    EffectiveRuntime in seconds truncated to the millisecond, and a running job past 1% has its
+    EstimatedTimeOfArrival."""
     now = dt.datetime.now(dt.UTC)
     runtime = int(job.runtime * 1000) / 1000
     out = {

@@ -109,7 +109,8 @@ class StudySearch:
         if name and "*" not in name and "?" not in name:
             # Typed as the page shows names ("Müller, Jörg") or with spaces: each word matched in turn,
             # whatever separates them in the stored name (^ between family and given names)
-            name = "*" + "*".join(re.split(r"[\s,^]+", name.strip(" ,^"))) + "*"
+            words = [w for w in re.split(r"[\s,^]+", name) if w]
+            name = "*" + "*".join(words) + "*" if words else ""
         keys = {PATIENT_NAME: name, queries.PATIENT_ID: self.patient_id, queries.ACCESSION: self.accession,
                 STUDY_DATE: self.date_range, MODALITIES_IN_STUDY: self.modality_in_study,
                 PATIENT_BIRTH: "", STUDY_DESCRIPTION: "", queries.STUDY_UID: "", STUDY_SERIES: "",
@@ -326,8 +327,10 @@ def query_echo(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 @ui_errors
 def query_series(request: HttpRequest, query_id: str, index: str) -> HttpResponse:
+    row = queries.query_get(query_id=query_id)
+    queries.query_answer(row, index)          # an index out of range is the error page, not a 500
     result = series_search(query_id=query_id, index=index)
-    study = answers_of(queries.query_get(query_id=query_id))[queries.answer_index(index)]
+    study = answers_of(row)[queries.answer_index(index)]
     context = {"section": "query", "result": result, "study": study}
     template = "ui/query_series_rows.html" if htmx_partial(request) else "ui/query_series.html"
     return render(request, template, context)

@@ -176,7 +176,7 @@ def move_scu_job(job: Job) -> Iterator[float]:
         tags = _command_tags(command)
         level = _command_level(tags)
         identifier = queries.retrieve_identifier(level=level, answer=tags, manufacturer=params.remote.manufacturer)
-        message_id, key = _register(params.local_aet, job.id)
+        message_id, key = _register(params.local_aet.strip().upper(), job.id)   # a peer may send it upper-cased
         try:
             for progress in scu.move(params, identifier=identifier, target_aet=p["target_aet"],
                                      message_id=message_id):
@@ -197,7 +197,7 @@ def _received(key: str) -> list[str]:
 def retrieve_instance_received(*, originator_aet: str, message_id: int, instance_id: str) -> None:
     """For the C-STORE SCP: an instance stored from a C-STORE whose Move Originator AET and Message ID
     (PS3.7 9.1.1.1) name one of our C-MOVEs; the job lists it in its Details (ReceivedInstancesIds)."""
-    key = f"{originator_aet.strip()}-{int(message_id)}"
+    key = f"{originator_aet.strip().upper()}-{int(message_id)}"
     if DicomRetrieveMessage.objects.filter(key=key).exists():
         DicomRetrieveReceived.objects.create(key=key, instance=instance_id)
 

@@ -155,3 +155,16 @@ def test_a_deleted_resource_leaves_the_change_log_as_in_orthanc(client, base, se
         kept["ID"], kept["ParentSeries"], kept["ParentStudy"], kept["ParentPatient"]]
     assert client.delete(f"/instances/{kept['ID']}").status_code == 200      # its emptied ancestors go too
     assert client.get("/changes").json()["Changes"] == []
+
+
+def test_an_overwritten_instance_leaves_its_old_changes_behind_as_in_orthanc(client, orthanc_config, seqs):
+    """Seen with Orthanc 1.10.1 (OverwriteInstances true, the same instance sent three times): 4 changes, those
+    of the last copy; the earlier copies' went with them."""
+    orthanc_config(OverwriteInstances=True)
+    for _ in range(3):
+        ids = upload(client, PatientID="P", SOPInstanceUID="1.2.3.4.5")
+    body = client.get("/changes").json()
+    assert [(c["ChangeType"], c["ID"]) for c in body["Changes"]] == [
+        ("NewInstance", ids["ID"]), ("NewSeries", ids["ParentSeries"]), ("NewStudy", ids["ParentStudy"]),
+        ("NewPatient", ids["ParentPatient"])]
+    assert seqs(body) == [9, 10, 11, 12]

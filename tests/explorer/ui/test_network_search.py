@@ -59,3 +59,13 @@ def test_a_failed_move_explains_itself():
     assert "does it know OURS as a destination" in JobRow(failed).hint
     assert JobRow(Job(type="DicomMoveScu", state=State.SUCCESS)).hint == ""
     assert JobRow(Job(type="DicomMoveScu", state=State.FAILURE, error_details="TCP Initialization Error")).hint == ""
+
+
+def test_the_series_of_an_answer_out_of_range_is_an_error_page(client):
+    from archive.models import DicomQuery
+
+    DicomQuery.objects.create(id="q1", modality="pacs", remote={}, level="Study", query={}, answers=[],
+                              local_aet="ORTHANC")
+    for index in ("-1", "5"):
+        response = client.get(f"/ui/query/q1/answers/{index}/series")
+        assert response.status_code == 400, index
