@@ -12,17 +12,29 @@ from jobs.models import Job, State
 logger = logging.getLogger(__name__)
 # Seconds between two saves of a running job's progress (and reads of a pause or cancel request).
 SAVE_INTERVAL = 0.1
+# Seconds a run waits for the job's lock while the job is Running (see job_run)
+LOCK_WAIT = 10.0
 
 
 def job_run(job_id: str) -> None:
     """Run a claimed (Running) job through its kind's steps. Between steps (at most every SAVE_INTERVAL):
     progress and runtime saved, then a pause stops it (Paused) and a cancel fails it. A kind that sets
     ``job.checkpoint`` (the store jobs, the retrieve jobs: Orthanc's sets of instances or commands) finds it in
-    its parameters when resumed and goes on from there; the others start again, their outputs rebuilt. Never raises: a failure is the job's state, with Orthanc's error code and details. Runs under the
-    job's run lock: a job queued twice (recovered by a server that started meanwhile) runs once."""
-    with job_run_lock(job_id) as mine:
-        if mine:
-            _job_run(job_id)
+    its parameters when resumed and goes on from there; the others start again, their outputs rebuilt.
+    Never raises: a failure is the job's state, with Orthanc's error code and details. Runs under the job's run
+    lock: a job queued twice (recovered by a server that started meanwhile) runs once; a run that finds the
+    lock held waits for it a while (a job resumed at once: its previous run may still hold it)."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        with job_run_lock(job_id) as mine:
+            if mine:
+                _job_run(job_id)
+                return
+        # Held: by a run still ending (a job resumed or resubmitted right after its pause or failure was saved,
+        # before that run let its lock go), or by a duplicate run, which holds it until the job is done
+        if time.monotonic() > deadline or not Job.objects.filter(id=job_id, state=State.RUNNING).exists():
+            return
+        time.sleep(0.05)
 
 
 def _job_run(job_id: str) -> None:

@@ -81,3 +81,36 @@ def test_a_resumed_store_job_sends_the_instances_left_only(storage_scp, settings
     progress += list(modality_store_job(job))
     assert received == uids                       # each once, in order
     assert [round(p) for p in progress] == [17, 33, 50, 67, 83]
+
+
+def test_a_run_waits_for_the_lock_of_the_run_still_ending(monkeypatch):
+    """Resumed right after its pause was saved, a job's new run can find the lock still held by the run that
+    paused (it lets it go when it has closed its association): it waits, rather than leaving the job Running
+    with nobody on it until the watchdog restarts it (seen end to end: 7 to 10 s)."""
+    import threading
+
+    from jobs.engine import job_run_lock
+
+    ran: list[str] = []
+
+    def once(job: Job):
+        ran.append(job.id)
+        yield 100.0
+
+    monkeypatch.setitem(KINDS, "Once", once)
+    job = Job.objects.create(type="Once", state=State.RUNNING)
+    held, release = threading.Event(), threading.Event()
+
+    def ending_run() -> None:
+        with job_run_lock(job.id) as mine:
+            assert mine
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=ending_run)
+    thread.start()
+    held.wait(5)
+    threading.Timer(0.3, release.set).start()
+    tasks.job_run(job.id)
+    thread.join()
+    assert ran == [job.id] and Job.objects.get(id=job.id).state == State.SUCCESS
