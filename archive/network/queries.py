@@ -338,6 +338,7 @@ def query_delete(*, query_id: str) -> None:
 
 REPORTS_SIZE = 100  # Orthanc's StorageCommitmentReports(100)
 FAILURE_REASONS = {  # PS3.3 C.14.1.1, as Orthanc's EnumerationToString describes them
+    0: "Success",
     0x0110: "A general failure in processing the operation was encountered",
     0x0112: "One or more of the elements in the Referenced SOP Instance Sequence was not available",
     0x0213: "The SCP does not currently have enough resources to store the requested SOP Instance(s)",
@@ -358,15 +359,22 @@ def storage_commitment_pending(*, transaction_uid: str, remote_aet: str) -> None
 
 
 def storage_commitment_report_store(*, transaction_uid: str, success: Iterable[tuple[str, str]],
-                                    failures: Iterable[tuple[str, str, int]]) -> bool:
-    """For the SCP receiving an N-EVENT-REPORT (PS3.4 J.3.3): complete the report of one of our requests.
-    False when the transaction is unknown (the SCP then answers with a failure of its choice)."""
-    updated = StorageCommitmentReport.objects.filter(transaction_uid=transaction_uid).update(
-        complete=True, success=[list(s) for s in success], failures=[list(f) for f in failures])
-    return bool(updated)
+                                    failures: Iterable[tuple[str, str, int]], remote_aet: str | None = None
+                                    ) -> bool:
+    """For the SCP receiving an N-EVENT-REPORT (PS3.4 J.3.3): the completed report of the transaction. With
+    the reporter's ``remote_aet`` (a report on an association of its own), as Orthanc's StorageCommitmentReports:
+    the report is stored whatever the transaction (one we never asked for too), its RemoteAET the reporter's.
+    Without it (the report came on our request's association): only a known transaction is completed."""
+    fields = {"complete": True, "success": [list(s) for s in success], "failures": [list(f) for f in failures]}
+    if remote_aet is not None:
+        StorageCommitmentReport.objects.update_or_create(transaction_uid=transaction_uid,
+                                                         defaults={**fields, "remote_aet": remote_aet})
+        _trim(StorageCommitmentReport.objects.all(), REPORTS_SIZE)
+        return True
+    return bool(StorageCommitmentReport.objects.filter(transaction_uid=transaction_uid).update(**fields))
 
 
-def storage_commitment_report_dataset(dataset: Dataset) -> bool:
+def storage_commitment_report_dataset(dataset: Dataset, remote_aet: str | None = None) -> bool:
     """storage_commitment_report_store from an N-EVENT-REPORT's Event Information (Transaction UID, Referenced
     SOP Sequence, Failed SOP Sequence with Failure Reason)."""
     success = [(str(i.get("ReferencedSOPClassUID", "")), str(i.get("ReferencedSOPInstanceUID", "")))
@@ -374,7 +382,7 @@ def storage_commitment_report_dataset(dataset: Dataset) -> bool:
     failures = [(str(i.get("ReferencedSOPClassUID", "")), str(i.get("ReferencedSOPInstanceUID", "")),
                  int(i.get("FailureReason", 0x0110))) for i in dataset.get("FailedSOPSequence", [])]
     return storage_commitment_report_store(transaction_uid=str(dataset.get("TransactionUID", "")),
-                                           success=success, failures=failures)
+                                           success=success, failures=failures, remote_aet=remote_aet)
 
 
 def storage_commitment_get(*, transaction_uid: str) -> StorageCommitmentReport:

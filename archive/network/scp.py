@@ -779,7 +779,8 @@ def handle_n_action(event, scp: ScpSettings) -> tuple[int, Dataset | None]:
         if modality is None:
             logger.error("storage commitment: unknown remote modality %r", caller.aet)
             return PROCESSING_FAILURE, None
-        commitment_report_send_later(request=request, calling_aet=modality.aet, local_aet=scp.aet,
+        # The report's calling AET is the AET the modality called (Orthanc's StorageCommitmentScpJob CalledAet)
+        commitment_report_send_later(request=request, calling_aet=modality.aet, local_aet=caller.called_aet or scp.aet,
                                      host=modality.host, port=modality.port, timeout=scp.timeout or 30,
                                      tls=modality.use_dicom_tls)
         return SUCCESS, None

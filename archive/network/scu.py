@@ -481,11 +481,13 @@ def storage_commitment_request(params: ScuParameters, *, transaction_uid: str,
         if not any(c.abstract_syntax == model for c in assoc.accepted_contexts):
             raise ArchiveError(f"Remote AET is {params.remote.aet}", orthanc_error=NO_PRESENTATION_CONTEXT)
         status, _reply = assoc.send_n_action(request, 1, model, STORAGE_COMMITMENT_INSTANCE)
+        # In Orthanc's words (DicomControlUserConnection / StorageCommitmentScu)
         if not status or "Status" not in status:
-            raise _lost(params, "N-ACTION", assoc)
+            raise NetworkProtocolError(f"Storage commitment - Unable to read N-ACTION response from AET: "
+                                       f"{params.remote.aet}")
         if status.Status != SUCCESS:
-            raise DimseFailure(f'Storage commitment SCU to AET "{params.remote.aet}" has failed with DIMSE status '
-                               f"{_hex(status.Status)}", status=int(status.Status))
+            raise DimseFailure(f"Storage commitment - The request cannot be handled by remote AET: "
+                               f"{params.remote.aet}", status=int(status.Status))
 
 
 __all__ = ["DimseFailure", "ScuParameters", "StoreConnection", "SubOperations", "association", "default_aet",

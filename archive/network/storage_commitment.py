@@ -71,12 +71,10 @@ def commitment_check(request: CommitmentRequest) -> list[tuple[str, str, int]]:
     return out
 
 
-def commitment_report_dataset(transaction_uid: str, results: list[tuple[str, str, int]],
-                              retrieve_aet: str) -> tuple[int, Dataset]:
+def commitment_report_dataset(transaction_uid: str, results: list[tuple[str, str, int]]) -> tuple[int, Dataset]:
     """(event type, N-EVENT-REPORT information) for the checked references (PS3.4 J.3.3)."""
     ds = Dataset()
     ds.TransactionUID = transaction_uid
-    ds.RetrieveAETitle = retrieve_aet
     ok, failed = Sequence(), Sequence()
     for cls, sop, reason in results:
         item = Dataset()
@@ -87,8 +85,7 @@ def commitment_report_dataset(transaction_uid: str, results: list[tuple[str, str
             failed.append(item)
         else:
             ok.append(item)
-    if ok:
-        ds.ReferencedSOPSequence = ok
+    ds.ReferencedSOPSequence = ok       # even empty, as Orthanc (no RetrieveAETitle either)
     if failed:
         ds.FailedSOPSequence = failed
     return (EVENT_SOME_FAILURES if failed else EVENT_ALL_SUCCESS), ds
@@ -105,7 +102,7 @@ def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, loca
 
     try:
         results = commitment_check(request)
-        event_type, info = commitment_report_dataset(request.transaction_uid, results, local_aet)
+        event_type, info = commitment_report_dataset(request.transaction_uid, results)
         ae = FastAE(ae_title=local_aet)
         ae.maximum_pdu_size = int(settings.ORTHANC.get("MaximumPduLength", 16384) or 0)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
@@ -152,4 +149,5 @@ def commitment_report_receive(*, event_type: int, info: Dataset | None, remote_a
 
     if info is None or "TransactionUID" not in info or event_type not in (EVENT_ALL_SUCCESS, EVENT_SOME_FAILURES):
         return 0x0110   # processing failure
-    return 0x0000 if storage_commitment_report_dataset(info) else 0x0110
+    # Kept whatever the transaction, as Orthanc (a report of a transaction we did not ask for is stored too)
+    return 0x0000 if storage_commitment_report_dataset(info, remote_aet=remote_aet) else 0x0110

@@ -54,6 +54,7 @@ class Modality:
         self.raw: list[bytes] = []
         self.reports: list[tuple[int, Dataset]] = []
         self.pdu_lengths: list[int] = []   # the maximum PDU length each requestor advertised
+        self.calling: list[str] = []       # the calling AET of each report's association
         ae = AE(ae_title="SCU")
         ae.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
@@ -67,6 +68,7 @@ class Modality:
         return 0x0000
 
     def _report(self, event):
+        self.calling.append(event.assoc.requestor.ae_title)
         self.reports.append((event.request.EventTypeID, event.event_information))
         return 0x0000, None
 
@@ -737,7 +739,8 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
         info.ReferencedSOPSequence.append(item)
     modality.reports.clear()
     modality.pdu_lengths.clear()
-    assoc = _associate(server, [StorageCommitmentPushModel])
+    modality.calling.clear()
+    assoc = _associate(server, [StorageCommitmentPushModel], called="Orthanc")
     status, _reply = assoc.send_n_action(info, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
     assoc.release()
     assert status.Status == 0x0000
@@ -750,6 +753,36 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
     assert [i.ReferencedSOPInstanceUID for i in report.ReferencedSOPSequence] == [known]
     assert [(i.ReferencedSOPInstanceUID, i.FailureReason) for i in report.FailedSOPSequence] == [("1.2.3.404", 0x0112)]
     assert modality.pdu_lengths == [16384]   # MaximumPduLength, on the report's association too
+    # As Orthanc (compared with Orthanc 1.10.1): the report calls with the AET the request called, and it
+    # carries no RetrieveAETitle
+    assert modality.calling == ["Orthanc"] and "RetrieveAETitle" not in report
+
+
+def test_a_report_of_a_transaction_we_did_not_ask_for_is_kept_as_orthanc_does(server):
+    """Orthanc 1.10.1 answers such an N-EVENT-REPORT with success and shows the report, RemoteAET the
+    reporter's (we answered 0x0110 and /storage-commitment/{uid} was 404)."""
+    info = Dataset()
+    info.TransactionUID = transaction = generate_uid()
+    item = Dataset()
+    item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = CTImageStorage, "1.2.3.4"
+    info.ReferencedSOPSequence = [item]
+    ae = AE(ae_title="SCU")
+    ae.add_requested_context(StorageCommitmentPushModel)
+    assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="ORTHANC",
+                         ext_neg=[build_role(StorageCommitmentPushModel, scp_role=True)])
+    status, _reply = assoc.send_n_event_report(info, 1, StorageCommitmentPushModel, "1.2.840.10008.1.20.1.1")
+    assoc.release()
+    assert status.Status == 0x0000
+    report = requests.get(f"{server.url}/storage-commitment/{transaction}", timeout=10).json()
+    assert (report["Status"], report["RemoteAET"]) == ("Success", "SCU")
+    assert report["Success"] == [{"SOPClassUID": CTImageStorage, "SOPInstanceUID": "1.2.3.4"}]
+
+
+def test_a_storage_commitment_report_of_failures_only_has_an_empty_success_sequence():
+    from archive.network.storage_commitment import commitment_report_dataset
+
+    event_type, report = commitment_report_dataset("1.2.3", [("1.2.840.10008.5.1.4.1.1.2", "1.2.3.404", 0x0112)])
+    assert event_type == 2 and len(report.ReferencedSOPSequence) == 0 and len(report.FailedSOPSequence) == 1
 
 
 def test_the_associations_of_all_processes_are_counted():
