@@ -71,7 +71,6 @@ from archive.network.registry import Modality
 from archive.network.storage_commitment import (
     STORAGE_COMMITMENT_PUSH_MODEL,
     commitment_report_receive,
-    commitment_report_send_later,
     commitment_request_parse,
 )
 from archive.network.tls import TlsSettings, client_context, server_context
@@ -779,10 +778,10 @@ def handle_n_action(event, scp: ScpSettings) -> tuple[int, Dataset | None]:
         if modality is None:
             logger.error("storage commitment: unknown remote modality %r", caller.aet)
             return PROCESSING_FAILURE, None
-        # The report's calling AET is the AET the modality called (Orthanc's StorageCommitmentScpJob CalledAet)
-        commitment_report_send_later(request=request, calling_aet=modality.aet, local_aet=caller.called_aet or scp.aet,
-                                     host=modality.host, port=modality.port, timeout=scp.timeout or 30,
-                                     tls=modality.use_dicom_tls)
+        # A job sends the report (Orthanc's StorageCommitmentScpJob), calling with the AET the modality called
+        from jobs.kinds.dicom import storage_commitment_scp_submit
+
+        storage_commitment_scp_submit(request=request, called_aet=caller.called_aet or scp.aet, modality=modality)
         return SUCCESS, None
     except Exception:
         logger.exception("storage commitment request from %s failed", caller.aet)

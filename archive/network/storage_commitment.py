@@ -1,7 +1,7 @@
 """Storage commitment push model, SCP side (PS3.4 J.3): a modality asks with N-ACTION whether we hold some
-instances; we answer the N-ACTION at once, then check each instance and send the result in an
-N-EVENT-REPORT on a new association to that modality, as Orthanc does (OrthancStorageCommitmentRequestHandler
-and StorageCommitmentScpJob, then DicomAssociation::ReportStorageCommitment).
+instances; we answer the N-ACTION at once, then a StorageCommitmentScp job checks each instance and sends the
+result in an N-EVENT-REPORT on a new association to that modality, as Orthanc does
+(OrthancStorageCommitmentRequestHandler and StorageCommitmentScpJob, then DicomAssociation::ReportStorageCommitment).
 
 An instance is committed when it is in the index with the same SOP class. Otherwise its failure reason
 (PS3.3 C.14.1.1) is 0x0112 (no such object instance) or 0x0119 (class-instance conflict). The event type is
@@ -14,11 +14,8 @@ the StorageCommitmentReport table (archive.network.queries) for /storage-commitm
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -92,54 +89,31 @@ def commitment_report_dataset(transaction_uid: str, results: list[tuple[str, str
 
 
 def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, local_aet: str,
-                           host: str, port: int, timeout: float, tls: bool = False) -> bool:
-    """Check the instances and send the N-EVENT-REPORT on a new association (we are the SCP of the
-    storage commitment SOP class on it, so the role is negotiated). Never raises; True when sent."""
-    from pynetdicom import build_role
+                           host: str, port: int, timeout: float, tls: bool = False) -> None:
+    """Check the instances and send the N-EVENT-REPORT on a new association to the modality ``calling_aet``
+    (we are the SCP of the storage commitment SOP class on it, so the role is negotiated), calling as
+    ``local_aet``. A failure is Orthanc's NetworkProtocol error, the job's (StorageCommitmentScp)."""
+    from pynetdicom import build_context, build_role
 
-    from archive.network.association import FastAE
-    from archive.network.tls import TlsSettings, client_context
+    from archive.errors import NetworkProtocolError
+    from archive.network import scu
+    from archive.network.registry import Modality
 
-    try:
-        results = commitment_check(request)
-        event_type, info = commitment_report_dataset(request.transaction_uid, results)
-        ae = FastAE(ae_title=local_aet)
-        ae.maximum_pdu_size = int(settings.ORTHANC.get("MaximumPduLength", 16384) or 0)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-        ae.add_requested_context(STORAGE_COMMITMENT_PUSH_MODEL)
-        tls_args = (client_context(TlsSettings.from_configuration()), None) if tls else None
-        assoc = ae.associate(host, port, ae_title=calling_aet, tls_args=tls_args,
-                             ext_neg=[build_role(STORAGE_COMMITMENT_PUSH_MODEL, scp_role=True)])
-        if not assoc.is_established:
-            logger.warning("storage commitment: cannot associate with %s at %s:%s", calling_aet, host, port)
-            return False
-        try:
-            status, _reply = assoc.send_n_event_report(info, event_type, STORAGE_COMMITMENT_PUSH_MODEL,
-                                                       STORAGE_COMMITMENT_INSTANCE)
-        finally:
-            assoc.release()
+    results = commitment_check(request)
+    event_type, info = commitment_report_dataset(request.transaction_uid, results)
+    params = scu.ScuParameters(local_aet=local_aet, timeout=int(timeout),
+                               remote=Modality(aet=calling_aet, host=host, port=port, use_dicom_tls=tls))
+    roles = [build_role(STORAGE_COMMITMENT_PUSH_MODEL, scp_role=True)]
+    with scu.association(params, [build_context(STORAGE_COMMITMENT_PUSH_MODEL)], ext_neg=roles) as assoc:
+        status, _reply = assoc.send_n_event_report(info, event_type, STORAGE_COMMITMENT_PUSH_MODEL,
+                                                   STORAGE_COMMITMENT_INSTANCE)
         code = getattr(status, "Status", None)
+        if code is None:
+            raise NetworkProtocolError(f"Storage commitment - Unable to read N-EVENT-REPORT response from AET: "
+                                       f"{calling_aet}")
         if code != 0x0000:
-            logger.warning("storage commitment: %s answered the report with status %s", calling_aet, code)
-        return code == 0x0000
-    except Exception:
-        logger.exception("storage commitment: report to %s failed", calling_aet)
-        return False
-    finally:
-        close_old_connections()
-
-
-def commitment_report_send_later(**kwargs) -> threading.Thread:
-    """Send the report from another thread, once our N-ACTION answer is on its way (as Orthanc's job)."""
-    def run() -> None:
-        try:
-            commitment_report_send(**kwargs)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run, name="storage-commitment-report", daemon=True)
-    thread.start()
-    return thread
+            raise NetworkProtocolError(f"Storage commitment - The report was refused by AET: {calling_aet} "
+                                       f"(DIMSE status 0x{code:04X})")
 
 
 def commitment_report_receive(*, event_type: int, info: Dataset | None, remote_aet: str) -> int:

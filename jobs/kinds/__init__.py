@@ -18,4 +18,5 @@ KINDS: dict[str, Callable[[Job], Iterator[float]]] = {
     "DicomMoveScu": dicom.move_scu_job,
     "DicomGetScu": dicom.get_scu_job,
     "OrthancPeerStore": peers.peer_store_job,
+    dicom.STORAGE_COMMITMENT_SCP: dicom.storage_commitment_scp_job,
 }

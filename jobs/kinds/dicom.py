@@ -23,6 +23,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 STORE = "DicomModalityStore"
 MOVE = "DicomMoveScu"
 GET = "DicomGetScu"
+STORAGE_COMMITMENT_SCP = "StorageCommitmentScp"
 
 
 def _params(p: dict) -> scu.ScuParameters:
@@ -280,3 +282,31 @@ def retrieve_parameters(*, params: scu.ScuParameters, commands: list[dict[int, s
 
 __all__ = ["GET", "MOVE", "STORE", "get_scu_job", "modality_store_job", "move_scu_job", "retrieve_content",
            "retrieve_instance_received", "retrieve_parameters"]
+
+
+# -- storage commitment SCP -----------------------------------------------------------------------------------
+
+def storage_commitment_scp_job(job: Job) -> Iterator[float]:
+    """The report of a storage commitment request a modality sent us (Orthanc's StorageCommitmentScpJob):
+    the instances checked, then the N-EVENT-REPORT sent on a new association to that modality."""
+    from archive.network.storage_commitment import CommitmentRequest, commitment_report_send
+
+    p = job.parameters
+    request = CommitmentRequest(p["transaction_uid"], tuple(tuple(r) for r in p["references"]))
+    yield 50.0
+    commitment_report_send(request=request, calling_aet=p["remote_aet"], local_aet=p["called_aet"],
+                           host=p["host"], port=p["port"], timeout=p["timeout"], tls=p["tls"])
+    yield 100.0
+
+
+def storage_commitment_scp_submit(*, request, called_aet: str, modality) -> None:
+    """Queue the report of a storage commitment request (from the DICOM server's N-ACTION handler)."""
+    from jobs import engine
+
+    content = {"CalledAet": called_aet, "Description": "", "RemoteAet": modality.aet,
+               "TransactionUid": request.transaction_uid}
+    timeout = modality.timeout or int(settings.ORTHANC.get("DicomScuTimeout", 10) or 10)
+    parameters = {"transaction_uid": request.transaction_uid, "references": [list(r) for r in request.references],
+                  "remote_aet": modality.aet, "called_aet": called_aet, "host": modality.host,
+                  "port": modality.port, "timeout": timeout, "tls": modality.use_dicom_tls}
+    engine.job_submit(kind=STORAGE_COMMITMENT_SCP, parameters=parameters, content=content)

@@ -756,6 +756,17 @@ def test_storage_commitment_reports_on_a_new_association(server, study, modality
     # As Orthanc (compared with Orthanc 1.10.1): the report calls with the AET the request called, and it
     # carries no RetrieveAETitle
     assert modality.calling == ["Orthanc"] and "RetrieveAETitle" not in report
+    # ... and the report is a job, as Orthanc's StorageCommitmentScpJob
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        jobs = [j for j in requests.get(server.url + "/jobs?expand", timeout=10).json()
+                if j["Type"] == "StorageCommitmentScp" and j["Content"]["TransactionUid"] == transaction]
+        if jobs and jobs[0]["State"] == "Success":
+            break
+        time.sleep(0.1)
+    assert jobs[0]["State"] == "Success"
+    assert jobs[0]["Content"] == {"CalledAet": "Orthanc", "Description": "", "RemoteAet": "SCU",
+                                  "TransactionUid": transaction}
 
 
 def test_a_report_of_a_transaction_we_did_not_ask_for_is_kept_as_orthanc_does(server):

@@ -55,3 +55,16 @@ def test_a_peer_aborting_is_peer_aborted(slow_then_abort):
         scu.echo(params)
     assert raised.value.details == ('DicomAssociation - C-ECHO to AET "SLOW": '
                                     "Peer aborted Association (or never connected)")
+
+
+def test_a_storage_commitment_report_that_cannot_be_sent_fails_its_job():
+    """Orthanc's StorageCommitmentScpJob fails when the modality cannot be reached (ours only logged it)."""
+    from jobs.kinds.dicom import storage_commitment_scp_job
+    from jobs.models import Job
+
+    job = Job(type="StorageCommitmentScp", parameters={
+        "transaction_uid": "1.2.3", "references": [["1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"]], "remote_aet": "GONE",
+        "called_aet": "ORTHANC", "host": "127.0.0.1", "port": free_port(), "timeout": 2, "tls": False})
+    with pytest.raises(NetworkProtocolError) as raised:
+        list(storage_commitment_scp_job(job))
+    assert raised.value.details == 'DicomAssociation - connecting to AET "GONE": TCP Initialization Error: Connection refused'
