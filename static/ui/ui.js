@@ -45,6 +45,23 @@
     });
   });
 
+  // The Series button of a query answer opens its series, and a second click closes them (aria-expanded).
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var link = event.detail.elt;
+    if (!link.matches || !link.matches(".qr-actions a[aria-controls]")) return;
+    var target = document.getElementById(link.getAttribute("aria-controls"));
+    if (target && target.children.length) {
+      event.preventDefault();
+      target.innerHTML = "";
+      link.setAttribute("aria-expanded", "false");
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var id = event.detail.target && event.detail.target.id;
+    var link = id && document.querySelector('.qr-actions a[aria-controls="' + id + '"]');
+    if (link) link.setAttribute("aria-expanded", "true");
+  });
+
   // A thumbnail the server cannot render (no pixel data, unsupported syntax) becomes a grey tile.
   document.addEventListener("error", function (event) {
     var img = event.target;

@@ -132,7 +132,14 @@ def test_modalities_admin_and_query_retrieve(network, page):
     assert "DOE, JANE" in page.locator("tbody.qr-study").inner_text()
 
     # expand into series
-    page.get_by_role("link", name="Series of DOE, JANE · 2024-01-05 · CT CHEST").click()
+    series_link = page.get_by_role("link", name="Series of DOE, JANE · 2024-01-05 · CT CHEST")
+    series_link.click()
+    page.wait_for_selector(".qr-series table")
+    assert series_link.get_attribute("aria-expanded") == "true"
+    series_link.click()                                    # a second click closes them
+    page.wait_for_selector(".qr-series table", state="detached")
+    assert series_link.get_attribute("aria-expanded") == "false"
+    series_link.click()
     page.wait_for_selector(".qr-series table")
     series_rows = page.locator(".qr-series tbody tr")
     assert series_rows.count() == 2
