@@ -43,7 +43,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pydicom
@@ -306,19 +306,6 @@ class _OrthancAcse(ACSE):
         super()._negotiate_as_acceptor()
 
 
-def _once(action: Callable[[], None]) -> Callable[[], None]:
-    """``action`` run by the first call only, whichever thread makes it."""
-    lock, pending = threading.Lock(), [True]
-
-    def run() -> None:
-        with lock:
-            first, pending[0] = pending[0], False
-        if first:
-            action()
-
-    return run
-
-
 class _RequestHandler(FastRequestHandler):
     server: DicomServer
     serve_inline = True      # handle_store and handle_echo never wait for the peer
@@ -326,16 +313,15 @@ class _RequestHandler(FastRequestHandler):
     def handle(self) -> None:
         # Counted done once: by the association's thread once it is started (it ends the association), else by
         # this handler when it fails before starting it.
-        self._done = _once(self.server.association_done)
         self._started = False
         try:
             if isinstance(self.request, ssl.SSLSocket) and not self._tls_handshake():
-                self._done()
+                self.server.association_done()
                 return
             super().handle()
         except BaseException:
             if not self._started:
-                self._done()
+                self.server.association_done()
             raise
 
     def _tls_handshake(self) -> bool:
@@ -360,13 +346,13 @@ class _RequestHandler(FastRequestHandler):
         assoc.acse = _OrthancAcse(assoc)
         assoc.thread_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
         run = assoc.run
-        done = self._done
+        server = self.server
 
         def run_and_clean() -> None:
             try:
                 run()
             finally:
-                done()
+                server.association_done()
                 connections.close_all()   # this thread's database connections
 
         assoc.run = run_and_clean
