@@ -118,10 +118,12 @@ def commitment_report_send(*, request: CommitmentRequest, calling_aet: str, loca
 
 def commitment_report_receive(*, event_type: int, info: Dataset | None, remote_aet: str) -> int:
     """Keep an N-EVENT-REPORT a modality sent for one of our commitment requests (the report that
-    /storage-commitment/{id} shows); the DIMSE status: a processing failure for an unknown transaction."""
+    /storage-commitment/{id} shows); the DIMSE status: a processing failure for a report without a transaction
+    or of an unknown event type."""
     from archive.network.queries import storage_commitment_report_dataset
 
     if info is None or "TransactionUID" not in info or event_type not in (EVENT_ALL_SUCCESS, EVENT_SOME_FAILURES):
         return 0x0110   # processing failure
     # Kept whatever the transaction, as Orthanc (a report of a transaction we did not ask for is stored too)
-    return 0x0000 if storage_commitment_report_dataset(info, remote_aet=remote_aet) else 0x0110
+    storage_commitment_report_dataset(info, remote_aet=remote_aet)
+    return 0x0000
