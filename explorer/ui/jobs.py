@@ -150,4 +150,8 @@ def job_progress(request: HttpRequest, job_id: str) -> HttpResponse:
     row = JobRow(engine.job_get(job_id=job_id))
     if not htmx_partial(request):
         return HttpResponseRedirect(reverse("ui:jobs") + f"#job-{job_id}")
-    return render(request, "ui/jobs_progress.html", {"job": row.job, "row": row, "poll": not row.done})
+    response = render(request, "ui/jobs_progress.html", {"job": row.job, "row": row, "poll": not row.done})
+    if row.done:
+        # The last poll: the query page refreshes what the archive holds of the study (ui/query_held.html)
+        response["HX-Trigger"] = "job-done"
+    return response

@@ -336,6 +336,16 @@ def query_series(request: HttpRequest, query_id: str, index: str) -> HttpRespons
     return render(request, template, context)
 
 
+@require_GET
+@csrf_protect
+@ui_errors
+def query_held(request: HttpRequest, query_id: str, index: str) -> HttpResponse:
+    """What of an answer's study the archive holds: refreshed on the query page when one of its retrieves ends."""
+    row = queries.query_get(query_id=query_id)
+    queries.query_answer(row, index)
+    return render(request, "ui/query_held.html", {"a": answers_of(row)[queries.answer_index(index)]})
+
+
 @require_POST
 @csrf_protect
 @ui_errors

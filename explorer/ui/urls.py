@@ -25,6 +25,7 @@ urlpatterns = [
     path("/query/echo", network.query_echo, name="query-echo"),
     path("/query/<str:query_id>/answers/<str:index>/series", network.query_series, name="query-series"),
     path("/query/<str:query_id>/answers/<str:index>/retrieve", network.query_retrieve, name="query-retrieve"),
+    path("/query/<str:query_id>/answers/<str:index>/held", network.query_held, name="query-held"),
     path("/modalities", network.modalities_page, name="modalities"),
     path("/modalities/new", network.modality_edit, name="modality-new"),
     path("/modalities/<str:name>/edit", network.modality_edit, name="modality-edit"),

@@ -147,8 +147,12 @@ def test_modalities_admin_and_query_retrieve(network, page):
     _no_serious_axe(page)
 
     # retrieve the study with C-MOVE: the transfer box follows the job to Success, with a link to our copy
+    assert page.locator("#qr-held-0").inner_text() == ""
     page.get_by_role("button", name="Retrieve DOE, JANE · 2024-01-05 · CT CHEST").click()
     page.wait_for_selector('.transfer[data-state="Success"]', timeout=30_000)
+    # and the study's row says the archive now holds it, without a reload
+    page.wait_for_selector("#qr-held-0 a", timeout=10_000)
+    assert page.locator("#qr-held-0").inner_text() == "In archive"
     # the transfer box says what it brings, under the study's row
     assert page.locator("#qr-transfers-0 .transfer").inner_text().startswith("Web UI: DOE, JANE · 2024-01-05 · CT CHEST Dicom")
     assert requests.get(ours.url + "/instances", timeout=10).json().__len__() == 4
