@@ -85,14 +85,15 @@ class JobMode:
 
 
 def job_mode(body: dict) -> JobMode:
-    """Synchronous (default true) / Asynchronous (default false) and Priority of a job-creating request."""
-    for name in ("Synchronous", "Asynchronous"):
-        if name in body and not isinstance(body[name], bool):
-            raise BadFileFormat(f"Boolean value expected in field: {name}")
+    """Synchronous / Asynchronous and Priority of a job-creating request, as Orthanc's IsSynchronousJobRequest:
+    Synchronous when given decides (Asynchronous then unread), else Asynchronous, else synchronous."""
+    name = "Synchronous" if "Synchronous" in body else "Asynchronous" if "Asynchronous" in body else None
+    if name is not None and not isinstance(body[name], bool):
+        raise BadFileFormat(f"Boolean value expected in field: {name}")
     if "Priority" in body and (not isinstance(body["Priority"], int) or isinstance(body["Priority"], bool)):
         raise BadFileFormat("Integer value expected in field: Priority")
-    asynchronous = body.get("Asynchronous", False) or not body.get("Synchronous", True)
-    return JobMode(asynchronous=bool(asynchronous), priority=int(body.get("Priority", 0)),
+    asynchronous = name is not None and body[name] is (name == "Asynchronous")
+    return JobMode(asynchronous=asynchronous, priority=int(body.get("Priority", 0)),
                    user_data=body.get("UserData"))
 
 
