@@ -660,6 +660,7 @@ class FastAssociation(Association):
     def __init__(self, ae, mode: str, *, serve_inline: bool = False) -> None:
         self.wake_event = threading.Event()
         self.serve_inline_requests = serve_inline
+        self.move_originator: str | None = None     # FastAE.associate
         # Called by each thread the association runs besides its own (the DUL, N-EVENT-REPORT handlers) as it
         # ends: per-thread resources such as the database connections its handlers opened.
         self.thread_exit_hooks: list = []
@@ -861,16 +862,18 @@ class FastAE(AE):
 
     def associate(self, addr, port: int, contexts=None, ae_title: str = "ANY-SCP",
                   max_pdu: int | None = None, ext_neg=None, bind_address=None, tls_args=None,
-                  evt_handlers=None) -> Association:
+                  evt_handlers=None, move_originator: str | None = None) -> Association:
         """As AE.associate (pynetdicom 3.0), with a FastAssociation; returns the association whatever the outcome
         (``is_established``, ``is_rejected``, ``is_aborted``). The maximum PDU length we advertise is the AE's
         ``maximum_pdu_size`` unless ``max_pdu`` is given: Orthanc's MaximumPduLength applies to its SCU too, where
-        pynetdicom would advertise its own default (16382)."""
+        pynetdicom would advertise its own default (16382). ``move_originator``: the AET of the C-MOVE these are
+        the sub-operations of, named by their C-STOREs (pynetdicom names its own AE there, Orthanc the caller)."""
         remote = AddressInformation.from_addr_port(addr, port)
         if bind_address is None:
             bind_address = ("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0)
         local = AddressInformation.from_tuple(bind_address)
         assoc = FastAssociation(self, MODE_REQUESTOR)
+        assoc.move_originator = move_originator
         assoc.name = f"RequestorThread@{datetime.now():%Y%m%d%H%M%S}"
         transport = self._create_socket(assoc, local, tls_args)
         # Before connecting, so the A-ASSOCIATE-RQ already goes out at once: Nagle's algorithm with delayed ACKs

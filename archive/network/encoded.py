@@ -196,6 +196,8 @@ _pynetdicom_send_c_store = Association.send_c_store
 
 def _send_c_store(self: Association, dataset, msg_id: int = 1, priority: int = 2, originator_aet=None,
                   originator_id=None):
+    if originator_aet is not None and getattr(self, "move_originator", None):
+        originator_aet = self.move_originator     # a C-MOVE sub-operation names the C-MOVE's caller (FastAE)
     if not isinstance(dataset, EncodedInstance):
         return _pynetdicom_send_c_store(self, dataset, msg_id=msg_id, priority=priority,
                                         originator_aet=originator_aet, originator_id=originator_id)

@@ -580,11 +580,12 @@ _RETRIEVE_KEYS = ((Level.INSTANCE, "SOPInstanceUID"), (Level.SERIES, "SeriesInst
                   (Level.STUDY, "StudyInstanceUID"), (Level.PATIENT, "PatientID"))
 
 
-def retrieve_instances(identifier: Dataset) -> list:
-    """The instances a C-MOVE/C-GET identifier names (OrthancMoveRequestHandler): the unique key of the
-    QueryRetrieveLevel (a backslash list of values allowed), or, without a level, the most specific of
-    SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, PatientID present. Raises QueryRefused."""
-    from archive.find import FindQuery, TagConstraint, resources_find
+def retrieve_instances(identifier: Dataset, *, each_value_found: bool = False) -> list:
+    """The instances a C-MOVE/C-GET identifier names, as OrthancMoveRequestHandler::LookupIdentifiers: the unique
+    key of the QueryRetrieveLevel (at study level a non-empty AccessionNumber first), or, without a level, the
+    most specific of SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, PatientID present. Each value of a
+    backslash list is looked up exactly: a wildcard is refused (it would send the whole archive). With
+    ``each_value_found`` (C-GET), a value that matches nothing refuses the request. Raises QueryRefused."""
     from archive.selectors import resource_descendants
 
     text = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
@@ -597,21 +598,42 @@ def retrieve_instances(identifier: Dataset) -> list:
         level, keyword = next(((lv, kw) for lv, kw in _RETRIEVE_KEYS if identifier.get(kw)), (None, None))
         if level is None:
             raise QueryRefused("no QueryRetrieveLevel and no identifier")
-    value = identifier.get(keyword)
-    if value is None or not str(value).strip():
+    if level is Level.STUDY and _text(identifier.get("AccessionNumber")):
+        keyword = "AccessionNumber"
+    values = [v.strip() for v in _text(identifier.get(keyword)).split("\\")]
+    if not any(values):
         raise QueryRefused(f"C-MOVE/C-GET without {keyword}")
-    text_value = "\\".join(str(v) for v in value) if isinstance(value, (list, pydicom.multival.MultiValue)) \
-        else str(value)
+    if any("*" in v or "?" in v for v in values):
+        raise QueryRefused(f"Wildcards are not allowed on {keyword}")
     tag = pydicom.datadict.tag_for_keyword(keyword)
-    resources = resources_find(query=FindQuery(level=level, tags=(TagConstraint(tag=tag, query=text_value),),
-                                               case_sensitive=True))
+    resources = _exact_matches(level, tag, values)
+    if each_value_found and len(values) > 1:
+        missing = [v for v in values if not _exact_matches(level, tag, [v])]
+        if missing:
+            raise QueryRefused(f"unknown resource: {keyword}={missing[0]}")
     if not resources:
-        raise QueryRefused(f"unknown resource: {keyword}={text_value}")
+        raise QueryRefused(f"unknown resource: {keyword}={_text(identifier.get(keyword))}")
     instances = []
     for resource in resources:
         instances.extend([resource] if level is Level.INSTANCE else
                          resource_descendants(resource=resource, level=Level.INSTANCE))
     return instances
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, pydicom.multival.MultiValue)):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _exact_matches(level: Level, tag: int, values: list[str]) -> list:
+    """The resources of ``level`` whose ``tag`` is one of ``values`` (no wildcard among them: exact matching)."""
+    from archive.find import FindQuery, TagConstraint, resources_find
+
+    query = FindQuery(level=level, tags=(TagConstraint(tag=tag, query="\\".join(values)),), case_sensitive=True)
+    return resources_find(query=query)
 
 
 def _syntaxes(instances: list) -> dict[str, set[str]]:
@@ -677,7 +699,8 @@ def handle_move(event, scp: ScpSettings):
         instances = _retrieve_instances_or_fail(event.identifier, "C-MOVE")
     # pynetdicom associates through our FastAE (no Nagle, no polling: association.py)
     policy = send_policy(modality.allow_transcoding)
-    options = {"contexts": _store_contexts(instances, policy), "ae_title": modality.aet}
+    options = {"contexts": _store_contexts(instances, policy), "ae_title": modality.aet,
+               "move_originator": _caller(event).aet}
     if modality.use_dicom_tls:
         options["tls_args"] = (client_context(scp.tls), None)
     yield modality.host, modality.port, options
@@ -701,9 +724,9 @@ class RetrieveFailed(Exception):
         self.status = status
 
 
-def _retrieve_instances_or_fail(identifier: Dataset, command: str) -> list:
+def _retrieve_instances_or_fail(identifier: Dataset, command: str, *, each_value_found: bool = False) -> list:
     try:
-        return retrieve_instances(identifier)
+        return retrieve_instances(identifier, each_value_found=each_value_found)
     except QueryRefused as exc:
         logger.error("%s request handler has failed: %s", command, exc)
     except Exception:
@@ -733,7 +756,7 @@ def handle_get(event, scp: ScpSettings):
     """evt.EVT_C_GET (PS3.4 C.4.3): the sub-operations go back on the same association."""
     if _refused(event, "Get", scp):
         return
-    instances = _retrieve_instances_or_fail(event.identifier, "C-GET")
+    instances = _retrieve_instances_or_fail(event.identifier, "C-GET", each_value_found=True)
     bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
     caller = _caller(event)
     policy = send_policy(caller.modality.allow_transcoding if caller.modality is not None else True)

@@ -55,6 +55,7 @@ class Modality:
         self.reports: list[tuple[int, Dataset]] = []
         self.pdu_lengths: list[int] = []   # the maximum PDU length each requestor advertised
         self.calling: list[str] = []       # the calling AET of each report's association
+        self.originators: list[tuple[str, int]] = []   # Move Originator AET and Message ID of each C-STORE
         ae = AE(ae_title="SCU")
         ae.add_supported_context(CTImageStorage, [EXPLICIT, IMPLICIT])
         ae.add_supported_context(StorageCommitmentPushModel, scu_role=True, scp_role=True)
@@ -65,6 +66,8 @@ class Modality:
     def _store(self, event):
         self.received.append(event.dataset)
         self.raw.append(event.request.DataSet.getvalue())
+        self.originators.append((str(event.request.MoveOriginatorApplicationEntityTitle or "").strip(),
+                                 event.request.MoveOriginatorMessageID))
         return 0x0000
 
     def _report(self, event):
@@ -621,10 +624,14 @@ def test_move_study_to_known_modality(server, study, modality):
     modality.received.clear()
     modality.raw.clear()
     modality.pdu_lengths.clear()
+    modality.originators.clear()
     final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0x0000
     assert final.NumberOfCompletedSuboperations == 3
     assert len(modality.received) == 3
+    # The C-STOREs name the C-MOVE's caller and its message as their originator, as Orthanc's (pynetdicom
+    # named our own AET)
+    assert modality.originators == [("SCU", 1)] * 3
     # The sub-operations' association advertises MaximumPduLength (16384 by default), as Orthanc's does,
     # not pynetdicom's own default (16382)
     assert modality.pdu_lengths == [16384]
@@ -676,6 +683,10 @@ def test_move_to_unknown_destination(server, study):
 
 @pytest.mark.parametrize("keys", [dict(QueryRetrieveLevel="STUDY", StudyInstanceUID="9.9.9.9"),   # unknown
                                   dict(QueryRetrieveLevel="STUDY", StudyInstanceUID="1.2.3*"),    # wildcard UID
+                                  # wildcards are never matched: they would send the whole archive
+                                  dict(QueryRetrieveLevel="PATIENT", PatientID="*"),
+                                  dict(QueryRetrieveLevel="PATIENT", PatientID="FIND-?*"),
+                                  dict(QueryRetrieveLevel="STUDY", AccessionNumber="ACC*", StudyInstanceUID=""),
                                   dict(QueryRetrieveLevel="IMAGE", StudyInstanceUID="1.2.3")])    # no SOP UID
 def test_move_that_fails_answers_as_orthanc(server, keys):
     """Orthanc's MoveScp answers any failure 0xC000 with the sub-operation counts at zero (real Orthanc 1.10.1,
@@ -684,6 +695,27 @@ def test_move_that_fails_answers_as_orthanc(server, keys):
     assert final.Status == 0xC000
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations,
             final.NumberOfWarningSuboperations) == (0, 0, 0)
+
+
+def test_move_of_a_list_sends_what_it_finds(server, study, modality):
+    """Each value of a list looked up exactly, an unknown one skipped, as Orthanc's C-MOVE (C-GET refuses it)."""
+    modality.received.clear()
+    final = _move(server, "SCU", QueryRetrieveLevel="SERIES", SeriesInstanceUID=[f"{study[0]}.2", "9.9.9.9"])
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    assert [ds.SeriesInstanceUID for ds in modality.received] == [f"{study[0]}.2"]
+
+
+def test_move_study_by_accession_number(server, modality):
+    """At study level a non-empty AccessionNumber is the key, as Orthanc's LookupIdentifiers (Ambra's SCU)."""
+    study_uid = "1.2.826.0.1.3680043.10.7." + str(uuid.uuid4().int)[:20]
+    accession = "ACC-" + study_uid[-10:]
+    status, _ds = _store(server, SOPInstanceUID=generate_uid(), StudyInstanceUID=study_uid,
+                         SeriesInstanceUID=f"{study_uid}.1", AccessionNumber=accession)
+    assert status == 0
+    modality.received.clear()
+    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", AccessionNumber=accession, StudyInstanceUID="")
+    assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    assert [ds.StudyInstanceUID for ds in modality.received] == [study_uid]
 
 
 def test_get_that_fails_answers_as_orthanc_and_the_association_releases(server):
@@ -698,8 +730,8 @@ def test_get_that_fails_answers_as_orthanc_and_the_association_releases(server):
     assert b"Release Failed" not in out and b"Releasing Association" in out
 
 
-def test_get_series(server, study):
-    study_uid, _ = study
+def _get(server, **keys) -> tuple[list, list[Dataset]]:
+    """C-GET statuses and the instances received."""
     received = []
     ae = AE(ae_title="SCU")
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
@@ -713,12 +745,25 @@ def test_get_series(server, study):
                          ext_neg=[build_role(CTImageStorage, scp_role=True)],
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     identifier = Dataset()
-    identifier.QueryRetrieveLevel = "SERIES"
-    identifier.SeriesInstanceUID = f"{study_uid}.1"
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
     statuses = [s for s, _ds in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet)]
     assoc.release()
+    return statuses, received
+
+
+def test_get_series(server, study):
+    statuses, received = _get(server, QueryRetrieveLevel="SERIES", SeriesInstanceUID=f"{study[0]}.1")
     assert statuses[-1].Status == 0x0000
     assert len(received) == 2
+
+
+def test_get_of_a_list_with_an_unknown_value_fails(server, study):
+    """As Orthanc's GetRequestHandler ("Cannot locate resource"); C-MOVE sends what it finds (tested above)."""
+    statuses, received = _get(server, QueryRetrieveLevel="SERIES", SeriesInstanceUID=[f"{study[0]}.1", "9.9.9.9"])
+    assert statuses[-1].Status == 0xC000 and received == []
+    statuses, received = _get(server, QueryRetrieveLevel="SERIES", SeriesInstanceUID=[f"{study[0]}.1", f"{study[0]}.2"])
+    assert statuses[-1].Status == 0x0000 and len(received) == 3
 
 
 # -- storage commitment ---------------------------------------------------------------------------------------
