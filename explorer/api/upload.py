@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 
 from django.urls import path
 
-from archive.errors import BadFileFormat
+from archive.errors import ArchiveError, BadFileFormat
 from archive.ingest import Origin, StoreResult, instance_store
 from archive.levels import Level
 from explorer.api.base import remote_ip
@@ -54,9 +55,26 @@ class InstancesApi(ResourceListApi):
             answers = [upload_answer(instance_store(data=data, origin=origin)) for data in files]
             return json_response(answers[0] if len(answers) == 1 else answers)
         body = request._request.body
+        if request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower() == "gzip":
+            body = _gunzipped(body)
         if body[:4] == b"PK\x03\x04":
             return json_response(_zip_upload(body, origin))
         return json_response(upload_answer(instance_store(data=body, origin=origin)))
+
+
+def _gunzipped(body: bytes) -> bytes:
+    """A body sent with Content-Encoding: gzip, as Orthanc (>= 1.6.0) takes it on POST /instances: what its peers
+    send with Compress. Other encodings are taken as they come, as Orthanc does; one that does not inflate is
+    Orthanc's internal error (500)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, MAX_ZIP_ENTRY + 1)
+    except zlib.error as exc:
+        raise ArchiveError(f"Cannot decompress the gzip body: {exc}") from None
+    if not inflater.eof:
+        raise ArchiveError("Cannot decompress the gzip body: truncated, or larger than "
+                           f"{MAX_ZIP_ENTRY} bytes once inflated")
+    return data
 
 
 def _zip_upload(body: bytes, origin: Origin) -> list[dict]:

@@ -287,6 +287,22 @@ def test_store_compressed(client, empty_target):
     assert sorted(requests.get(f"{empty_target}/instances").json()) == sorted(instances)
 
 
+def test_real_orthanc_stores_compressed_to_us(tmp_path):
+    """A real Orthanc sending to us with Compress (gzip bodies, Content-Encoding: gzip): they were refused as
+    invalid DICOM files, and the whole job failed."""
+    from tests.live import live_server
+
+    data = make_dicom(PatientID="GZ-PEER")
+    with live_server(tmp_path, DicomServerEnabled=False) as ours, \
+            orthanc_server(extra={"OrthancPeers": {"ours": [ours.url]}}) as source:
+        instance = requests.post(source + "/instances", data=data, timeout=30).json()["ID"]
+        answer = requests.post(source + "/peers/ours/store", json={"Resources": [instance], "Compress": True},
+                               timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert requests.get(f"{ours.url}/instances", timeout=10).json() == [instance]
+        assert requests.get(f"{ours.url}/instances/{instance}/file", timeout=10).content == data
+
+
 def test_store_transcoded(client, empty_target):
     _, instances, _ = _study(1)
     content = _post(client, "/peers/target/store", {"Resources": instances, "Transcode": RLE}).json()

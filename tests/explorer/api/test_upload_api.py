@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import gzip
 import io
 import zipfile
+import zlib
 
 import pytest
 
@@ -44,6 +46,24 @@ def test_non_dicom_body_gets_orthanc_error_body(client):
         "Details": "Cannot parse an invalid DICOM file (size: 16 bytes)", "HttpError": "Bad Request",
         "HttpStatus": 400, "Message": "Bad file format", "Method": "POST", "OrthancError": "Bad file format",
         "OrthancStatus": 15, "Uri": "/instances"}
+
+
+def test_gzip_encoded_upload_is_inflated(client):
+    """Content-Encoding: gzip, as Orthanc's peers send with Compress (Orthanc 1.10.1 compared): gzip in any
+    case is inflated, other encodings are taken as they come, a body that does not inflate is a 500."""
+    data = make_dicom(PatientID="GZ-1")
+    for encoding in ("gzip", "GZIP"):
+        response = client.generic("POST", "/instances", gzip.compress(data), content_type="application/dicom",
+                                  HTTP_CONTENT_ENCODING=encoding)
+        assert response.status_code == 200, response.content
+    assert Resource.objects.filter(public_id=response.json()["ID"]).exists()
+    response = client.generic("POST", "/instances", zlib.compress(data), HTTP_CONTENT_ENCODING="deflate")
+    assert response.status_code == 400 and response.json()["OrthancStatus"] == 15    # not inflated: not DICOM
+    response = client.generic("POST", "/instances", b"not gzip", HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 500 and response.json()["OrthancStatus"] == -1
+    assert response.json()["Details"].startswith("Cannot decompress the gzip body")
+    response = client.generic("POST", "/instances", gzip.compress(data)[:-20], HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 500
 
 
 def test_multipart_upload_of_several_files(client):
