@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import ssl
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from archive.errors import ArchiveError, NetworkProtocolError, NotImplementedYet, OrthancError
-from archive.network.registry import Peer
+from archive.network.registry import Peer, peer_certificate_check
 
 
 class PeerUnreachable(NetworkProtocolError):
@@ -96,18 +96,6 @@ def _timeout(peer: Peer) -> float | None:
     return float(seconds) if seconds > 0 else None  # 0: no timeout, as libcurl
 
 
-def _check_certificate(peer: Peer) -> None:
-    """WebServiceParameters::CheckClientCertificate."""
-    if not peer.certificate_file:
-        return
-    if not os.path.isfile(peer.certificate_file):
-        raise ArchiveError(f"Cannot open certificate file: {peer.certificate_file}",
-                           orthanc_error=OrthancError.INEXISTENT_FILE)
-    if peer.certificate_key_file and not os.path.isfile(peer.certificate_key_file):
-        raise ArchiveError(f"Cannot open key file: {peer.certificate_key_file}",
-                           orthanc_error=OrthancError.INEXISTENT_FILE)
-
-
 def _verify() -> bool | str:
     if not _option("HttpsVerifyPeers", True):
         return False
@@ -130,8 +118,10 @@ class PeerClient:
     def __init__(self, peer: Peer):
         if peer.pkcs11:
             raise NotImplementedYet("PKCS#11 is not supported for Orthanc peers")
-        _check_certificate(peer)
+        peer_certificate_check(peer)
         self.peer = peer
+        # libcurl takes a URL without scheme as http://, and so Orthanc's peers ("127.0.0.1:8042")
+        self.base_url = peer.url if "://" in peer.url else f"http://{peer.url}"
         self.timeout = _timeout(peer)
         session = requests.Session()
         session.trust_env = False  # the configuration decides (HttpProxy), not the environment or ~/.netrc
@@ -159,13 +149,15 @@ class PeerClient:
 
     def _call(self, method: str, path: str, **kwargs) -> PeerAnswer:
         try:
-            response = self.session.request(method, self.peer.url + path, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
             body = response.content
         except requests.Timeout:
             raise PeerUnreachable("libCURL error: Timeout was reached") from None
         except requests.exceptions.SSLError:
             raise PeerUnreachable("libCURL error: SSL connect error") from None
-        except requests.ConnectionError:
+        except requests.ConnectionError as exc:
+            if _unresolved(exc):
+                raise PeerUnreachable("libCURL error: Couldn't resolve host name") from None
             raise PeerUnreachable("libCURL error: Couldn't connect to server") from None
         except requests.RequestException as exc:
             raise PeerUnreachable(f"libCURL error: {type(exc).__name__}") from None
@@ -180,6 +172,12 @@ class PeerClient:
         if compress:
             headers["Content-Encoding"] = "gzip"  # understood by Orthanc >= 1.6.0
         return self._call("POST", path, data=data, headers=headers)
+
+
+def _unresolved(exc: requests.ConnectionError) -> bool:
+    """Whether a connection failed on the peer's host name (libcurl has an error of its own for it)."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None    # urllib3's MaxRetryError
+    return isinstance(reason, urllib3.exceptions.NameResolutionError)
 
 
 def dicom_gzip(data: bytes) -> bytes:

@@ -14,13 +14,22 @@ The JSON shapes and errors were checked against Orthanc 1.10.1 (RetrieveMethod i
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from archive.body_fields import boolean_field
-from archive.errors import BadFileFormat, InexistentItem, ParameterOutOfRange, UnknownResource
+from archive.errors import (
+    ArchiveError,
+    BadFileFormat,
+    InexistentItem,
+    OrthancError,
+    ParameterOutOfRange,
+    UnknownResource,
+)
 from archive.models import GlobalProperty
 
 MANUFACTURERS = ("Generic", "GenericNoWildcardInDates", "GenericNoUniversalWildcard", "Vitrea", "GE")
@@ -281,15 +290,55 @@ def _stored(key: str) -> str | None:
     return None if row is None else row[0]
 
 
+_NAME = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def name_check(name: str) -> None:
+    """OrthancConfiguration::CheckAlphanumeric, for the names of modalities and peers."""
+    if not _NAME.fullmatch(name):
+        raise BadFileFormat("Only alphanumeric, dash characters and underscores are allowed in the names of "
+                            f"modalities/peers, but found: {name}")
+
+
+def peer_certificate_check(peer: Peer) -> None:
+    """WebServiceParameters::CheckClientCertificate: the files of a client certificate exist."""
+    if not peer.certificate_file:
+        return
+    if not os.path.isfile(peer.certificate_file):
+        raise ArchiveError(f"Cannot open certificate file: {peer.certificate_file}",
+                           orthanc_error=OrthancError.INEXISTENT_FILE)
+    if peer.certificate_key_file and not os.path.isfile(peer.certificate_key_file):
+        raise ArchiveError(f"Cannot open key file: {peer.certificate_key_file}",
+                           orthanc_error=OrthancError.INEXISTENT_FILE)
+
+
+def _configured(kind: _Kind) -> dict:
+    """The entries of the configuration file, checked as Orthanc checks them when it starts."""
+    raw = settings.ORTHANC.get(kind.option) or {}
+    if not isinstance(raw, dict):
+        raise BadFileFormat(f'Bad format of the "{kind.option}" configuration section')
+    entries = {}
+    for name, value in sorted(raw.items()):
+        name_check(name)
+        entries[name] = kind.parse(value)
+    return entries
+
+
 def _entries(kind: _Kind) -> dict:
     stored = _stored(kind.key)
     if stored is not None:
-        raw = json.loads(stored)
-    elif settings.ORTHANC.get(kind.in_database, False):
-        raw = {}
-    else:
-        raw = settings.ORTHANC.get(kind.option) or {}
-    return {name: kind.parse(value) for name, value in sorted(raw.items())}
+        return {name: kind.parse(value) for name, value in sorted(json.loads(stored).items())}
+    if settings.ORTHANC.get(kind.in_database, False):
+        return {}
+    return _configured(kind)
+
+
+def registry_check() -> None:
+    """At server start, as Orthanc refuses to start: the modalities and peers of the configuration file are
+    well formed. Raises BadFileFormat or ParameterOutOfRange with the first fault."""
+    for kind in (MODALITIES, PEERS):
+        if not settings.ORTHANC.get(kind.in_database, False):
+            _configured(kind)
 
 
 def _write(kind: _Kind, entries: dict) -> None:
@@ -327,6 +376,7 @@ def modality_get(name: str) -> Modality:
 
 
 def modality_set(name: str, modality: Modality) -> None:
+    name_check(name)
     _update(MODALITIES, name, modality)
 
 
@@ -372,6 +422,8 @@ def peer_get(name: str) -> Peer:
 
 
 def peer_set(name: str, peer: Peer) -> None:
+    name_check(name)
+    peer_certificate_check(peer)   # as Orthanc's UpdatePeer: a peer whose certificate is missing is refused
     _update(PEERS, name, peer)
 
 
@@ -382,6 +434,6 @@ def peer_delete(name: str) -> None:
 
 
 __all__ = ["Modality", "Peer", "aet_same", "modalities_all", "modalities_for_caller", "modality_by_aet",
-           "modality_delete", "modality_get", "modality_json", "modality_parse", "modality_set", "peer_delete",
-           "peer_config", "peer_get", "peer_job_json", "peer_json", "peer_parse", "peer_set", "peers_all",
-           "registry_reset"]
+           "modality_delete", "modality_get", "modality_json", "modality_parse", "modality_set", "name_check",
+           "peer_certificate_check", "peer_delete", "peer_config", "peer_get", "peer_job_json", "peer_json",
+           "peer_parse", "peer_set", "peers_all", "registry_check", "registry_reset"]

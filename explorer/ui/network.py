@@ -401,8 +401,8 @@ def _modality_from_form(values: dict[str, str], existing: registry.Modality | No
 
 
 def _valid_name(name: str) -> str:
-    if not name or "/" in name or len(name) > 64 or name != name.strip():
-        raise BadRequest("The name is required (at most 64 characters, no slash).")
+    if not name or len(name) > 64 or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise BadRequest("The name is required: letters, digits, dashes and underscores (at most 64).")
     return name
 
 

@@ -97,8 +97,13 @@ class Command(BaseCommand):
             from archive.metrics import metrics_reset
 
             metrics_reset()   # the whole server starts: its per-process metrics start at zero, as Orthanc's
-        from archive.network.registry import registry_reset
+        from archive.errors import ArchiveError
+        from archive.network.registry import registry_check, registry_reset
 
+        try:
+            registry_check()   # as Orthanc, which does not start with a malformed modality or peer
+        except ArchiveError as exc:
+            raise CommandError(f"The configuration's modalities or peers: {exc.details or exc}") from None
         registry_reset()  # REST-made modalities and peers last until the server stops, unless *InDatabase
         if not read_only:
             published, discarded = storage_recover()

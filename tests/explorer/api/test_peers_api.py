@@ -179,6 +179,43 @@ def test_put_rejects_what_orthanc_rejects(client, body, details):
     assert "new" not in client.get("/peers").json()
 
 
+@pytest.mark.parametrize("name", ["a%20b", "a.b", "%C3%A9"])
+def test_put_refuses_a_name_orthanc_refuses(client, name):
+    """OrthancConfiguration::CheckAlphanumeric, for peers and modalities alike (Orthanc 1.10.1 compared)."""
+    for route, body in (("/peers/", '{"Url": "http://x"}'), ("/modalities/", '["X", "127.0.0.1", 104]')):
+        response = client.put(route + name, body, content_type="application/json")
+        shown = requests.utils.unquote(name)
+        _error(response, 400, 15, "Only alphanumeric, dash characters and underscores are allowed in the names of "
+                                  f"modalities/peers, but found: {shown}")
+    assert client.get("/peers").json() == sorted(client.get("/peers").json())
+    assert requests.utils.unquote(name) not in client.get("/peers").json() + client.get("/modalities").json()
+
+
+def test_put_refuses_a_peer_whose_certificate_is_missing(client):
+    """As Orthanc's UpdatePeer: 404 InexistentFile, and the peer is not defined (it was, and failed on use)."""
+    _error(_put(client, '{"Url": "https://x", "CertificateFile": "/nonexistent.pem"}'), 404, 13,
+           "Cannot open certificate file: /nonexistent.pem")
+    assert "new" not in client.get("/peers").json()
+
+
+@pytest.mark.parametrize(("option", "value", "details"), [
+    ("OrthancPeers", {"a b": ["http://x"]}, "Only alphanumeric, dash characters and underscores are allowed in "
+                                            "the names of modalities/peers, but found: a b"),
+    ("OrthancPeers", ["http://x"], 'Bad format of the "OrthancPeers" configuration section'),
+    ("DicomModalities", {"m.1": ["X", "h", 104]}, "Only alphanumeric, dash characters and underscores are "
+                                                  "allowed in the names of modalities/peers, but found: m.1"),
+])
+def test_a_malformed_configuration_is_refused_at_start(orthanc_config, option, value, details):
+    """Orthanc does not start with them; we did, and failed on their first use (a 500 for an array)."""
+    from archive.errors import ArchiveError
+    from archive.network.registry import registry_check
+
+    orthanc_config(**{option: value})
+    with pytest.raises(ArchiveError) as raised:
+        registry_check()
+    assert raised.value.details == details
+
+
 def test_put_of_a_body_that_is_not_json_is_bare_404(client):
     for body in ("junk", ""):
         response = _put(client, body)
@@ -217,6 +254,14 @@ def test_system_forwards_the_peers_answer(client, target):
 
 def test_system_of_a_peer_that_is_down(client):
     _error(client.get("/peers/down/system"), 500, 9, "libCURL error: Couldn't connect to server")
+
+
+def test_system_of_a_peer_without_scheme_nor_resolvable_name(client, orthanc_config, target):
+    """A URL without scheme is http://, as libcurl takes it (it was 'InvalidSchema'); a name that does not
+    resolve has libcurl's own error (Orthanc 1.10.1 compared)."""
+    orthanc_config(OrthancPeers={"bare": [target.removeprefix("http://")], "dns": ["http://nonexistent.invalid:8042"]})
+    assert client.get("/peers/bare/system").json()["Version"] == "1.10.1"
+    _error(client.get("/peers/dns/system"), 500, 9, "libCURL error: Couldn't resolve host name")
 
 
 def test_system_of_an_unknown_peer(client):
