@@ -3,7 +3,10 @@
 pydicom writes the uncompressed syntaxes and encodes RLE (its own encoder) and JPEG 2000 (pylibjpeg-openjpeg);
 the JPEG family and JPEG-LS go through DCMTK's command-line codecs, the ones Orthanc itself transcodes with
 (dcmcjpeg, dcmcjpls; apt-get install dcmtk). Every source the decoder reads can be transcoded. The SOP
-Instance UID is kept: the instance is the same, only its encoding changes (as Orthanc does for /file).
+Instance UID is kept: the instance is the same, only its encoding changes (as Orthanc does for /file), unless
+the caller lets a lossy syntax give it a new one (``new_uid_if_lossy``: Orthanc's allowNewSopInstanceUid, set by
+its peer store job). As Orthanc's DcmtkTranscoder, JPEG baseline takes 8-bit images only: a 12-bit image would
+come out rescaled to 8 bits.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _bytes(ds: Dataset, syntax: str) -> bytes:
     return out.getvalue()
 
 
-def _uncompressed(data: bytes, syntax: str, quality: int) -> bytes:
+def _uncompressed(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:
     ds = _dataset(data)
     if ds.file_meta.get("TransferSyntaxUID", EXPLICIT_LE) not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED) \
             and "PixelData" in ds:
@@ -59,11 +62,11 @@ def _uncompressed(data: bytes, syntax: str, quality: int) -> bytes:
     return _bytes(ds, syntax)
 
 
-def _pydicom_compress(data: bytes, syntax: str, quality: int) -> bytes:
+def _pydicom_compress(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:
     ds = _dataset(data)
     if "PixelData" not in ds:
         return _bytes(ds, syntax)
-    options: dict = {"generate_instance_uid": False}
+    options: dict = {"generate_instance_uid": new_uid}
     if syntax == RLE:
         options["encoding_plugin"] = "pydicom"
     if syntax == J2K:
@@ -77,14 +80,16 @@ def _pydicom_compress(data: bytes, syntax: str, quality: int) -> bytes:
     return _bytes(ds, syntax)
 
 
-def _dcmtk(tool: str, *flags: str) -> Callable[[bytes, str, int], bytes]:
-    def run(data: bytes, syntax: str, quality: int) -> bytes:
+def _dcmtk(tool: str, *flags: str) -> Callable[..., bytes]:
+    def run(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:
         binary = shutil.which(tool)
         if binary is None:
             raise TranscodingFailed(f"Transcoding to {syntax} needs DCMTK's {tool} (apt-get install dcmtk)")
         # DCMTK's encoders read uncompressed input: decompress first when the source is compressed.
         source = _uncompressed(data, EXPLICIT_LE, quality)
         arguments = [flag.format(quality=quality) for flag in flags]
+        if new_uid:
+            arguments = [flag for flag in arguments if flag != "+un"]   # DCMTK's default: a new UID if lossy
         with tempfile.TemporaryDirectory(prefix="transcode-") as folder:
             with open(f"{folder}/in.dcm", "wb") as out:
                 out.write(source)
@@ -97,7 +102,7 @@ def _dcmtk(tool: str, *flags: str) -> Callable[[bytes, str, int], bytes]:
     return run
 
 
-TRANSCODERS: dict[str, Callable[[bytes, str, int], bytes]] = {
+TRANSCODERS: dict[str, Callable[..., bytes]] = {
     EXPLICIT_LE: _uncompressed,
     IMPLICIT_LE: _uncompressed,
     DEFLATED: _uncompressed,
@@ -112,18 +117,22 @@ TRANSCODERS: dict[str, Callable[[bytes, str, int], bytes]] = {
 }
 
 
-def file_transcode(data: bytes, *, syntax: str, quality: int = 90) -> bytes:
+def file_transcode(data: bytes, *, syntax: str, quality: int = 90, new_uid_if_lossy: bool = False) -> bytes:
     """``data`` (a Part 10 file) written in transfer syntax ``syntax``; the same bytes when it already is.
     Raises TranscodingFailed when no codec can write it (or ArchiveError ParameterOutOfRange for an unknown
-    UID). ``quality`` (1-100) only matters for the lossy syntaxes."""
+    UID). ``quality`` (1-100) only matters for the lossy syntaxes; with ``new_uid_if_lossy`` a lossy syntax
+    gives the instance a new SOP Instance UID (a lossy copy is another instance)."""
     transcoder = TRANSCODERS.get(syntax)
     if transcoder is None:
         raise ArchiveError(f"Unsupported transfer syntax: {syntax}", orthanc_error=OrthancError.PARAMETER_OUT_OF_RANGE)
     current = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True)
     if str(current.file_meta.get("TransferSyntaxUID", "")) == syntax:
         return data
+    if syntax == JPEG_BASELINE and "BitsStored" in current and current.BitsStored != 8:
+        raise TranscodingFailed(f"Cannot transcode to JPEG baseline an image of BitsStored {current.BitsStored} "
+                                "(8 only)")
     try:
-        return transcoder(data, syntax, quality)
+        return transcoder(data, syntax, quality, new_uid_if_lossy and syntax in LOSSY)
     except ArchiveError:
         raise
     except Exception as exc:  # noqa: BLE001 - codecs fail in many ways; the caller gets one error type

@@ -121,7 +121,9 @@ def _body(file: tuple[str, bool], *, transcode: str | None, quality: int, compre
 
         if transcode in TRANSCODERS:
             try:
-                data = file_transcode(data, syntax=transcode, quality=quality)
+                # As Orthanc's peer job (allowNewSopInstanceUid): a lossy copy is a new instance, so that it
+                # neither overwrites the original at the peer nor is skipped as already stored there
+                data = file_transcode(data, syntax=transcode, quality=quality, new_uid_if_lossy=True)
             except TranscodingFailed:
                 pass  # Orthanc sends the instance as stored when it cannot transcode it
     return dicom_gzip(data) if compress else data

@@ -60,3 +60,36 @@ def test_compressed_to_another_syntax_keeps_the_pixels_and_the_uid(source: str, 
     assert ds.SOPInstanceUID == decode.dataset_read(SOURCE).SOPInstanceUID
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
     assert np.array_equal(_pixels(out), _pixels(SOURCE))
+
+
+EIGHT_BITS = make_dicom(Rows=64, Columns=64, BitsAllocated=8, BitsStored=8, HighBit=7,
+                        PixelData=(np.arange(4096) % 200).astype("u1").tobytes())
+
+
+def test_jpeg_baseline_takes_8_bit_images_only() -> None:
+    """As Orthanc's DcmtkTranscoder (BitsStored == 8): DCMTK would write a 12-bit image rescaled to 8 bits."""
+    if shutil.which("dcmcjpeg") is None:
+        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    assert decode.dataset_read(SOURCE).BitsStored != 8
+    with pytest.raises(transcode.TranscodingFailed):
+        transcode.file_transcode(SOURCE, syntax=transcode.JPEG_BASELINE)
+    out = transcode.file_transcode(EIGHT_BITS, syntax=transcode.JPEG_BASELINE, quality=95)
+    ds = decode.dataset_read(out)
+    assert ds.SOPInstanceUID == decode.dataset_read(EIGHT_BITS).SOPInstanceUID       # kept unless allowed
+    difference = np.abs(_pixels(out).astype(int) - _pixels(EIGHT_BITS).astype(int))
+    assert difference.max() < 20
+
+
+@pytest.mark.parametrize("syntax", [transcode.JPEG_BASELINE, transcode.J2K])
+def test_a_lossy_copy_may_be_a_new_instance(syntax: str) -> None:
+    """``new_uid_if_lossy`` (Orthanc's allowNewSopInstanceUid, its peer store job): a new SOP Instance UID, in
+    the dataset and the file meta; a lossless syntax keeps it."""
+    if syntax == transcode.JPEG_BASELINE and shutil.which("dcmcjpeg") is None:
+        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    original = decode.dataset_read(EIGHT_BITS).SOPInstanceUID
+    ds = decode.dataset_read(transcode.file_transcode(EIGHT_BITS, syntax=syntax, new_uid_if_lossy=True))
+    assert ds.SOPInstanceUID != original
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.LossyImageCompression == "01"
+    kept = decode.dataset_read(transcode.file_transcode(EIGHT_BITS, syntax=transcode.RLE, new_uid_if_lossy=True))
+    assert kept.SOPInstanceUID == original

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.server
+import shutil
 import threading
 import time
 from unittest import mock
@@ -353,6 +354,28 @@ def test_store_transcoded(client, empty_target):
     content = _post(client, "/peers/target/store", {"Resources": instances, "Transcode": RLE}).json()
     assert content["Transcode"] == RLE
     assert requests.get(f"{empty_target}/instances/{instances[0]}/metadata/TransferSyntax").text == RLE
+
+
+def test_store_transcoded_to_a_lossy_syntax(client, empty_target):
+    """As Orthanc's peer job (compared with 1.10.1): a lossy copy is sent as a new instance (new SOP Instance
+    UID; it kept the original's, so the peer could skip it or take it for the original), and a 12-bit image is
+    sent as stored (JPEG baseline is 8-bit: ours sent it rescaled to 8 bits)."""
+    if not shutil.which("dcmcjpeg"):
+        pytest.skip("DCMTK is not installed")
+    import numpy as np
+
+    eight = make_dicom(PatientID="PEER-LOSSY", SOPInstanceUID="1.2.3.4.9.1", BitsAllocated=8, BitsStored=8,
+                       HighBit=7, Rows=32, Columns=32, PixelData=(np.arange(1024) % 200).astype("u1").tobytes())
+    twelve = make_dicom(PatientID="PEER-LOSSY", SOPInstanceUID="1.2.3.4.9.2", BitsStored=12, HighBit=11,
+                        Rows=32, Columns=32, PixelData=(np.arange(1024) % 4000).astype("<u2").tobytes())
+    ids = [instance_store(data=f, origin=Origin()).ids.instance for f in (eight, twelve)]
+    _post(client, "/peers/target/store", {"Resources": ids, "Transcode": "1.2.840.10008.1.2.4.50"})
+    sent = {requests.get(f"{empty_target}/instances/{i}/simplified-tags").json()["SOPInstanceUID"]:
+            requests.get(f"{empty_target}/instances/{i}/metadata/TransferSyntax").text
+            for i in requests.get(f"{empty_target}/instances").json()}
+    assert len(sent) == 2 and "1.2.3.4.9.1" not in sent
+    assert sent.pop("1.2.3.4.9.2") == "1.2.840.10008.1.2.1"
+    assert list(sent.values()) == ["1.2.840.10008.1.2.4.50"]
 
 
 @pytest.mark.parametrize(("body", "status", "code", "details"), [
