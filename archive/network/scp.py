@@ -124,6 +124,7 @@ class ScpSettings:
     aet: str = "ORTHANC"
     port: int = 4242
     check_called_aet: bool = False
+    check_modality_host: bool = False
     always_allow: frozenset[str] = frozenset({"Echo", "Store"})
     timeout: float = 30
     max_pdu: int = 16384
@@ -136,6 +137,7 @@ class ScpSettings:
         cfg = settings.ORTHANC
         return cls(aet=str(cfg.get("DicomAet", "ORTHANC")).strip(), port=int(cfg.get("DicomPort", 4242)),
                    check_called_aet=bool(cfg.get("DicomCheckCalledAet", False)),
+                   check_modality_host=bool(cfg.get("DicomCheckModalityHost", False)),
                    always_allow=frozenset(kind for kind, (option, default) in _ALWAYS_OPTIONS.items()
                                           if cfg.get(option, default)),
                    timeout=float(cfg.get("DicomScpTimeout", 30) or 0) or None,
@@ -175,11 +177,17 @@ def connection_allowed(caller: Caller, scp: ScpSettings) -> bool:
 
 
 def request_allowed(kind: str, caller: Caller, scp: ScpSettings) -> bool:
-    """IsAllowedRequest for Echo, Store, Find, FindWorklist, Move, Get, NAction, NEventReport."""
+    """IsAllowedRequest for Echo, Store, Find, FindWorklist, Move, Get, NAction, NEventReport. Several modalities
+    may share the caller's AET: with DicomCheckModalityHost (the candidates are then those at the caller's IP),
+    one of them allowing it is enough; without, all of them must allow it (Orthanc 1.10+; the one at the
+    caller's IP decided, and none there refused)."""
     if kind in scp.always_allow:
         return True
-    modality = caller.modality
-    return modality is not None and bool(getattr(modality, _MODALITY_FLAGS[kind]))
+    flag = _MODALITY_FLAGS[kind]
+    allowed = [bool(getattr(m, flag)) for m in caller.candidates]
+    if not allowed:
+        return False
+    return any(allowed) if scp.check_modality_host else all(allowed)
 
 
 # -- association negotiation ----------------------------------------------------------------------------------
