@@ -862,12 +862,14 @@ class FastAE(AE):
 
     def associate(self, addr, port: int, contexts=None, ae_title: str = "ANY-SCP",
                   max_pdu: int | None = None, ext_neg=None, bind_address=None, tls_args=None,
-                  evt_handlers=None, move_originator: str | None = None) -> Association:
+                  evt_handlers=None, move_originator: str | None = None, unestablished=None) -> Association:
         """As AE.associate (pynetdicom 3.0), with a FastAssociation; returns the association whatever the outcome
         (``is_established``, ``is_rejected``, ``is_aborted``). The maximum PDU length we advertise is the AE's
         ``maximum_pdu_size`` unless ``max_pdu`` is given: Orthanc's MaximumPduLength applies to its SCU too, where
         pynetdicom would advertise its own default (16382). ``move_originator``: the AET of the C-MOVE these are
-        the sub-operations of, named by their C-STOREs (pynetdicom names its own AE there, Orthanc the caller)."""
+        the sub-operations of, named by their C-STOREs (pynetdicom names its own AE there, Orthanc the caller).
+        ``unestablished``: called (its socket closed) when the association is refused or cannot be made, to answer
+        a C-MOVE as Orthanc does (pynetdicom answers 0xA801, "move destination unknown")."""
         remote = AddressInformation.from_addr_port(addr, port)
         if bind_address is None:
             bind_address = ("::0", 0) if remote.address_family == socket.AF_INET6 else ("", 0)
@@ -907,4 +909,8 @@ class FastAE(AE):
             if transport.socket is not None:
                 transport.socket.settimeout(assoc.network_timeout)
             assoc.start()
+        elif unestablished is not None:
+            if assoc.dul.socket is not None:
+                assoc.dul.socket.close()
+            unestablished()
         return assoc

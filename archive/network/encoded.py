@@ -50,6 +50,10 @@ class EncodedInstance(Dataset):
     def __bool__(self) -> bool:  # an empty Dataset is falsy: pynetdicom would skip the sub-operation
         return True
 
+    @property
+    def SOPInstanceUID(self) -> str:   # noqa: N802 - pynetdicom lists a failed sub-operation's instance by it
+        return self.encoded_sop_instance
+
     def decoded(self) -> Dataset:
         return decoded_dataset(self.encoded_data)
 

@@ -708,7 +708,7 @@ def handle_move(event, scp: ScpSettings):
     # pynetdicom associates through our FastAE (no Nagle, no polling: association.py)
     policy = send_policy(modality.allow_transcoding)
     options = {"contexts": _store_contexts(instances, policy), "ae_title": modality.aet,
-               "move_originator": _caller(event).aet}
+               "move_originator": _caller(event).aet, "unestablished": _destination_unreachable}
     if modality.use_dicom_tls:
         options["tls_args"] = (client_context(scp.tls), None)
     yield modality.host, modality.port, options
@@ -720,6 +720,13 @@ def handle_move(event, scp: ScpSettings):
             return
         activity_mark()     # the association to the destination polls fast while sub-operations go on
         yield PENDING, _dataset(instance, files.get(instance.id), policy=policy, remote_aet=modality.aet)
+
+
+def _destination_unreachable() -> None:
+    """A known C-MOVE destination that refuses or does not answer: Orthanc's 0xC000 with zero counts (pynetdicom's
+    0xA801 made movescu say "move destination unknown" of a configured one)."""
+    logger.error("C-MOVE: cannot associate with the destination")
+    raise RetrieveFailed(CANNOT_UNDERSTAND)
 
 
 class RetrieveFailed(Exception):

@@ -610,14 +610,18 @@ def test_dcmtk_findscu(server, study):
 
 # -- C-MOVE and C-GET -----------------------------------------------------------------------------------------
 
-def _move(server, destination, **keys):
+def _move_answers(server, destination, **keys) -> list[tuple[Dataset, Dataset | None]]:
     assoc = _associate(server, [StudyRootQueryRetrieveInformationModelMove])
     identifier = Dataset()
     for keyword, value in keys.items():
         setattr(identifier, keyword, value)
-    statuses = [s for s, _ds in assoc.send_c_move(identifier, destination, StudyRootQueryRetrieveInformationModelMove)]
+    answers = list(assoc.send_c_move(identifier, destination, StudyRootQueryRetrieveInformationModelMove))
     assoc.release()
-    return statuses[-1]
+    return answers
+
+
+def _move(server, destination, **keys):
+    return _move_answers(server, destination, **keys)[-1][0]
 
 
 def test_move_study_to_known_modality(server, study, modality):
@@ -679,6 +683,30 @@ def test_move_of_a_stored_raw_dataset(server, modality):
 def test_move_to_unknown_destination(server, study):
     final = _move(server, "NOWHERE", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
     assert final.Status == 0xA801
+
+
+def test_move_to_a_destination_that_is_down(server, study):
+    """A configured destination that does not answer: Orthanc's 0xC000 with zero counts; pynetdicom's 0xA801
+    made movescu say 'move destination unknown' of a known one."""
+    final = _move(server, "NOECHO", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+    assert final.Status == 0xC000
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations,
+            final.NumberOfWarningSuboperations) == (0, 0, 0)
+
+
+def test_move_lists_the_instances_that_failed(server, modality):
+    """The destination takes CT only: the MR instance fails, and the final answer names it (the list was
+    empty: a client could not retry what failed)."""
+    study_uid = "1.2.826.0.1.3680043.10.7." + str(uuid.uuid4().int)[:20]
+    mr = f"{study_uid}.2.1"
+    for sop, sop_class in ((f"{study_uid}.1.1", CTImageStorage), (mr, "1.2.840.10008.5.1.4.1.1.4")):
+        data = make_dicom(StudyInstanceUID=study_uid, SeriesInstanceUID=sop.rsplit(".", 1)[0], SOPInstanceUID=sop,
+                          SOPClassUID=sop_class)
+        assert requests.post(server.url + "/instances", data=data, timeout=10).status_code == 200
+    final, identifier = _move_answers(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid)[-1]
+    assert final.Status == 0xB000
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (1, 1)
+    assert identifier.FailedSOPInstanceUIDList == mr
 
 
 @pytest.mark.parametrize("keys", [dict(QueryRetrieveLevel="STUDY", StudyInstanceUID="9.9.9.9"),   # unknown
