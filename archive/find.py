@@ -90,6 +90,15 @@ class FindQuery:
 
 LEVELS = list(Level)
 MODALITIES_IN_STUDY = 0x00080061
+
+
+def modalities_constraint(query: str, *, case_sensitive: bool) -> Constraint:
+    """ModalitiesInStudy as Orthanc's DatabaseLookup takes it: a constraint on the Modality of some series, one
+    value parsed as any value is ("C*" a wildcard), several an exact list."""
+    values = sorted({v.strip() for v in query.split("\\")})
+    if len(values) == 1:
+        return constraint_parse(MODALITY, values[0], vr="CS", case_sensitive=case_sensitive)
+    return Constraint(MODALITY, Kind.LIST, tuple(values), case_sensitive)
 MODALITY = 0x00080060
 _CHUNK = 200
 
@@ -300,9 +309,9 @@ def _plan(query: FindQuery) -> _Plan:
     for item in query.tags:
         tag = item.tag
         if tag == MODALITIES_IN_STUDY:
-            # Orthanc turns ModalitiesInStudy into a list constraint on Modality (DatabaseLookup); at the
-            # study level it asks for a child series with one of the modalities.
-            constraint = Constraint(MODALITY, Kind.LIST, tuple(item.query.split("\\")), query.case_sensitive)
+            # Orthanc turns ModalitiesInStudy into a constraint on Modality (DatabaseLookup); at the study
+            # level it asks for a child series with one of the modalities.
+            constraint = modalities_constraint(item.query, case_sensitive=query.case_sensitive)
             if level is Level.STUDY:
                 rows = _tag_rows(Level.SERIES, constraint)
                 series = Resource.objects.filter(level=Level.SERIES.depth)

@@ -44,10 +44,10 @@ from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag, Tag
 
 from archive import runtime
-from archive.dicom.matching import Constraint, Kind, constraint_match, constraint_parse
+from archive.dicom.matching import Constraint, constraint_match, constraint_parse
 from archive.dicom.tags import ENCODING_TO_CHARSET, tag_key
 from archive.errors import ArchiveError
-from archive.find import MODALITIES_IN_STUDY, resources_find
+from archive.find import MODALITIES_IN_STUDY, modalities_constraint, resources_find
 from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
@@ -177,21 +177,21 @@ def _matches(level: Level, query: dict[str, str], sensitive: list[tuple[int, str
         return resources
     tags = [Tag(tag) for tag, _vr_, _value in sensitive]
     constraints = [constraint_parse(tag, value, vr=vr, case_sensitive=True) if tag != MODALITIES_IN_STUDY
-                   else Constraint(tag, Kind.LIST, tuple(value.split("\\")), True) for tag, vr, value in sensitive]
+                   else modalities_constraint(value, case_sensitive=True) for tag, vr, value in sensitive]
     values = requested_values_many(resources, tags)
     kept = []
     for resource in resources:
         found = values.get(resource.id, {})
-        if all(_sensitive_match(c, _as_text(found.get(_key(t)))) for c, t in zip(constraints, tags, strict=True)):
+        if all(_sensitive_match(c, t, _as_text(found.get(_key(t)))) for c, t in zip(constraints, tags, strict=True)):
             kept.append(resource)
     return kept
 
 
-def _sensitive_match(constraint, value: str | None) -> bool:
-    """ModalitiesInStudy is a constraint on the Modality of some series (DatabaseLookup): one of the asked
-    modalities among the study's; every other tag is matched as the index holds it."""
-    if constraint.tag == MODALITIES_IN_STUDY:
-        return bool(value) and bool(set(constraint.values) & set(value.split("\\")))
+def _sensitive_match(constraint: Constraint, tag: BaseTag, value: str | None) -> bool:
+    """ModalitiesInStudy is a constraint on the Modality of some series (DatabaseLookup): one of the study's
+    modalities matches it; every other tag is matched as the index holds it."""
+    if tag == MODALITIES_IN_STUDY:
+        return bool(value) and any(constraint_match(constraint, m) for m in value.split("\\"))
     return constraint_match(constraint, value)
 
 

@@ -189,6 +189,11 @@ def test_main_tag_of_a_lower_level_matches_nothing(archive):
 def test_modalities_in_study(archive):
     assert find(Level.STUDY, {MODALITIES_IN_STUDY: "CT"}) == [archive[2].study, archive[3].study]
     assert find(Level.STUDY, {MODALITIES_IN_STUDY: "PT\\US"}) == [archive[3].study, archive[5].study]
+    # One value is parsed as any value, a wildcard too, as Orthanc's DatabaseLookup (1.10.1 compared with
+    # findscu); a list is matched exactly
+    assert find(Level.STUDY, {MODALITIES_IN_STUDY: "C*"}) == [archive[2].study, archive[3].study]
+    assert find(Level.STUDY, {MODALITIES_IN_STUDY: "?T"}) == [archive[2].study, archive[3].study]
+    assert find(Level.STUDY, {MODALITIES_IN_STUDY: "C*\\US"}) == [archive[5].study]
 
 
 def test_bad_wildcard_raises(archive):

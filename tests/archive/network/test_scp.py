@@ -569,6 +569,10 @@ def test_find_modalities_in_study_constraint(server, study):
     answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
                        StudyInstanceUID=study_uid, ModalitiesInStudy="MR")
     assert len(answers) == 1
+    for pattern, count in (("M*", 1), ("?R", 1), ("X*", 0), ("m*", 0)):    # case-sensitive, as Orthanc's C-FIND
+        answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
+                           StudyInstanceUID=study_uid, ModalitiesInStudy=pattern)
+        assert len(answers) == count, pattern
 
 
 def test_find_case_rules(server, study):
