@@ -51,3 +51,24 @@ def test_concurrent_dispatchers_respect_concurrent_jobs(settings) -> None:
         running = list(Job.objects.filter(state=State.RUNNING).values_list("priority", flat=True))
         assert len(running) == 2, f"round {rounds}: {running}"
         assert sorted(running) == [9, 9]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_is_rounded_as_orthanc(monkeypatch) -> None:
+    """JobInfo's Progress is iround(progress * 100): 2 of 3 steps is 67 (int() made it 66)."""
+    from jobs import tasks
+    from jobs.kinds import KINDS
+
+    seen: list[int] = []
+
+    def kind(job):
+        yield 100.0 * 1 / 3
+        time.sleep(tasks.SAVE_INTERVAL * 1.5)
+        yield 100.0 * 2 / 3
+        seen.append(Job.objects.get(id=job.id).progress)
+
+    monkeypatch.setitem(KINDS, "RoundingTest", kind)
+    job = Job.objects.create(type="RoundingTest", parameters={}, state=State.RUNNING)
+    tasks.job_run(job.id)
+    assert seen == [67]
+    assert Job.objects.get(id=job.id).state == State.SUCCESS
