@@ -608,8 +608,8 @@ def retrieve_instances(identifier: Dataset, *, each_value_found: bool = False) -
             raise QueryRefused("no QueryRetrieveLevel and no identifier")
     if level is Level.STUDY and _text(identifier.get("AccessionNumber")):
         keyword = "AccessionNumber"
-    values = [v.strip() for v in _text(identifier.get(keyword)).split("\\")]
-    if not any(values):
+    values = [v for v in (v.strip() for v in _text(identifier.get(keyword)).split("\\")) if v]
+    if not values:
         raise QueryRefused(f"C-MOVE/C-GET without {keyword}")
     if any("*" in v or "?" in v for v in values):
         raise QueryRefused(f"Wildcards are not allowed on {keyword}")
