@@ -29,7 +29,10 @@ COUNT_CAP = 1_000
 
 
 def dicom_date(value: str | None) -> str:
-    """``20240131`` as ``2024-01-31``; anything else as it is."""
+    """``20240131`` as ``2024-01-31``, and so the ACR-NEMA form ``2024.01.31`` (older files and modalities still
+    write it); anything else as it is."""
+    if value and len(value) == 10 and value[4] == value[7] == "." and (value[:4] + value[5:7] + value[8:]).isdigit():
+        value = value.replace(".", "")
     if value and len(value) == 8 and value.isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:]}"
     return value or ""

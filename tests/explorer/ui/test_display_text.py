@@ -1,0 +1,25 @@
+"""How DICOM values read on the pages (explorer.ui.browser), without a browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from explorer.ui.browser import dicom_date, person_name
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("20240131", "2024-01-31"),
+    ("1994.06.13", "1994-06-13"),      # ACR-NEMA dates, still in older files (seen in the sample corpus)
+    ("", ""), (None, ""),
+    ("2024", "2024"), ("1994.6.13", "1994.6.13"), ("2024-01-31", "2024-01-31"),
+])
+def test_dicom_date(value, shown) -> None:
+    assert dicom_date(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("DOE^JOHN", "DOE, JOHN"), ("DOE^JOHN^^DR", "DOE, JOHN DR"), ("Anonymized", "Anonymized"),
+    ("Yamada^Tarou=山田^太郎", "Yamada, Tarou"), ("", ""),
+])
+def test_person_name(value, shown) -> None:
+    assert person_name(value) == shown
