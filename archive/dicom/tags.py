@@ -80,6 +80,11 @@ ENCODING_TO_CHARSET = {
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+def dataset_group_invalid(group: int) -> bool:
+    """Groups a dataset may not hold (DCMTK's removeInvalidGroups): command, file meta, odd ones below 8."""
+    return group in (0x0000, 0x0002) or (group < 0x0008 and group % 2 == 1)
+
+
 def tag_key(tag: int) -> str:
     """Orthanc's spelling of a tag (DicomTag::Format): lowercase ``gggg,eeee``."""
     return f"{tag >> 16:04x},{tag & 0xFFFF:04x}"

@@ -6,7 +6,7 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
 - The level is QueryRetrieveLevel: PATIENT, STUDY, SERIES, IMAGE (or INSTANCE); without it, or with another
   value, the request fails (0xC000, "Failed: unable to process"). The root (patient or study) is not checked.
 - Every non-empty, non-sequence element is a constraint (QueryRetrieveLevel, SpecificCharacterSet and
-  TimezoneOffsetFromUTC excepted); PN is matched case-insensitively unless CaseSensitivePN, every other VR
+  TimezoneOffsetFromUTC excepted; file meta elements are ignored, as DCMTK drops them on receipt); PN is matched case-insensitively unless CaseSensitivePN, every other VR
   case-sensitively, identifiers included (``PatientID=p1`` does not match ``P1``). /tools/find folds every VR
   by default, so the index answers the case-insensitive superset and the case-sensitive constraints are checked
   again here with the same ``matching.constraint_match`` (PS3.4 C.2.2.2).
@@ -45,7 +45,7 @@ from pydicom.tag import BaseTag, Tag
 
 from archive import runtime
 from archive.dicom.matching import Constraint, constraint_match, constraint_parse
-from archive.dicom.tags import ENCODING_TO_CHARSET, tag_key
+from archive.dicom.tags import ENCODING_TO_CHARSET, dataset_group_invalid, tag_key
 from archive.errors import ArchiveError
 from archive.find import MODALITIES_IN_STUDY, modalities_constraint, resources_find
 from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
@@ -140,8 +140,11 @@ def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = 
                                "constraint on tag (%s)", tag_key(tag))
             sequences.append(tag)   # asked for either way: answered as the resource has it (Orthanc 1.10.1)
             continue
-        if tag.element == 0 or tag == SPECIFIC_CHARACTER_SET:
-            continue   # group lengths are no attributes; the charset only decodes the query
+        if tag.element == 0 or tag == SPECIFIC_CHARACTER_SET or dataset_group_invalid(tag.group):
+            # group lengths are no attributes; the charset only decodes the query; file meta elements, as
+            # Orthanc's own SCU sends at the instance level (MediaStorageSOPInstanceUID), are dropped on
+            # receipt by Orthanc: neither constraints nor answered (seen with Orthanc 1.10.1)
+            continue
         requested.append((tag, elem))
         if tag in _NOT_CONSTRAINTS:
             continue

@@ -58,6 +58,7 @@ from pynetdicom.sop_class import register_uid, uid_to_service_class
 from pynetdicom.transport import ThreadedAssociationServer
 
 from archive import metrics, runtime
+from archive.dicom.tags import dataset_group_invalid
 from archive.errors import ArchiveError, BadFileFormat
 from archive.ingest import Origin, instance_store
 from archive.levels import Level
@@ -87,7 +88,6 @@ OUT_OF_RESOURCES = 0xA700            # C-STORE/C-FIND "Refused: out of resources
                                      # store
 DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900   # C-STORE: the dataset's SOP class/instance differ from the request
 CANNOT_UNDERSTAND = 0xC000           # C-STORE "Error: cannot understand"; C-FIND/C-MOVE/C-GET "unable to process"
-MOVE_DESTINATION_UNKNOWN = 0xA801    # pynetdicom's answer when the handler yields no destination
 PROCESSING_FAILURE = 0x0110          # N-ACTION/N-EVENT-REPORT
 NO_SUCH_ACTION_TYPE = 0x0123
 
@@ -424,11 +424,6 @@ def _leading_uids(data: bytes, implicit: bool) -> tuple[str | None, str | None]:
     return found.get(0x00080016), found.get(0x00080018)
 
 
-def _invalid_group(group: int) -> bool:
-    """Groups a dataset may not hold (DCMTK's removeInvalidGroups): command, file meta, odd ones below 8."""
-    return group in (0x0000, 0x0002) or (group < 0x0008 and group % 2 == 1)
-
-
 def leading_invalid_groups_dropped(data: bytes, implicit: bool) -> bytes:
     """The dataset without the elements of invalid groups it starts with (a stray file meta element, as some
     writers leave): Orthanc's C-STORE drops them (DCMTK's removeInvalidGroups when it writes the file). Only
@@ -436,7 +431,7 @@ def leading_invalid_groups_dropped(data: bytes, implicit: bool) -> bytes:
     pos, size = 0, len(data)
     while pos + 8 <= size:
         group = struct.unpack_from("<H", data, pos)[0]
-        if not _invalid_group(group):
+        if not dataset_group_invalid(group):
             break
         found = _element_header(data, pos, implicit)
         if found is None or found[1] == 0xFFFFFFFF or pos + found[0] + found[1] > size:
@@ -698,9 +693,10 @@ def handle_move(event, scp: ScpSettings):
         logger.exception("C-MOVE: cannot read the modalities")
         found = None
     if found is None:
+        # Orthanc's MoveScp fails the request (0xC000, zero counts; its REST SCU then answers 422), where
+        # pynetdicom would answer 0xA801 "move destination unknown"
         logger.error("C-MOVE: unknown destination AET %r", destination)
-        yield None, None   # 0xA801 "Refused: move destination unknown" (Orthanc answers 0xC000)
-        return
+        raise RetrieveFailed(CANNOT_UNDERSTAND)
     _name, modality = found
     # A lookup that fails ends here, before the destination is yielded (no association to the destination)
     with timed("orthanc_move_scp_duration_ms"):   # as Orthanc's: the lookup, not the sub-operations

@@ -564,6 +564,21 @@ def test_find_patient_root_each_level(server, study):
     assert len(images) == 2
 
 
+def test_find_ignores_file_meta_elements_as_orthanc_scu_sends_them(server, study):
+    """Orthanc's own SCU puts MediaStorageSOPClassUID/MediaStorageSOPInstanceUID in an instance-level query;
+    Orthanc 1.10.1 as SCP neither matches nor answers them (seen live): they matched nothing here, and a
+    wildcard failed the request."""
+    study_uid, _ = study
+    model = StudyRootQueryRetrieveInformationModelFind
+    for value in ("1.2.3.4", "*", ""):
+        images, final = _find(server, model, ((0x00020002, "UI", "1.2.840.10008.5.1.4.1.1.2"),
+                                              (0x00020003, "UI", value)),
+                              QueryRetrieveLevel="IMAGE", StudyInstanceUID=study_uid,
+                              SeriesInstanceUID=f"{study_uid}.1", SOPInstanceUID="")
+        assert final == 0x0000 and len(images) == 2, value
+        assert all(0x00020003 not in image and 0x00020002 not in image for image in images)
+
+
 def test_find_modalities_in_study_constraint(server, study):
     study_uid, _ = study
     answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
@@ -685,8 +700,11 @@ def test_move_of_a_stored_raw_dataset(server, modality):
 
 
 def test_move_to_unknown_destination(server, study):
+    """Orthanc 1.10.1 (seen live) fails it as any other C-MOVE failure, 0xC000 with zero counts."""
     final = _move(server, "NOWHERE", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
-    assert final.Status == 0xA801
+    assert final.Status == 0xC000
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations,
+            final.NumberOfWarningSuboperations) == (0, 0, 0)
 
 
 def test_move_to_a_destination_that_is_down(server, study):
