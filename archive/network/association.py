@@ -82,6 +82,12 @@ ASSOC_LOGGER = logging.getLogger("pynetdicom.association")
 DIMSE_LOGGER = logging.getLogger("pynetdicom.dimse")
 HANDLERS_LOGGER = logging.getLogger("pynetdicom._handlers")   # pynetdicom's standard event handlers log here
 
+# pynetdicom logs each identifier it sends or receives by iterating it, which converts every raw element to a
+# pydicom value: the values as received are lost (a name "Wang^XiaoDong=^=" becomes "Wang^XiaoDong=^") and the
+# conversion costs time on every C-FIND answer. Orthanc logs no identifier either.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+
 IDLE_CHECK = 0.05            # seconds between checks of the timers when nothing happens
 RECV_CHUNK = 1 << 18          # bytes asked of each recv: several 16 KB PDUs per system call
 _LARGE_PDU = 1 << 22          # PDUs announcing more than this are read piecewise (a lying length costs nothing)

@@ -216,12 +216,13 @@ def _codec(charset: str) -> str:
     return python_encoding.get(charset, "latin_1")
 
 
-def _element(tag: BaseTag, vr: str, value: str | None, codec: str = "latin_1") -> DataElement:
+def _element(tag: BaseTag, vr: str, value: str | None, charset: str = "ISO_IR 100") -> DataElement:
     """One answer element; a value that does not fit its VR is answered empty (Orthanc's permissive mode).
     Characters the answer's character set cannot hold are dropped, as Orthanc's conversion from UTF-8 drops
     them (pydicom would write '?' for each)."""
     if not value:
         return DataElement(tag, vr, None)
+    codec = _codec(charset)
     value = value.encode(codec, errors="ignore").decode(codec)
     try:
         if vr in _BINARY_NUMBERS:
@@ -233,6 +234,10 @@ def _element(tag: BaseTag, vr: str, value: str | None, codec: str = "latin_1") -
             return DataElement(tag, vr, raw + b"\x00" if len(raw) % 2 else raw)
         if vr == "AT":
             return DataElement(tag, vr, None)
+        if vr == "PN" and value.endswith("=") and not charset.startswith("ISO 2022"):
+            # pydicom drops empty trailing component groups ("Wang^XiaoDong=^=" would go as "Wang^XiaoDong=^");
+            # Orthanc answers the name as stored. Bytes are written as they are: fine without code extensions
+            return DataElement(tag, vr, value.encode(codec))
         return DataElement(tag, vr, value)
     except (TypeError, ValueError):
         return DataElement(tag, vr, None)
@@ -247,7 +252,6 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
     retrieve_requested = any(tag == RETRIEVE_AE_TITLE for tag, _elem in requested)
     values = requested_values_many(resources, tags) if resources and tags else {}
     charset = _charset()
-    codec = _codec(charset)
     out = []
     for resource in resources:
         found = values.get(resource.id, {})
@@ -265,7 +269,7 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
                 # AET, then overwrites it with the requested tags, RetrieveAETitle being none of the resource's
                 ds.add(DataElement(tag, "AE", None))
             else:
-                ds.add(_element(tag, _vr(tag), _as_text(found.get(_key(tag))), codec))
+                ds.add(_element(tag, _vr(tag), _as_text(found.get(_key(tag))), charset))
         if not retrieve_requested:
             ds.add(DataElement(RETRIEVE_AE_TITLE, "AE", retrieve_aet))
         if sequences:

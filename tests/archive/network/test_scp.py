@@ -579,6 +579,31 @@ def test_find_ignores_file_meta_elements_as_orthanc_scu_sends_them(server, study
         assert all(0x00020003 not in image and 0x00020002 not in image for image in images)
 
 
+def test_find_answers_a_name_with_empty_trailing_groups_as_stored(server):
+    """Orthanc answers "Wang^XiaoDong=^=" as stored; pydicom's PersonName dropped the last "="."""
+    patient = "PN-" + uuid.uuid4().hex[:8]
+    ds = make_dataset(PatientID=patient, SOPInstanceUID=generate_uid())
+    ds.add_new(0x00100010, "PN", b"Wang^XiaoDong=^=")   # bytes: written as they are
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    # DCMTK's findscu prints the value as received (pydicom, reading the answer, drops the "=" too)
+    run = subprocess.run(["findscu", "-v", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                          "-k", f"PatientID={patient}", "-k", "PatientName",
+                          "127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=30)
+    assert b"(0010,0010) PN [Wang^XiaoDong=^=]" in run.stderr, run.stderr.decode(errors="replace")
+    # our SCU keeps the answer as received too (pynetdicom's logging of identifiers converted it)
+    self_modality = {"AET": "ORTHANC", "Host": "127.0.0.1", "Port": server.dicom_port}
+    assert requests.put(server.url + "/modalities/self", json=self_modality, timeout=10).ok
+    try:
+        query = requests.post(server.url + "/modalities/self/query", timeout=30,
+                              json={"Level": "Study", "Query": {"PatientID": patient, "PatientName": ""}}).json()
+        answers = requests.get(server.url + f"/queries/{query['ID']}/answers?expand&simplify", timeout=10).json()
+        assert [a["PatientName"] for a in answers] == ["Wang^XiaoDong=^="]
+    finally:
+        requests.delete(server.url + "/modalities/self", timeout=10)
+
+
 def test_find_modalities_in_study_constraint(server, study):
     study_uid, _ = study
     answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
