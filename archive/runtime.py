@@ -3,8 +3,10 @@
 Orthanc keeps these in memory; we run several worker processes (gunicorn, the DICOM server, the job
 workers), so the value lives in the database (``GlobalProperty``, one row per option) and the
 configuration file gives the starting value. A process reads the row when it needs the option; hot-path
-readers (``default_encoding``) go through a short per-process cache, so a change made through one worker
-reaches the others within ``CACHE_SECONDS``. Log levels are applied to this process's loggers when set, and
+readers (``default_encoding``) go through a per-process cache, which a change stamps out at once: the writer
+sets the modification time of a stamp file beside the index (``runtime.stamp``) and readers compare it (one
+stat) before trusting their copy, so the next C-FIND or upload on any process of this machine sees the new value,
+as Orthanc's single process does. Processes on other machines (scale-out) see it within ``CACHE_SECONDS``. Log levels are applied to this process's loggers when set, and
 to the other processes by ``logging_sync``, which each of them calls now and then.
 """
 
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from django.conf import settings
 
@@ -67,11 +71,34 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     f"{_TS}.5", f"{_TS}.6.1", f"{_TS}.6.2",
 )
 
-_cache: dict[str, tuple[float, str | None]] = {}
+_cache: dict[str, tuple[float, int, str | None]] = {}   # name -> (read at, stamp then, value)
 _cache_lock = threading.Lock()
 
 
 # -- storage ------------------------------------------------------------------------------------------
+
+def _stamp_path() -> Path:
+    return Path(settings.ORTHANC.get("IndexDirectory", "OrthancStorage")) / "runtime.stamp"
+
+
+def _stamp() -> int:
+    """The time of the last change made on this machine (0 without a stamp file)."""
+    try:
+        return os.stat(_stamp_path()).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _stamp_touch() -> None:
+    """Tell the processes of this machine that a value changed. An explicit time, not the file system's
+    coarse clock, so that two changes in a row never leave the same stamp."""
+    path, now = _stamp_path(), time.time_ns()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)
+        os.utime(path, ns=(now, now))
+    except OSError:   # a read-only index folder: the other processes see the change after CACHE_SECONDS
+        logger.warning("cannot stamp %s: other processes see the change within %s s", path, CACHE_SECONDS)
 
 def _read(name: str) -> str | None:
     return GlobalProperty.objects.filter(key=_PREFIX + name).values_list("value", flat=True).first()
@@ -84,23 +111,24 @@ def _read_many(names: Iterable[str]) -> dict[str, str]:
 
 def _write(name: str, value: str) -> None:
     GlobalProperty.objects.update_or_create(key=_PREFIX + name, defaults={"value": value})
+    _stamp_touch()   # after the row: a process that sees the new stamp reads the new value
     with _cache_lock:
         _cache.pop(name, None)
 
 
 def _stored(name: str, *, cached: bool) -> str | None:
-    """The stored value; with ``cached``, read at most once per CACHE_SECONDS in this process (for hot
-    paths such as ingest; the REST routes read afresh, so a PUT is seen by the next GET on any worker)."""
+    """The stored value; with ``cached``, read again only when the stamp changed or after CACHE_SECONDS (for
+    hot paths such as ingest; the REST routes read afresh, so a PUT is seen by the next GET on any worker)."""
     if not cached:
         return _read(name)
-    now = time.monotonic()
+    now, stamp = time.monotonic(), _stamp()
     with _cache_lock:
         hit = _cache.get(name)
-    if hit is not None and now - hit[0] < CACHE_SECONDS:
-        return hit[1]
-    value = _read(name)
+    if hit is not None and now - hit[0] < CACHE_SECONDS and hit[1] == stamp:
+        return hit[2]
+    value = _read(name)   # after the stamp was taken: a change in between is read again next time
     with _cache_lock:
-        _cache[name] = (now, value)
+        _cache[name] = (now, stamp, value)
     return value
 
 
@@ -109,6 +137,7 @@ def runtime_reset() -> None:
     levels; for tests, and for a server restart that should start from the configuration again."""
     global _synced_at
     GlobalProperty.objects.filter(key__startswith=_PREFIX).delete()
+    _stamp_touch()
     with _cache_lock:
         _cache.clear()
     for category in LOG_CATEGORIES:
@@ -265,17 +294,18 @@ def _apply(category: str, level: str) -> None:
 
 
 _synced_at = 0.0
+_synced_stamp = 0
 _applied: dict[str, str] = {}
 
 
 def logging_sync(*, force: bool = False) -> None:
-    """Apply the stored log levels to this process's loggers; cheap to call often (one query at most every
-    CACHE_SECONDS). Never raises: logging must not break the caller."""
-    global _synced_at
-    now = time.monotonic()
-    if not force and now - _synced_at < CACHE_SECONDS:
+    """Apply the stored log levels to this process's loggers; cheap to call often (a stat, and one query when
+    the stamp changed or every CACHE_SECONDS). Never raises: logging must not break the caller."""
+    global _synced_at, _synced_stamp
+    now, stamp = time.monotonic(), _stamp()
+    if not force and now - _synced_at < CACHE_SECONDS and stamp == _synced_stamp:
         return
-    _synced_at = now
+    _synced_at, _synced_stamp = now, stamp
     try:
         levels = _category_levels()
     except Exception:  # a busy or not yet migrated database: keep the current levels

@@ -39,13 +39,29 @@ def test_unknown_encoding_is_out_of_range():
         runtime.default_encoding_set(name=" Utf8")
 
 
-def test_cached_reader_sees_another_process_change_after_the_cache_delay(monkeypatch):
+def test_cached_reader_sees_an_unstamped_change_after_the_cache_delay(monkeypatch):
+    """A process of another machine (scale-out) changes the row; no stamp of ours tells us."""
+    monkeypatch.setattr(runtime, "_stamp", lambda: 1)   # the stamp file is shared with the other test workers
     assert runtime.default_encoding() == "Latin1"
-    GlobalProperty.objects.create(key="Runtime.DefaultEncoding", value="Utf8")   # set by another worker
+    GlobalProperty.objects.create(key="Runtime.DefaultEncoding", value="Utf8")
     assert runtime.default_encoding() == "Latin1"                                # still cached here
     assert runtime.default_encoding(cached=False) == "Utf8"
     monkeypatch.setattr(runtime, "CACHE_SECONDS", 0.0)
     assert runtime.default_encoding() == "Utf8"
+
+
+def test_cached_reader_sees_a_change_of_another_process_of_this_machine_at_once():
+    assert runtime.default_encoding() == "Latin1"
+    assert runtime.accepted_transfer_syntaxes()[0] == "1.2.840.10008.1.2"
+    # what runtime._write does in another worker: the row, then the stamp (its own cache is not ours)
+    GlobalProperty.objects.create(key="Runtime.DefaultEncoding", value="Utf8")
+    GlobalProperty.objects.create(key="Runtime.AcceptedTransferSyntaxes", value='["1.2.840.10008.1.2.1"]')
+    runtime._stamp_touch()
+    assert runtime.default_encoding() == "Utf8"
+    assert runtime.accepted_transfer_syntaxes() == ["1.2.840.10008.1.2.1"]
+    GlobalProperty.objects.filter(key="Runtime.DefaultEncoding").update(value="Latin2")
+    runtime._stamp_touch()   # a second change right after the first one is seen too
+    assert runtime.default_encoding() == "Latin2"
 
 
 @pytest.mark.parametrize(("text", "value"), [("1", True), ("true", True), (" 0\n", False), ("false", False)])

@@ -604,6 +604,22 @@ def test_find_answers_a_name_with_empty_trailing_groups_as_stored(server):
         requests.delete(server.url + "/modalities/self", timeout=10)
 
 
+def test_default_encoding_changed_over_rest_applies_to_the_next_find(server, study):
+    """Orthanc's single process answers in the new encoding at once; our DICOM processes read the change
+    through the stamp (they cached the old value for 2 s before)."""
+    model = StudyRootQueryRetrieveInformationModelFind
+    for _ in range(4):   # the processes of the DICOM server have the current encoding cached
+        assert _find(server, model, QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])[0][0] \
+            .SpecificCharacterSet == "ISO_IR 100"
+    assert requests.put(server.url + "/tools/default-encoding", data="Utf8", timeout=10).ok
+    try:
+        for _ in range(4):
+            answers, _ = _find(server, model, QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+            assert answers[0].SpecificCharacterSet == "ISO_IR 192"
+    finally:
+        requests.put(server.url + "/tools/default-encoding", data="Latin1", timeout=10)
+
+
 def test_find_modalities_in_study_constraint(server, study):
     study_uid, _ = study
     answers, _ = _find(server, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
