@@ -97,6 +97,24 @@ def job_mode(body: dict) -> JobMode:
                    user_data=body.get("UserData"))
 
 
+def body_json(raw: bytes, details: str | None = None) -> Any:
+    """Orthanc's ParseJsonRequest: any JSON value; a body that is not JSON fails with BadFileFormat, an empty
+    one too (JsonCpp reads no value from it)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadFileFormat(details) from None
+
+
+def body_json_object(raw: bytes) -> dict:
+    """A body that must be a JSON object, as the modification and anonymization routes read it: anything else
+    (empty, not JSON, an array) is BadFileFormat without details."""
+    value = body_json(raw)
+    if not isinstance(value, dict):
+        raise BadFileFormat()
+    return value
+
+
 def body_object(raw: bytes) -> dict:
     """A POST body that must be a JSON object; empty means {}."""
     if not raw.strip():
@@ -246,7 +264,9 @@ class ResourceArchiveApi(OrthancView):
                                query=request.GET)
 
     def post(self, request, public_id: str):
-        body = body_object(request._request.body)
+        body = body_json(request._request.body)
+        if not isinstance(body, dict):
+            body = {}   # Orthanc reads its options from an object only: another JSON value asks for none
         name = _safe_filename(str(body.get("Filename") or f"{public_id}.zip"))
         return _archive_answer([(self.level, public_id)], body=body, filename=name, media=self.media)
 
@@ -270,10 +290,17 @@ class CreateArchiveApi(OrthancView):
         return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media, query=request.GET)
 
     def post(self, request):
-        body = body_object(request._request.body)
-        ids = body.get("Resources")
+        body = body_json(request._request.body, "Expected a list of resources to archive in the body")
+        if isinstance(body, list):   # the identifiers alone, as Orthanc has always taken them
+            ids, body = body, {}
+        elif isinstance(body, dict):
+            if "Resources" not in body:
+                raise BadFileFormat("Missing field Resources in the JSON body")
+            ids = body["Resources"]
+        else:
+            raise BadFileFormat()
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise BadRequest('"Resources" must be a list of identifiers')
+            raise BadFileFormat("Expected a list of strings (Orthanc identifiers)")
         name = _safe_filename(str(body.get("Filename") or "Archive.zip"))
         return _archive_answer(_levels_of(ids), body=body, filename=name, media=self.media)
 
@@ -309,7 +336,12 @@ class BulkDeleteApi(OrthancView):
     def post(self, request):
         from archive import services
 
-        body = body_object(request._request.body)
+        try:   # Orthanc answers a body that is no JSON object with BadRequest here
+            body = body_json(request._request.body)
+        except BadFileFormat:
+            raise BadRequest() from None
+        if not isinstance(body, dict):
+            raise BadRequest()
         ids = body.get("Resources")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadFileFormat("List of strings expected in field: Resources")

@@ -17,8 +17,16 @@ from archive.levels import Level
 from archive.models import Resource
 from archive.modification_checks import modification_sanity_check
 from explorer.api.base import OrthancView, remote_ip
-from explorer.api.jobs import body_object, job_mode, job_result, submitted, transcode_of
-from explorer.api.rendering import json_response
+from explorer.api.jobs import (
+    body_json,
+    body_json_object,
+    body_object,
+    job_mode,
+    job_result,
+    submitted,
+    transcode_of,
+)
+from explorer.api.rendering import json_response, text_response
 from explorer.api.representations import resource_json
 from jobs import engine
 
@@ -62,7 +70,7 @@ class InstanceModifyApi(OrthancView):
 
     def post(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        body = body_object(request._request.body)
+        body = body_json_object(request._request.body)
         if self.anonymize:
             mod = modification.anonymization_parse(body, level=Level.INSTANCE,
                                                     patient_name=_anonymized_patient_name(body))
@@ -86,7 +94,7 @@ class ResourceModifyApi(OrthancView):
     anonymize = False
 
     def post(self, request, public_id: str):
-        body = body_object(request._request.body)
+        body = body_json_object(request._request.body)
         name = None
         if self.anonymize:
             mod = modification.anonymization_parse(body, level=self.level)
@@ -127,7 +135,7 @@ class BulkModifyApi(OrthancView):
     anonymize = False
 
     def post(self, request):
-        body = body_object(request._request.body)
+        body = body_json_object(request._request.body)
         if self.anonymize:
             level = Level.PATIENT
             mod = modification.anonymization_parse(body, level=level)
@@ -207,12 +215,23 @@ urlpatterns.append(path("tools/bulk-content", BulkContentApi.as_view()))
 
 # -- merge and split ----------------------------------------------------------------------------------------
 
+def _restructure_body(raw: bytes) -> dict:
+    """Orthanc's SplitStudy and MergeStudy: the body must be JSON (else BadFileFormat), read as an object."""
+    body = body_json(raw)
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise BadFileFormat()
+    return body
+
+
 class MergeApi(OrthancView):
     def post(self, request, public_id: str):
-        body = body_object(request._request.body)
+        # Orthanc's order: the JSON, the target study (404), then the fields
+        body = _restructure_body(request._request.body)
+        target = restructure.study_get(public_id, "Cannot merge into an unknown study: ")
         ids = restructure.string_list(body, "Resources", required=True)
         keep_source = boolean_field(body, "KeepSource", False)
-        target = restructure.study_get(public_id, "Cannot merge into an unknown study: ")
         sources = restructure.merge_sources(target=target, resource_ids=ids)
         plan = restructure.merge_plan(target=target)
         return _run(request, body, kind="MergeStudy", parameters={
@@ -224,9 +243,12 @@ class SplitApi(OrthancView):
     def post(self, request, public_id: str):
         from jobs.kinds.copies import UID_ROOT
 
-        body = body_object(request._request.body)
+        # Orthanc's order: the JSON, the study (404), the series and instances (404 each), then the options
+        body = _restructure_body(request._request.body)
+        study = restructure.study_get(public_id, "Cannot split unknown study ")
         series = restructure.string_list(body, "Series")
         instances = restructure.string_list(body, "Instances")
+        sources = restructure.split_sources(study=study, series_ids=series, instance_ids=instances)
         if not series and not instances:
             raise BadRequest('Both the "Series" and the "Instances" fields are missing')
         keep_source = boolean_field(body, "KeepSource", False)
@@ -234,8 +256,6 @@ class SplitApi(OrthancView):
         from pydicom.uid import generate_uid
 
         plan = restructure.split_parse(body, study_uid=generate_uid(prefix=UID_ROOT))
-        study = restructure.study_get(public_id, "Cannot split unknown study ")
-        sources = restructure.split_sources(study=study, series_ids=series, instance_ids=instances)
         return _run(request, body, kind="SplitStudy", parameters={
             "plan": plan.as_dict(), "resources": [r.public_id for r in sources], "keep_source": keep_source,
             "keep_labels": keep_labels}, content={"TargetStudyUID": plan.study_uid})
@@ -257,7 +277,12 @@ class ReconstructApi(OrthancView):
     read_only_absent = frozenset({"post"})
 
     def post(self, request, public_id: str | None = None):
-        body = body_object(request._request.body)
+        try:   # Orthanc reads the options of a JSON object and ignores any other body
+            body = body_json(request._request.body)
+        except BadFileFormat:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
         files = boolean_field(body, "ReconstructFiles", False)
         if public_id is None:
             reconstruct.archive_reconstruct(files=files)
@@ -265,7 +290,7 @@ class ReconstructApi(OrthancView):
             limit = boolean_field(body, "LimitToThisLevelMainDicomTags", False)
             resource = selectors.resource_get(level=self.level, public_id=public_id)
             reconstruct.resource_reconstruct(resource=resource, files=files, this_level_only=limit)
-        return json_response({})
+        return text_response("")   # Orthanc answers an empty text/plain body
 
 
 urlpatterns += [

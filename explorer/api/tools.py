@@ -262,7 +262,7 @@ class LookupApi(OrthancView):
         value = _dicom_identifier(_body(request))
         if "*" in value or "?" in value:
             raise ParameterOutOfRange("Wildcards are not allowed on tag 0010,0020")
-        found = selectors.lookup_by_dicom_id(value=value) if value else []
+        found = selectors.lookup_by_dicom_id(value=value)   # "" too: a patient without PatientID (as Orthanc)
         levels = list(Level)
         return json_response([{"ID": r.public_id, "Path": f"/{levels[r.level].plural}/{r.public_id}",
                                "Type": levels[r.level].value} for r in found])

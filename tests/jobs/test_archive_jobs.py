@@ -245,3 +245,31 @@ def test_folder_names_as_real_orthanc_names_them() -> None:
                                json={"Resources": requests.get(f"{orthanc}/patients", timeout=30).json()}, timeout=60)
         theirs = folders(answer.content)
     assert len(ours) == 3 and ours == theirs
+
+
+def test_create_archive_takes_the_identifiers_alone_or_in_resources() -> None:
+    """Orthanc's AddResourcesOfInterest: a JSON array of identifiers, or {"Resources": [...]}."""
+    study = _study()
+    client = Client()
+    for body in ([study], {"Resources": [study]}):
+        for route in ("create-archive", "create-media"):
+            response = client.post(f"/tools/{route}", body, content_type="application/json")
+            assert response.status_code == 200 and response["Content-Type"] == "application/zip", (route, body)
+    assert _names(client.post("/tools/create-archive", [study], content_type="application/json")
+                  .getvalue()) == EXPECTED
+    for body, details in ((b"{}", "Missing field Resources in the JSON body"),
+                          (b'{"Resources": [1]}', "Expected a list of strings (Orthanc identifiers)"),
+                          (b"", "Expected a list of resources to archive in the body"),
+                          (b"{bad", "Expected a list of resources to archive in the body")):
+        answer = client.post("/tools/create-archive", body, content_type="application/json").json()
+        assert (answer["HttpStatus"], answer["OrthancStatus"], answer["Details"]) == (400, 15, details)
+
+
+def test_resource_archive_post_ignores_a_body_that_is_no_object_and_refuses_one_that_is_no_json() -> None:
+    study = _study()
+    client = Client()
+    response = client.post(f"/studies/{study}/archive", b"[]", content_type="application/json")
+    assert response.status_code == 200 and _names(response.getvalue()) == EXPECTED
+    for body in (b"", b"{bad"):
+        response = client.post(f"/studies/{study}/archive", body, content_type="application/json")
+        assert (response.status_code, response.json()["OrthancStatus"]) == (400, 15)

@@ -100,8 +100,40 @@ def test_split_errors(archive, body, status, details) -> None:
 
 
 def test_split_of_an_unknown_study() -> None:
-    response = post("/studies/nope/split", {"Series": ["x"]})
-    assert response.status_code == 404 and response.json()["Details"] == "Cannot split unknown study nope"
+    # Orthanc looks the study up before it reads the fields (a real Orthanc 1.10.1 audit)
+    for body in ({"Series": ["x"]}, {}, {"Series": "x"}):
+        response = post("/studies/nope/split", body)
+        assert response.status_code == 404 and response.json()["Details"] == "Cannot split unknown study nope"
+    response = post("/studies/nope/merge", {})
+    assert response.status_code == 404 and response.json()["Details"] == "Cannot merge into an unknown study: nope"
+
+
+@pytest.mark.parametrize("route", ["split", "merge"])
+@pytest.mark.parametrize("body", [b"", b"{bad", b"[]"])
+def test_split_and_merge_bodies_that_are_no_json_object(archive, route, body) -> None:
+    response = Client().post(f"/studies/{archive['A11'].study}/{route}", body, content_type="application/json")
+    assert (response.status_code, response.json()["OrthancStatus"]) == (400, 15)
+
+
+@pytest.mark.parametrize("body", [b"", b"notjson{", b"[]", b'"x"'])
+@pytest.mark.parametrize("route", ["studies/{study}/modify", "studies/{study}/anonymize",
+                                   "instances/{instance}/modify", "instances/{instance}/anonymize",
+                                   "tools/bulk-modify", "tools/bulk-anonymize"])
+def test_modification_bodies_that_are_no_json_object(archive, route, body) -> None:
+    """Orthanc's ParseModifyRequest: BadFileFormat, no details; an empty body is no {} (it modified the study)."""
+    a = archive["A11"]
+    response = Client().post("/" + route.format(study=a.study, instance=a.instance), body,
+                             content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["OrthancStatus"] == 15 and "Details" not in response.json()
+    assert len(Client().get("/studies").json()) == 2   # nothing made
+
+
+def test_bulk_delete_body_that_is_no_json_object(archive) -> None:
+    for body in (b"", b"{bad", b"[]"):
+        response = Client().post("/tools/bulk-delete", body, content_type="application/json")
+        assert (response.status_code, response.json()["OrthancStatus"]) == (400, 8)
+    assert len(Client().get("/studies").json()) == 2
 
 
 def test_merge_copies_the_target_patient_and_study_modules(archive) -> None:
@@ -205,12 +237,17 @@ def test_reconstruct_rewrites_main_tags_from_the_files(archive, settings) -> Non
     study.main_tags = {**study.main_tags, "StudyDescription": "STALE"}
     study.save()
     assert post("/tools/find", {"Level": "Study", "Query": {"StudyDescription": "Chest"}}).json() == [a.study]
-    assert post(f"/studies/{a.study}/reconstruct", {}).json() == {}
+    answer = post(f"/studies/{a.study}/reconstruct", {})
+    assert (answer.status_code, answer.content, answer["Content-Type"]) == (200, b"", "text/plain")   # as Orthanc
     assert Client().get(f"/studies/{a.study}").json()["MainDicomTags"]["StudyDescription"] == "Chest"
-    assert post("/tools/reconstruct", {"ReconstructFiles": True}).json() == {}
+    assert post("/tools/reconstruct", {"ReconstructFiles": True}).status_code == 200
     assert Client().get(f"/instances/{a.instance}/file").status_code == 200
-    assert post(f"/series/{a.series}/reconstruct", {"LimitToThisLevelMainDicomTags": True}).json() == {}
+    assert post(f"/series/{a.series}/reconstruct", {"LimitToThisLevelMainDicomTags": True}).status_code == 200
     assert post("/studies/nope/reconstruct", {}).status_code == 404
+    # Orthanc reads the options of a JSON object and ignores any other body
+    for body in (b"{bad", b"[]", b""):
+        assert Client().post(f"/studies/{a.study}/reconstruct", body, content_type="application/json"
+                             ).status_code == 200
 
 
 def test_instance_anonymize_answers_a_file_named_by_the_anonymization_counter(archive) -> None:

@@ -229,6 +229,14 @@ def test_lookup_of_nothing_is_an_empty_list(client):
     assert client.post("/tools/lookup", "absent", content_type="text/plain").json() == []
 
 
+def test_lookup_of_an_empty_identifier_finds_the_patient_without_patient_id(client):
+    """As Orthanc 1.10.1: the empty value is looked up like any other (Orthanc's patient da39a3ee-...)."""
+    ids = upload(client, PatientID="")
+    for body in ("", " ", "\n"):
+        answer = client.post("/tools/lookup", body, content_type="text/plain").json()
+        assert answer == [{"ID": ids["ParentPatient"], "Path": f"/patients/{ids['ParentPatient']}", "Type": "Patient"}]
+
+
 def test_lookup_refuses_wildcards(client):
     response = client.post("/tools/lookup", "PAT*", content_type="text/plain")
     assert_error(response, 400, 3, "Wildcards are not allowed on tag 0010,0020")
