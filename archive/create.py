@@ -289,8 +289,10 @@ class _Builder:
 
     def replace(self, tag: int, value: Any) -> None:
         """ParsedDicomFile::Replace(tag, JSON value, InsertIfAbsent)."""
-        if not tag & 0xFFFF:
-            return  # group lengths are the writer's business
+        if not tag & 0xFFFF or tag >> 16 == 0x0002:
+            # group lengths and the file meta information are the writer's business (Orthanc answers 200 too;
+            # pydicom refuses a group 0002 element in the dataset)
+            return
         if isinstance(value, str):
             if self.options.decode_binary and tag in (ENCAPSULATED_DOCUMENT, PIXEL_DATA) \
                     and _DATA_URI.fullmatch(value):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, connections, transaction
+from pydicom.dataset import Dataset
 
 from archive import runtime, services
 from archive.dicom.parse import ParsedDicom, dicom_parse
@@ -379,7 +380,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
         (MetadataType.RemoteAET, origin.remote_aet),
         (MetadataType.Origin, origin.kind),
         (MetadataType.TransferSyntax, parsed.transfer_syntax),
-        (MetadataType.SopClassUid, str(ds.get("SOPClassUID", "") or "").strip(" \x00")),
+        (MetadataType.SopClassUid, _sop_class_uid(ds)),
         (MetadataType.RemoteIP, origin.remote_ip),
         (MetadataType.CalledAET, origin.called_aet if origin.kind == "DicomProtocol" else None),
         (MetadataType.HttpUsername, origin.http_username if origin.kind == "RestApi" else None),
@@ -490,3 +491,10 @@ def _make_room(incoming_size: int, patient_public_id: str, *, pending: Totals, r
         removed_files.extend(deleted.files)
         gone = gone + deleted.totals
     return gone
+
+
+def _sop_class_uid(ds: Dataset) -> str | None:
+    """The SopClassUid metadata: absent without the tag, as Orthanc sets it only when the file has one."""
+    if 0x00080016 not in ds:
+        return None
+    return str(ds.get("SOPClassUID") or "").strip(" \x00")

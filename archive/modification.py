@@ -618,8 +618,10 @@ def _vr_for(tag: int, private_creator: str) -> str:
 
 def _element_set(ds: Dataset, tag: int, value: Any, private_creator: str) -> None:
     """Insert or replace ``tag`` from a JSON value as Orthanc's ParsedDicomFile::Replace does."""
-    if tag & 0xFFFF == 0:
-        return  # group lengths are the writer's business
+    if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
+        # group lengths and the file meta information are the writer's business (Orthanc answers 200 too;
+        # pydicom refuses a group 0002 element in the dataset)
+        return
     if tag in (SOP_UID, SOP_CLASS_UID) and not isinstance(value, str):
         raise BadParameterType()
     ds[tag] = _element_from_json(tag, value, private_creator)
@@ -660,10 +662,13 @@ def _cast(tag: int, vr: str, text: str) -> Any:
     if vr in _BINARY_VRS:
         if text.startswith("data:") and ";base64," in text:
             try:
-                return base64.b64decode(text.split(";base64,", 1)[1], validate=True)
+                data = base64.b64decode(text.split(";base64,", 1)[1], validate=True)
             except binascii.Error:
                 raise BadFileFormat() from None
-        return text.encode("utf-8")
+        else:
+            data = text.encode("utf-8")
+        # a value has an even length; DCMTK pads an odd one with a NUL when Orthanc writes it, pydicom does not
+        return data + b"\x00" if len(data) % 2 else data
     if vr == "SQ" or vr == "AT":
         raise BadParameterType(f"Bad Parameter type for tag {_tag_text(tag)}")
     try:

@@ -106,6 +106,22 @@ def test_sop_instance_uid_also_goes_to_the_meta_header() -> None:
     assert meta.MediaStorageSOPInstanceUID == "1.2.3.4" and meta.MediaStorageSOPClassUID == "1.2.3"
 
 
+@pytest.mark.parametrize("tags", [{"MediaStorageSOPClassUID": "1.2"}, {"TransferSyntaxUID": "1.2.840.10008.1.2"}])
+def test_file_meta_elements_in_tags_are_left_to_the_writer(tags) -> None:
+    """Orthanc 1.10.1 answers 200; pydicom refused them in the dataset (500)."""
+    instance = _created({"Tags": {"PatientID": "P14", **tags}})
+    ds = _file(instance)
+    assert ds.PatientID == "P14" and ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert not any(elem.tag.group == 2 for elem in ds)
+
+
+def test_no_sop_class_uid_metadata_without_the_tag() -> None:
+    instance = _created({"Tags": {"PatientName": "Test", "PatientID": "P1"}})
+    assert "SopClassUid" not in Client().get(f"/instances/{instance}/metadata").json()
+    with_class = _created({"Tags": {"PatientID": "P2", "SOPClassUID": "1.2.3"}})
+    assert Client().get(f"/instances/{with_class}/metadata/SopClassUid").content == b"1.2.3"
+
+
 def test_specific_character_set_picks_the_encoding() -> None:
     utf8 = _created({"Tags": {"PatientName": "Jödogne", "SpecificCharacterSet": "ISO_IR 192"}})
     assert _file(utf8)["PatientName"].value == "Jödogne"

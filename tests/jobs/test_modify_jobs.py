@@ -35,6 +35,31 @@ def test_instance_modify_answers_a_file_with_a_new_sop_instance_uid() -> None:
     assert ds.SeriesInstanceUID == "1.2.3.1" and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
 
 
+def test_a_private_value_of_odd_length_is_padded_to_an_even_one() -> None:
+    """Orthanc writes "x" of an unknown private tag as UN "x\\0" (DCMTK pads it); pydicom wrote one byte."""
+    ids = _store(1)
+    for body, expected in (({"Replace": {"0009,1001": "x"}}, b"x\x00"),
+                           ({"Replace": {"0011,1001": "abc"}, "PrivateCreator": "Mine"}, b"abc\x00"),
+                           ({"Replace": {"0009,1001": "ab"}}, b"ab")):
+        response = Client().post(f"/instances/{ids.instance}/modify", body, content_type="application/json")
+        tag = next(iter(body["Replace"]))
+        raw = response.content
+        element = pydicom.dcmread(io.BytesIO(raw))[int(tag.replace(",", ""), 16)]
+        assert element.value == expected, body
+
+
+def test_a_file_meta_element_in_replace_is_left_to_the_writer() -> None:
+    """Orthanc 1.10.1 answers 200; pydicom refused it in the dataset (500)."""
+    ids = _store(1)
+    response = Client().post(f"/instances/{ids.instance}/modify",
+                             {"Replace": {"MediaStorageSOPInstanceUID": "1.2", "PatientName": "X"}},
+                             content_type="application/json")
+    assert response.status_code == 200
+    ds = pydicom.dcmread(io.BytesIO(response.content))
+    assert ds.PatientName == "X" and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert 0x00020003 not in ds
+
+
 @pytest.mark.parametrize("tag", ["PatientID", "SOPInstanceUID", "StudyInstanceUID"])
 def test_identifiers_need_force(tag: str) -> None:
     ids = _store(1)
