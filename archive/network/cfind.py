@@ -17,7 +17,8 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
   SOPClassesInStudy, InstanceAvailability ("ONLINE" for instances, 1.11.0; empty at other levels), the rest
   read from a file of the resource (private tags by number); then QueryRetrieveLevel as asked,
   RetrieveAETitle (0008,0054) = DicomAet unless asked for (then empty, as Orthanc answers it), and
-  SpecificCharacterSet of the DefaultEncoding (the query's own character set only decodes the query).
+  SpecificCharacterSet of the DefaultEncoding, its values written as Orthanc writes them (_ANSWER_CODECS). The
+  query's own character set only decodes the query; a query without one is read in the DefaultEncoding.
 - The contexts of C-FIND (and C-ECHO, C-MOVE, C-GET) prefer explicit little endian, as Orthanc's.
 - A sequence asks for the sequence: it is copied from a file of the resource, or answered empty (1.12.11);
   a sequence with content is no constraint (a warning, as Orthanc only matches sequences on worklists) but is
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 import pydicom
 from django.conf import settings
-from pydicom.charset import python_encoding
+from pydicom.charset import convert_encodings, python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -125,6 +126,7 @@ def _limit(level: Level) -> int:
 
 def find_answers(identifier: Dataset, *, retrieve_aet: str, manufacturer: str = "Generic") -> FindAnswers:
     """The C-FIND answers for a query identifier. Raises QueryRefused when Orthanc would fail the request."""
+    _query_charset(identifier)
     level = _level(identifier)
     requested: list[tuple[BaseTag, DataElement]] = []
     sequences: list[BaseTag] = []
@@ -208,21 +210,52 @@ def _as_text(value) -> str | None:
     return None
 
 
-def _charset() -> str:
-    return ENCODING_TO_CHARSET.get(runtime.default_encoding(), "ISO_IR 100")
+# The codecs Orthanc's answers are written with, where pydicom's differ: ISO_IR 6 holds ASCII only (pydicom reads
+# it as Latin-1), ISO_IR 13 is Shift-JIS (DCMTK's converter; pydicom writes JIS X 0201 alone, kanji became "?"),
+# ISO 2022 IR 87 switches back to ASCII before each delimiter and writes JIS X 0212 too ("ü" as ESC $ ( D + d), as
+# Python's iso2022_jp_1 does (pydicom left out the switches, and failed on an empty name group).
+_ANSWER_CODECS = {"ISO_IR 6": "ascii", "ISO_IR 13": "shift_jis", "ISO 2022 IR 87": "iso2022_jp_1"}
+# Code extensions with a G1 designation (Korean, simplified Chinese): pydicom writes them as DICOM wants.
+_PYDICOM_WRITES = frozenset({"ISO 2022 IR 149", "ISO 2022 IR 58"})
+_CHARSET_VRS = frozenset({"SH", "LO", "ST", "LT", "UC", "UT", "PN"})   # the text VRs of PS3.5 6.1.2.3
 
 
-def _codec(charset: str) -> str:
-    return python_encoding.get(charset, "latin_1")
+@dataclass(frozen=True)
+class _Charset:
+    term: str | None     # the SpecificCharacterSet answered (None: no DICOM term, none declared)
+    codec: str           # the Python codec of the values
 
 
-def _element(tag: BaseTag, vr: str, value: str | None, charset: str = "ISO_IR 100") -> DataElement:
+def _charset() -> _Charset:
+    """The answers' character set: the DefaultEncoding's, as Orthanc converts its UTF-8 values to it."""
+    encoding = runtime.default_encoding(cached=True)
+    if encoding == "Windows1251":
+        return _Charset(None, "cp1251")   # no DICOM term: Orthanc declares no character set
+    term = ENCODING_TO_CHARSET.get(encoding, "ISO_IR 100")
+    return _Charset(term, _ANSWER_CODECS.get(term) or python_encoding.get(term, "latin_1"))
+
+
+def _query_charset(identifier: Dataset) -> None:
+    """A query without SpecificCharacterSet is read in the DefaultEncoding, as Orthanc reads it (pydicom would
+    read Latin-1). Before any of its values is converted."""
+    elem = identifier.get(SPECIFIC_CHARACTER_SET)
+    if elem is not None and _text(elem).strip():
+        return
+    charset = _charset()
+    # pydicom converts a received element with the encoding the dataset was read in, so that is what changes
+    implicit, little = identifier.original_encoding
+    identifier.set_original_encoding(implicit, little, convert_encodings([charset.codec]) if charset.term is None
+                                     else convert_encodings(charset.term))
+
+
+def _element(tag: BaseTag, vr: str, value: str | None, charset: _Charset = _Charset("ISO_IR 100", "latin_1")
+             ) -> DataElement:
     """One answer element; a value that does not fit its VR is answered empty (Orthanc's permissive mode).
     Characters the answer's character set cannot hold are dropped, as Orthanc's conversion from UTF-8 drops
     them (pydicom would write '?' for each)."""
     if not value:
         return DataElement(tag, vr, None)
-    codec = _codec(charset)
+    codec = charset.codec
     value = value.encode(codec, errors="ignore").decode(codec)
     try:
         if vr in _BINARY_NUMBERS:
@@ -234,9 +267,10 @@ def _element(tag: BaseTag, vr: str, value: str | None, charset: str = "ISO_IR 10
             return DataElement(tag, vr, raw + b"\x00" if len(raw) % 2 else raw)
         if vr == "AT":
             return DataElement(tag, vr, None)
-        if vr == "PN" and value.endswith("=") and not charset.startswith("ISO 2022"):
-            # pydicom drops empty trailing component groups ("Wang^XiaoDong=^=" would go as "Wang^XiaoDong=^");
-            # Orthanc answers the name as stored. Bytes are written as they are: fine without code extensions
+        if vr in _CHARSET_VRS and charset.term not in _PYDICOM_WRITES and (
+                not value.isascii() or (vr == "PN" and value.endswith("="))):
+            # Written as Orthanc writes them (see _ANSWER_CODECS); a name keeps its empty trailing groups
+            # ("Wang^XiaoDong=^=", pydicom's PersonName dropped the last "="). pydicom pads the bytes.
             return DataElement(tag, vr, value.encode(codec))
         return DataElement(tag, vr, value)
     except (TypeError, ValueError):
@@ -256,7 +290,8 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
     for resource in resources:
         found = values.get(resource.id, {})
         ds = Dataset()
-        ds.SpecificCharacterSet = charset
+        if charset.term is not None:
+            ds.SpecificCharacterSet = charset.term
         for tag, elem in requested:
             if tag == QUERY_RETRIEVE_LEVEL:
                 ds.add(DataElement(tag, "CS", _text(elem)))   # as asked (Orthanc's fix of its issue 30)

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+import pynetdicom
 import pytest
 import requests
 from pydicom.dataset import Dataset
@@ -618,6 +619,59 @@ def test_default_encoding_changed_over_rest_applies_to_the_next_find(server, stu
             assert answers[0].SpecificCharacterSet == "ISO_IR 192"
     finally:
         requests.put(server.url + "/tools/default-encoding", data="Latin1", timeout=10)
+
+
+@pytest.fixture
+def charset_patient(server):
+    """A patient whose names need more than ASCII, stored in UTF-8; DefaultEncoding back to Latin1 after."""
+    patient = "CS-" + uuid.uuid4().hex[:8]
+    ds = make_dataset(PatientID=patient, SOPInstanceUID=generate_uid(), StudyDescription="Étude")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Müller^Jürgen=山田^太郎"
+    assoc = _associate(server, [(CTImageStorage, EXPLICIT)])
+    assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    yield patient
+    requests.put(server.url + "/tools/default-encoding", data="Latin1", timeout=10)
+
+
+def _raw_answers(server, monkeypatch, *elements, **keys) -> list[Dataset]:
+    # pynetdicom converts each answer element when it logs the identifiers: the bytes as sent are wanted here
+    monkeypatch.setattr(pynetdicom._config, "LOG_RESPONSE_IDENTIFIERS", False)
+    answers, final = _find(server, StudyRootQueryRetrieveInformationModelFind, elements, **keys)
+    assert final == 0x0000
+    return answers
+
+
+def test_find_query_without_character_set_is_read_in_the_default_encoding(server, charset_patient, monkeypatch):
+    """Orthanc reads such a query in its DefaultEncoding (pydicom read Latin-1 whatever the encoding)."""
+    query = ((0x00100010, "PN", "*\u00fcrg*".encode()),)    # UTF-8 bytes, no SpecificCharacterSet
+    assert _raw_answers(server, monkeypatch, *query, QueryRetrieveLevel="STUDY", PatientID=charset_patient) == []
+    assert requests.put(server.url + "/tools/default-encoding", data="Utf8", timeout=10).ok
+    [answer] = _raw_answers(server, monkeypatch, *query, QueryRetrieveLevel="STUDY", PatientID=charset_patient)
+    assert answer.get_item(0x00080005).value.strip() == b"ISO_IR 192"
+
+
+@pytest.mark.parametrize(("encoding", "charset", "name", "description"), [
+    ("Latin1", b"ISO_IR 100", b"M\xfcller^J\xfcrgen=^", b"\xc9tude"),   # what Latin-1 cannot hold is dropped
+    ("Ascii", b"ISO_IR 6", b"Mller^Jrgen=^", b"tude"),
+    # Orthanc (DCMTK): back to ASCII before each delimiter, JIS X 0212 for the accented letters
+    ("JapaneseKanji", b"ISO 2022 IR 87",
+     b"M\x1b$(D+d\x1b(Bller^J\x1b$(D+d\x1b(Brgen=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B", b"\x1b$(D*1\x1b(Btude"),
+    ("Japanese", b"ISO_IR 13", b"Mller^Jrgen=\x8eR\x93c^\x91\xbe\x98Y", b"tude"),   # Shift-JIS, as Orthanc
+    ("Windows1251", None, b"Mller^Jrgen=^", b"tude"),    # no DICOM term: Orthanc declares none
+])
+def test_find_answers_in_the_default_encoding_as_orthanc_writes_them(server, charset_patient, monkeypatch,
+                                                                     encoding, charset, name, description):
+    """Values as a helper saw Orthanc 1.10.1 write them with each DefaultEncoding (pydicom failed the whole
+    C-FIND with JapaneseKanji, wrote "?" for kanji with Japanese, Latin-1 bytes under ISO_IR 6)."""
+    assert requests.put(server.url + "/tools/default-encoding", data=encoding, timeout=10).ok
+    [answer] = _raw_answers(server, monkeypatch, QueryRetrieveLevel="STUDY", PatientID=charset_patient,
+                            PatientName="", StudyDescription="")
+    declared = answer.get_item(0x00080005)
+    assert (declared.value.strip() if declared is not None else None) == charset
+    assert answer.get_item(0x00100010).value.rstrip(b" ") == name          # padded to an even length
+    assert answer.get_item(0x00081030).value.rstrip(b" ") == description
 
 
 def test_find_modalities_in_study_constraint(server, study):
