@@ -13,12 +13,14 @@ from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from archive import selectors
+from archive.body_fields import boolean_field
 from archive.errors import (
     ArchiveError,
     BadFileFormat,
     BadRequest,
     InexistentItem,
     OrthancError,
+    ParameterOutOfRange,
     UnknownResource,
 )
 from archive.levels import Level
@@ -216,8 +218,10 @@ def transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
     syntax = body.get("Transcode", query.get("transcode"))
     if syntax is None or syntax == "":
         return None, 90
-    if not isinstance(syntax, str) or syntax.strip() not in TRANSCODERS:
-        raise BadRequest(f"Unsupported transfer syntax: {syntax}")
+    if not isinstance(syntax, str):
+        raise BadFileFormat("String value expected in field: Transcode")
+    if syntax.strip() not in TRANSCODERS:   # Orthanc's GetTransferSyntax
+        raise ParameterOutOfRange(f"Unknown transfer syntax: {syntax}")
     quality = body.get("LossyQuality", query.get("lossy-quality", archive_settings().lossy_quality))
     try:
         quality = int(quality)
@@ -229,22 +233,26 @@ def transcode_of(body: dict, query: dict) -> tuple[str | None, int]:
 
 
 def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename: str, media: bool = False,
-                    query: dict | None = None):
+                    query: dict | None = None, extended: bool = False):
+    """``extended``: the default of a media's Extended (create-media-extended), which the body's "Extended" or
+    the GET argument "extended" overrides."""
     mode = job_mode(body)
     transcode, quality = transcode_of(body, query or {})
+    extended = media and (boolean_field(body, "Extended", extended) or "extended" in (query or {}))
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
     if mode.asynchronous:
         job = engine.job_submit(kind="Media" if media else "Archive", priority=mode.priority, user_data=mode.user_data,
                                 parameters={
             "resources": [[level.value, public_id] for level, public_id in resources],
-            "filename": filename, "description": "REST API", "transcode": transcode, "quality": quality})
+            "filename": filename, "description": "REST API", "transcode": transcode, "quality": quality,
+            "extended": extended})
         return submitted(job)
     entries = archive_entries(resources=resources)
     if media:
         # FileSet stages on disk: the ZIP is built in a temporary file, then streamed from it (deleted on close).
         target = tempfile.NamedTemporaryFile(prefix="media-", suffix=".zip")
-        for _ in media_build(entries, Path(target.name)):
+        for _ in media_build(entries, Path(target.name), extended=extended):
             pass
         target.seek(0)
         response = FileResponse(target, content_type="application/zip")
@@ -281,13 +289,15 @@ def _levels_of(public_ids: list[str]) -> list[tuple[Level, str]]:
 
 class CreateArchiveApi(OrthancView):
     media = False
+    extended = False   # create-media-extended: Orthanc's extended DICOMDIR (SeriesDescription in the records)
 
     def get(self, request):
         ids = [i for i in request.GET.get("resources", "").split(",") if i]
         if not ids:
             raise BadRequest('Missing "resources" argument')
         name = _safe_filename(request.GET.get("filename") or "Archive.zip")
-        return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media, query=request.GET)
+        return _archive_answer(_levels_of(ids), body={}, filename=name, media=self.media, query=request.GET,
+                               extended=self.extended)
 
     def post(self, request):
         body = body_json(request._request.body, "Expected a list of resources to archive in the body")
@@ -302,7 +312,7 @@ class CreateArchiveApi(OrthancView):
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise BadFileFormat("Expected a list of strings (Orthanc identifiers)")
         name = _safe_filename(str(body.get("Filename") or "Archive.zip"))
-        return _archive_answer(_levels_of(ids), body=body, filename=name, media=self.media)
+        return _archive_answer(_levels_of(ids), body=body, filename=name, media=self.media, extended=self.extended)
 
 
 urlpatterns = [
@@ -311,8 +321,8 @@ urlpatterns = [
     *[path(f"jobs/<str:job_id>/{action}", JobActionApi.as_view(action=action)) for action in ACTIONS],
     path("jobs/<str:job_id>/<str:key>", JobOutputApi.as_view()),
     path("tools/create-archive", CreateArchiveApi.as_view()),
-    # create-media-extended adds Type 3 tags to the DICOMDIR records in Orthanc; pydicom writes its records.
-    *[path(f"tools/{name}", CreateArchiveApi.as_view(media=True)) for name in ("create-media", "create-media-extended")],
+    path("tools/create-media", CreateArchiveApi.as_view(media=True)),
+    path("tools/create-media-extended", CreateArchiveApi.as_view(media=True, extended=True)),
     *[path(f"{level.plural}/<str:public_id>/{kind}", ResourceArchiveApi.as_view(level=level, media=kind == "media"))
       for level in (Level.PATIENT, Level.STUDY, Level.SERIES) for kind in ("archive", "media")],
 ]

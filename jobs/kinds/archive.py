@@ -6,8 +6,9 @@ Names keep ASCII letters, digits, spaces, '_' and '.', a person name's '^' becom
 space (Orthanc drops the rest: accents, '/', ',', '-', brackets, tabs; checked on real Orthanc), so DICOM text never
 becomes a path. Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
 and "CT Axial-2", in the order of their Orthanc identifiers, as Orthanc's HierarchicalZipWriter names them:
-no file of one overwrites a file of the other when the archive is extracted. Files are
-named by the first two letters of the modality. A file is numbered by its InstanceNumber when the series' numbers are distinct integers
+no file of one overwrites a file of the other when the archive is extracted; a folder without a name is
+"Unknown Patient", "Unknown Study" or "Unknown Series". Files are named by the first two letters of the modality
+in upper case and 6 digits (one letter: 7 digits; no modality: 8). A file is numbered by its InstanceNumber when the series' numbers are distinct integers
 (1.12.5), else by its rank in the series. The same layout serves the streamed answer of a synchronous request
 (zipstream-ng: the ZIP is sent while it is built, never held whole) and the file of an asynchronous job.
 """
@@ -45,6 +46,18 @@ def _folder(*values: str) -> str:
     return " ".join(_UNSAFE.sub("", " ".join(v or "" for v in values).replace("^", " ")).split()).strip(".")
 
 
+def _named(name: str, level: str) -> str:
+    """A folder without a name is "Unknown Patient", "Unknown Study" or "Unknown Series", as Orthanc names it."""
+    return name or f"Unknown {level}"
+
+
+def _file_name(modality: str, number: int) -> str:
+    """Orthanc's file names: the first two letters of the modality in upper case and 6 digits, one letter and 7,
+    none and 8 ("CT000001.dcm", "M0000001.dcm", "00000001.dcm")."""
+    prefix = modality.replace(" ", "")[:2].upper()
+    return f"{prefix}{number:0{8 - len(prefix)}d}.dcm"
+
+
 def _unique(used: dict[str, int], name: str) -> str:
     """``name``, or ``name-N`` for its N-th use among the entries of one folder (Orthanc's EnsureUniqueFilename;
     '-' never comes out of _folder, so a suffixed name cannot meet a plain one)."""
@@ -67,15 +80,16 @@ def _series_folders(series: dict[int, Resource]) -> dict[int, str]:
         patient_folder = None
         for study, members in sorted(studies.values(), key=lambda item: item[0].public_id):
             if patient_folder is None:
-                patient_folder = _unique(patient_names, _folder(
+                patient_folder = _unique(patient_names, _named(_folder(
                     patient.main_tags.get("PatientID", ""),
-                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", "")))
-            study_folder = _unique(study_names, _folder(study.main_tags.get("AccessionNumber", ""),
-                                                        study.main_tags.get("StudyDescription", "")))
+                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", "")), "Patient"))
+            study_folder = _unique(study_names, _named(_folder(study.main_tags.get("AccessionNumber", ""),
+                                                               study.main_tags.get("StudyDescription", "")), "Study"))
             series_names: dict[str, int] = {}
             for s in sorted(members, key=lambda r: r.public_id):
-                series_folder = _unique(series_names, _folder(_folder(s.main_tags.get("Modality", "")),
-                                                              s.main_tags.get("SeriesDescription", "")))
+                series_folder = _unique(series_names, _named(_folder(_folder(s.main_tags.get("Modality", "")),
+                                                                     s.main_tags.get("SeriesDescription", "")),
+                                                             "Series"))
                 folders[s.id] = f"{patient_folder}/{study_folder}/{series_folder}"
     return folders
 
@@ -118,7 +132,7 @@ def archive_entries(*, resources: Iterable[tuple[Level, str]]) -> list[Entry]:
         for instance, number in zip(members, numbers, strict=True):
             if instance.id in files:
                 uuid, compressed, size = files[instance.id]
-                entries.append(Entry(f"{folder}/{modality[:2]}{number:06d}.dcm", uuid, compressed, size))
+                entries.append(Entry(f"{folder}/{_file_name(modality, number)}", uuid, compressed, size))
     return entries
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import pydicom
 import pytest
 from django.test import Client
 
@@ -127,6 +128,20 @@ def test_bad_requests() -> None:
     assert response.json()["Details"] == "Boolean value expected in field: Asynchronous"
 
 
+def test_unnamed_folders_and_file_names_as_orthanc() -> None:
+    """Orthanc's ArchiveJob: an empty folder name is "Unknown <level>" (the files landed at the root of the ZIP);
+    file names take the modality in upper case, and as many digits as leave 8 characters (audit, 1.10.1)."""
+    for k, modality in enumerate(["m", "ct", ""]):
+        ids = instance_store(data=make_dicom(
+            PatientID="", PatientName="", AccessionNumber="", StudyInstanceUID="1.2.8", StudyDescription="",
+            Modality=modality, SeriesDescription="", SeriesInstanceUID=f"1.2.8.{k}", SOPInstanceUID=f"1.2.8.{k}.1",
+            InstanceNumber=None), origin=Origin()).ids
+    names = _names(Client().get(f"/patients/{ids.patient}/archive").getvalue())
+    assert sorted(n.rsplit("/", 1)[1] for n in names) == ["00000000.dcm", "CT000000.dcm", "M0000000.dcm"]
+    assert {n.rsplit("/", 2)[0] for n in names} == {"Unknown Patient/Unknown Study"}
+    assert sum(n.split("/")[2] == "Unknown Series" for n in names) == 1   # the series without a modality
+
+
 def test_create_archive_of_several_resources() -> None:
     study = _study()
     client = Client()
@@ -165,6 +180,43 @@ def test_media_is_a_dicomdir_file_set(tmp_path) -> None:
     job = client.get(f"/jobs/{job_id}").json()
     assert job["Type"] == "Media" and job["State"] == "Success"
     assert "DICOMDIR" in zipfile.ZipFile(io.BytesIO(b"".join(client.get(f"/jobs/{job_id}/archive").streaming_content))).namelist()
+
+
+def _dicomdir(data: bytes, tmp_path) -> pydicom.Dataset:
+    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp_path)
+    return pydicom.dcmread(tmp_path / "DICOMDIR")
+
+
+def test_media_of_files_without_patient_id_or_study_id_as_orthanc(tmp_path) -> None:
+    """Orthanc's DicomDirWriter takes them (a missing PatientID is an empty one, issue 124); pydicom's record
+    creators refused the whole media (audit against Orthanc 1.10.1)."""
+    ids = instance_store(data=make_dicom(PatientID=None, StudyID=None, SeriesNumber=None, SOPInstanceUID="1.2.7.1",
+                                         StudyInstanceUID="1.2.7", SeriesInstanceUID="1.2.7.1.1"),
+                         origin=Origin()).ids
+    response = Client().get(f"/studies/{ids.study}/media")
+    assert response.status_code == 200
+    records = {r.DirectoryRecordType: r for r in _dicomdir(response.getvalue(), tmp_path).DirectoryRecordSequence}
+    assert set(records) == {"PATIENT", "STUDY", "SERIES", "IMAGE"}
+    assert records["PATIENT"].PatientID == "" and "PatientName" in records["PATIENT"]
+    assert "StudyID" not in records["STUDY"] and "SeriesNumber" not in records["SERIES"]
+    assert records["IMAGE"].ReferencedSOPInstanceUIDInFile == "1.2.7.1"
+
+
+def test_extended_media_adds_the_series_description(tmp_path) -> None:
+    study = _study()
+    client = Client()
+    for route, body, extended in (("tools/create-media", [study], False),
+                                  ("tools/create-media-extended", [study], True),
+                                  ("tools/create-media", {"Resources": [study], "Extended": True}, True),
+                                  (f"studies/{study}/media", {}, False)):
+        data = client.post(f"/{route}", body, content_type="application/json").getvalue()
+        series = [r for r in _dicomdir(data, tmp_path / route.replace("/", "_")).DirectoryRecordSequence
+                  if r.DirectoryRecordType == "SERIES"]
+        assert len(series) == 2
+        assert all(("SeriesDescription" in r) is extended for r in series), route
+    data = client.get(f"/studies/{study}/media?extended").getvalue()
+    assert any(r.get("SeriesDescription") == "sT2W/FLAIR"
+               for r in _dicomdir(data, tmp_path / "get").DirectoryRecordSequence)
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
