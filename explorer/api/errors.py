@@ -44,7 +44,7 @@ def error_response(request: HttpRequest, error: OrthancError, details: str | Non
                    status: int | None = None, payload: dict | None = None) -> HttpResponse:
     status = status or error.http_status
     if not settings.ORTHANC.get("HttpDescribeErrors", True):
-        return HttpResponse(b"", status=status)
+        return bare_response(status)
     return json_response(error_body(request, error, details, status=status, payload=payload), status=status)
 
 
@@ -56,7 +56,7 @@ def archive_error_response(request: HttpRequest, exc: ArchiveError) -> HttpRespo
 
 
 def method_not_allowed(allowed: list[str]) -> HttpResponse:
-    response = HttpResponse(b"", status=405)
+    response = bare_response(405)   # no body, no Content-Type, as Orthanc
     response["Allow"] = ",".join(m for m in allowed if m not in ("OPTIONS", "HEAD"))
     return response
 

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from archive.errors import ArchiveError, OrthancError
 from archive.settings import archive_settings
 from explorer.api.errors import archive_error_response, error_response
+from explorer.api.rendering import bare_response
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,19 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
     return user, password
 
 
+class NoSniffMiddleware:
+    """X-Content-Type-Options: nosniff on every answer, as Orthanc >= 1.12.2 (its fix of an XSS in error
+    reports): a browser never reads a body as another type than the one declared."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 class OrthancPathMiddleware:
     """Orthanc ignores empty path components ("/instances/" is "/instances"); clients rely on it."""
 
@@ -74,7 +88,7 @@ class OrthancMethodMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method in self.KNOWN:
             return self.get_response(request)
-        return HttpResponse(b"", status=404 if request.method in ("OPTIONS", "HEAD") else 400)
+        return bare_response(404 if request.method in ("OPTIONS", "HEAD") else 400)
 
 
 class OrthancPatientLevelMiddleware:

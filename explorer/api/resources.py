@@ -61,7 +61,7 @@ class ResourceApi(OrthancView):
 
     def handle_exception(self, exc):
         if isinstance(exc, UnknownResource):
-            return HttpResponse(b"", status=404)
+            return bare_response(404)
         return super().handle_exception(exc)
 
 

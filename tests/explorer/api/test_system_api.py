@@ -140,3 +140,13 @@ def test_methods_orthanc_does_not_know_get_its_bare_answers(client, method, stat
 
 def test_answers_carry_no_allow_header_outside_405(client):
     assert "Allow" not in client.get("/system")
+
+
+def test_every_answer_says_nosniff_and_empty_errors_declare_no_type(client):
+    """Orthanc >= 1.12.2 sends X-Content-Type-Options: nosniff on every answer; its empty 405 and bare 404
+    carry no Content-Type (ours said text/html)."""
+    answers = {"system": client.get("/system"), "405": client.post("/changes"),
+               "unknown": client.get("/patients/nope"), "bad method": client.generic("PATCH", "/system")}
+    assert all(a["X-Content-Type-Options"] == "nosniff" for a in answers.values())
+    for name in ("405", "bad method"):
+        assert answers[name].content == b"" and "Content-Type" not in answers[name], name

@@ -141,6 +141,10 @@ def test_dicom_conformance_is_text(client):
     response = client.get("/tools/dicom-conformance")
     assert response["Content-Type"] == "text/plain"
     assert b"Conformance Statement" in response.content
+    # the services the DICOM server runs (it said "None yet" long after they existed)
+    for service in (b"C-ECHO", b"C-STORE", b"C-FIND", b"C-MOVE", b"C-GET", b"1.2.840.10008.1.20.1", b"DICOM TLS"):
+        assert service in response.content
+    assert b"None yet" not in response.content
 
 
 def test_log_level_defaults(client):
