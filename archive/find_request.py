@@ -84,11 +84,11 @@ def _as_bool(value: Any) -> bool:
 
 
 def _level(text: str) -> Level:
-    """Orthanc's StringToResourceType: case-insensitive, singular or plural, no blanks."""
-    for level in Level:
-        if text.lower() in (level.value.lower(), level.plural):
-            return level
-    raise ParameterOutOfRange()
+    """Orthanc's StringToResourceType: case-insensitive, singular or plural, "Image(s)", no blanks."""
+    try:
+        return Level.parse(text)
+    except ValueError:
+        raise ParameterOutOfRange() from None
 
 
 def _tag(text: str) -> BaseTag:

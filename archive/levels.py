@@ -34,10 +34,14 @@ class Level(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Level:
-        """Orthanc accepts level names case-insensitively ("Study", "study", "STUDY")."""
+        """Orthanc's StringToResourceType: any case, singular or plural, "Image(s)" for instances, no blanks
+        ("Study", "studies", "IMAGES"); ValueError otherwise."""
+        upper = text.upper()
         for level in cls:
-            if level.value.lower() == text.strip().lower():
+            if upper in (level.value.upper(), level.plural.upper()):
                 return level
+        if upper in ("IMAGE", "IMAGES"):
+            return cls.INSTANCE
         raise ValueError(text)
 
 

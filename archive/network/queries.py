@@ -56,12 +56,10 @@ _LEVEL_EXTRAS = {
 
 
 def level_parse(text: Any) -> Level:
-    """Orthanc's StringToResourceType: any case, "Image" for instances; ParameterOutOfRange otherwise."""
+    """Orthanc's StringToResourceType (Level.parse); ParameterOutOfRange otherwise."""
     if isinstance(text, str):
-        if text.strip().upper() == "IMAGE":
-            return Level.INSTANCE
         try:
-            return Level.parse(text)
+            return Level.parse(text.strip())   # a QueryRetrieveLevel value may be padded
         except ValueError:
             pass
     raise ParameterOutOfRange()

@@ -99,7 +99,8 @@ class ResourceModifyApi(OrthancView):
         if self.anonymize:
             mod = modification.anonymization_parse(body, level=self.level)
         else:
-            mod = modification.modification_parse(body, level=self.level)
+            mod = modification.modification_parse(body, level=self.level,
+                                                  patient_id_check=not job_mode(body).asynchronous)
         transcode, quality = _transcode(body)
         selectors.resource_get(level=self.level, public_id=public_id)
         modification_sanity_check(mod, resources=[public_id])
@@ -121,8 +122,8 @@ def _modify_level(body: dict) -> Level:
     """Bulk modification: "Level", or the highest level whose identifier is replaced (Orthanc 1.9.7)."""
     if "Level" in body:
         try:
-            return Level(body["Level"])
-        except ValueError:
+            return Level.parse(body["Level"])   # any case, singular or plural, as Orthanc
+        except (ValueError, AttributeError):
             raise ParameterOutOfRange(f"Unknown resource type: {body['Level']}") from None
     replaced = {int(parse_tag(k)) for k in body.get("Replace", {}) or {}}
     for tag, level in ((0x00100020, Level.PATIENT), (0x0020000D, Level.STUDY), (0x0020000E, Level.SERIES)):
@@ -176,8 +177,8 @@ class BulkContentApi(OrthancView):
         level = None
         if "Level" in body:
             try:
-                level = Level(body["Level"])
-            except ValueError:
+                level = Level.parse(body["Level"])
+            except (ValueError, AttributeError):
                 raise ParameterOutOfRange(f"Unknown resource type: {body['Level']}") from None
         with_metadata = boolean_field(body, "Metadata", True)
         fmt = tag_format_of_body(body)

@@ -195,7 +195,8 @@ def test_bulk_modify_lists_every_resource_touched(archive) -> None:
 
 def test_bulk_modify_at_series_level_expands_studies(archive) -> None:
     a, b = archive["A11"], archive["B11"]
-    answer = post("/tools/bulk-modify", {"Resources": [a.series, b.study], "Level": "Series",
+    # "series" in any case, as Orthanc's StringToResourceType ("Studies", "study" too; it was refused)
+    answer = post("/tools/bulk-modify", {"Resources": [a.series, b.study], "Level": "SERIES",
                                          "Replace": {"SeriesDescription": "BULK"}}).json()
     types = [r["Type"] for r in answer["Resources"]]
     assert types.count("Instance") == 4 and types.count("Series") == 2 and types.count("Study") == 2

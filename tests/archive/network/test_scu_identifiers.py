@@ -57,6 +57,8 @@ def test_retrieve_identifier_keeps_the_unique_keys_of_the_level() -> None:
 
 def test_levels_and_query_maps_are_read_as_orthanc() -> None:
     assert level_parse("IMAGE") is Level.INSTANCE and level_parse("study") is Level.STUDY
+    # orthanc-api-client sends "Studies" (query_studies): Orthanc 1.10.1 takes it, we refused it
+    assert level_parse("Studies") is Level.STUDY and level_parse("Images") is Level.INSTANCE
     assert tags_parse({"PatientName": "x", "0020,000d": "1.2"}) == {0x00100010: "x", 0x0020000D: "1.2"}
 
 

@@ -205,7 +205,8 @@ def test_query_members_are_checked_in_sorted_order():
 
 @pytest.mark.parametrize(("text", "level"), [("Patient", Level.PATIENT), ("study", Level.STUDY),
                                              ("STUDIES", Level.STUDY), ("series", Level.SERIES),
-                                             ("Instances", Level.INSTANCE)])
+                                             ("Instances", Level.INSTANCE), ("Images", Level.INSTANCE),
+                                             ("image", Level.INSTANCE)])
 def test_level_names(text, level):  # live: 1.10.1 takes all of these
     assert parse({"Level": text, "Query": {}}).query.level is level
 
