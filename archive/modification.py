@@ -280,16 +280,18 @@ def _finish(mod: Modification, body: dict, *, force: bool) -> Modification:
     return mod
 
 
-def modification_parse(body: dict, *, level: Level) -> Modification:
+def modification_parse(body: dict, *, level: Level, patient_id_check: bool = True) -> Modification:
     """The body of a /modify request (Orthanc's ParseModifyRequest), with Orthanc's errors; fields of the job
-    (Synchronous, Priority, Transcode, ...) are ignored here."""
+    (Synchronous, Priority, Transcode, ...) are ignored here. ``patient_id_check=False`` leaves the check of a
+    patient's PatientID to the job, where Orthanc makes it (DicomModification::Apply): an asynchronous request
+    is then submitted, and its job fails."""
     if not isinstance(body, dict):
         raise BadFileFormat()
     force = _bool(body, "Force", False)
     mod = Modification(level=level, remove_private=_bool(body, "RemovePrivateTags", False))
     _common(mod, body, force=force)
     _finish(mod, body, force=force)
-    if level is Level.PATIENT and PATIENT_ID not in mod.replace and not force:
+    if patient_id_check and level is Level.PATIENT and PATIENT_ID not in mod.replace and not force:
         raise BadRequest("When modifying a patient, her PatientID is required to be modified.")
     return mod
 

@@ -11,8 +11,10 @@ Orthanc sends neither, clients that ignore them lose nothing.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import io
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
@@ -306,7 +308,33 @@ class PdfApi(OrthancView):
         return HttpResponse(data, content_type="application/pdf")
 
 
+@functools.cache
+def unsupported_png() -> bytes:
+    """The picture of an image that cannot be shown: mid-grey, a white ring crossed out (drawn once, in memory)."""
+    from PIL import Image, ImageDraw
+
+    size = 256
+    image = Image.new("L", (size, size), 64)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((48, 48, size - 48, size - 48), outline=200, width=14)
+    draw.line((84, size - 84, size - 84, 84), fill=200, width=14)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+class UnsupportedImageApi(OrthancView):
+    """GET /app/images/unsupported.png: where ?returnUnsupportedImage redirects (Orthanc serves it with its
+    explorer; a client following the redirection got our 404)."""
+
+    def get(self, request):
+        response = HttpResponse(unsupported_png(), content_type="image/png")
+        response["Cache-Control"] = CACHE_CONTROL
+        return response
+
+
 urlpatterns = [
+    path("app/images/unsupported.png", UnsupportedImageApi.as_view()),
     path("series/<str:public_id>/numpy", NumpySeriesApi.as_view(level=Level.SERIES)),
     path("instances/<str:public_id>/numpy", NumpyInstanceApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/pdf", PdfApi.as_view(level=Level.INSTANCE)),

@@ -130,3 +130,19 @@ def test_modified_resources_say_where_they_come_from() -> None:
     new_series = client.get(f"/studies/{answer['ID']}/series").json()[0]
     assert new_series["ModifiedFrom"] == ids.series
     assert "ModifiedFrom" not in client.get(f"/studies/{ids.study}").json()
+
+
+def test_asynchronous_patient_modify_without_patient_id_is_a_job_that_fails() -> None:
+    """Orthanc checks it in DicomModification::Apply, inside the job: pyorthanc's modify_as_job got its job
+    (which fails) from Orthanc and an HTTP error from us. Synchronous: 400 on both."""
+    ids = _store(1)
+    client = Client()
+    body = {"Replace": {"PatientName": "JOB"}}
+    assert client.post(f"/patients/{ids.patient}/modify", body, content_type="application/json").status_code == 400
+    submitted = client.post(f"/patients/{ids.patient}/modify", {**body, "Asynchronous": True},
+                            content_type="application/json")
+    assert submitted.status_code == 200
+    job = client.get(f"/jobs/{submitted.json()['ID']}").json()
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 8)
+    assert job["ErrorDetails"].startswith("When modifying a patient, her PatientID is required")
+    assert client.get(f"/patients/{ids.patient}").json()["MainDicomTags"]["PatientName"] != "JOB"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -82,6 +83,10 @@ def test_undecodable_is_415_or_the_unsupported_picture() -> None:
     assert client.get(f"/instances/{instance}/preview").status_code == 415
     response = client.get(f"/instances/{instance}/preview?returnUnsupportedImage")
     assert response.status_code == 301 and response["Location"] == "../../app/images/unsupported.png"
+    # the redirection leads to a picture (a client following it got our 404: orthanc-api-client raised)
+    picture = client.get(urljoin(f"/instances/{instance}/preview", response["Location"]))
+    assert picture.status_code == 200 and picture["Content-Type"] == "image/png"
+    assert picture.content.startswith(b"\x89PNG")
     response = client.get(f"/instances/{instance}/matlab")
     assert response.status_code == 400 and response.json()["OrthancError"] == "Bad file format"
 

@@ -150,3 +150,15 @@ def test_every_answer_says_nosniff_and_empty_errors_declare_no_type(client):
     assert all(a["X-Content-Type-Options"] == "nosniff" for a in answers.values())
     for name in ("405", "bad method"):
         assert answers[name].content == b"" and "Content-Type" not in answers[name], name
+
+
+def test_a_422_error_says_unprocessable_entity():
+    """A failed C-FIND/C-MOVE of a remote is 422 "Unprocessable Entity" in Orthanc (ours said Internal Server
+    Error: orthanc-api-client reads the text)."""
+    from django.test import RequestFactory
+
+    from archive.errors import OrthancError
+    from explorer.api.errors import error_body
+
+    body = error_body(RequestFactory().post("/modalities/x/query"), OrthancError.NETWORK_PROTOCOL, status=422)
+    assert (body["HttpError"], body["HttpStatus"], body["OrthancStatus"]) == ("Unprocessable Entity", 422, 9)
