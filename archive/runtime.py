@@ -5,9 +5,10 @@ workers), so the value lives in the database (``GlobalProperty``, one row per op
 configuration file gives the starting value. A process reads the row when it needs the option; hot-path
 readers (``default_encoding``) go through a per-process cache, which a change stamps out at once: the writer
 sets the modification time of a stamp file beside the index (``runtime.stamp``) and readers compare it (one
-stat) before trusting their copy, so the next C-FIND or upload on any process of this machine sees the new value,
-as Orthanc's single process does. Processes on other machines (scale-out) see it within ``CACHE_SECONDS``. Log levels are applied to this process's loggers when set, and
-to the other processes by ``logging_sync``, which each of them calls now and then.
+stat) before trusting their copy, so the next C-FIND or upload on any process of this machine sees the new
+value, as Orthanc's single process does. Processes on other machines (scale-out) see it within
+``CACHE_SECONDS``. Log levels are applied to this process's loggers when set, and to the other processes by
+``logging_sync``, which each of them calls now and then.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
 - The level is QueryRetrieveLevel: PATIENT, STUDY, SERIES, IMAGE (or INSTANCE); without it, or with another
   value, the request fails (0xC000, "Failed: unable to process"). The root (patient or study) is not checked.
 - Every non-empty, non-sequence element is a constraint (QueryRetrieveLevel, SpecificCharacterSet and
-  TimezoneOffsetFromUTC excepted; file meta elements are ignored, as DCMTK drops them on receipt); PN is matched case-insensitively unless CaseSensitivePN, every other VR
-  case-sensitively, identifiers included (``PatientID=p1`` does not match ``P1``). /tools/find folds every VR
-  by default, so the index answers the case-insensitive superset and the case-sensitive constraints are checked
-  again here with the same ``matching.constraint_match`` (PS3.4 C.2.2.2).
+  TimezoneOffsetFromUTC excepted; file meta elements are ignored, as DCMTK drops them on receipt); PN is
+  matched case-insensitively unless CaseSensitivePN, every other VR case-sensitively, identifiers included
+  (``PatientID=p1`` does not match ``P1``). /tools/find folds every VR by default, so the index answers the
+  case-insensitive superset and the case-sensitive constraints are checked again here with the same
+  ``matching.constraint_match`` (PS3.4 C.2.2.2).
 - Wildcards on a VR that does not allow them (``StudyInstanceUID=*``, ``StudyDate=2024*``) fail the request,
   as /tools/find answers 400; a constraint on a tag of a lower level matches nothing.
 - The answer holds each requested element (the query's elements), with the resource's value or empty:
