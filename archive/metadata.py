@@ -13,6 +13,7 @@ do; reads check the level.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -48,14 +49,47 @@ class SystemMetadataReadOnly(ForbiddenAccess):
     bare = True
 
 
+# Orthanc keeps a metadata value as any bytes; the index holds text. A value that is not UTF-8 (a client's
+# binary metadata) is kept as base64 behind this prefix, which no stored text begins with: a UTF-8 value that
+# does is kept the same way, so that the stored text always gives back the bytes that were put.
+_BYTES_PREFIX = "\x00base64:"
+
+
+def metadata_text(data: bytes) -> str:
+    """The stored text of a metadata value put as ``data``."""
+    try:
+        text = data.decode("utf-8")
+        if not text.startswith(_BYTES_PREFIX):
+            return text
+    except UnicodeDecodeError:
+        pass
+    return _BYTES_PREFIX + base64.b64encode(data).decode("ascii")
+
+
+def metadata_bytes(text: str) -> bytes:
+    """The bytes of a stored metadata value, as they were put."""
+    if text.startswith(_BYTES_PREFIX):
+        return base64.b64decode(text[len(_BYTES_PREFIX):])
+    return text.encode("utf-8")
+
+
+def metadata_display(text: str) -> str:
+    """A stored value in a JSON answer: its bytes read as UTF-8 (what cannot be read is replaced)."""
+    return metadata_bytes(text).decode("utf-8", "replace") if text.startswith(_BYTES_PREFIX) else text
+
+
 @dataclass(frozen=True)
 class MetadataValue:
-    value: str
+    value: str        # as stored (metadata_text)
     revision: int
 
     @property
+    def data(self) -> bytes:
+        return metadata_bytes(self.value)
+
+    @property
     def etag(self) -> str:
-        return etag_of(self.revision, self.value.encode("utf-8"))
+        return etag_of(self.revision, self.data)
 
     def matches(self, if_none_match: str | None) -> bool:
         """Whether If-None-Match names this very revision and value (Orthanc then answers 304)."""
@@ -154,7 +188,8 @@ def metadata_list(*, level: Level, public_id: str, numeric: bool = False,
     resource = resource_get(level=level, public_id=public_id)
     found = metadata_of(resource=resource)
     if expand:
-        pairs = {(str(n) if numeric else metadata_name(n)): value for n, (value, _rev) in found.items()}
+        pairs = {(str(n) if numeric else metadata_name(n)): metadata_display(value)
+                 for n, (value, _rev) in found.items()}
         return dict(sorted(pairs.items()))  # code point order is UTF-8 byte order
     if numeric:
         return list(found)
@@ -232,4 +267,4 @@ def metadata_delete(*, public_id: str, name: str, if_match: str | None) -> None:
 
 
 def _md5(value: str) -> str:
-    return hashlib.md5(value.encode("utf-8")).hexdigest()
+    return hashlib.md5(metadata_bytes(value)).hexdigest()

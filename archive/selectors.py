@@ -274,6 +274,7 @@ class Extras:
 def resources_extras(resources: Iterable[Resource], *, metadata: bool, attachments: bool) -> Extras:
     """The metadata (LastUpdate included above instances, as metadata_of shows it) and the attachments (in
     content type order, as Orthanc lists them) of many resources: one query per 900 resources and kind."""
+    from archive.metadata import metadata_display  # metadata.py builds on this module
     from archive.timeutil import iso
 
     resources = list(resources)
@@ -286,7 +287,7 @@ def resources_extras(resources: Iterable[Resource], *, metadata: bool, attachmen
         for chunk in _chunks(ids):
             for rid, kind, value in Metadata.objects.filter(resource_id__in=chunk).values_list(
                     "resource_id", "type", "value"):
-                extras.metadata[rid][kind] = value
+                extras.metadata[rid][kind] = metadata_display(value)
     if attachments:
         for chunk in _chunks(ids):
             rows = Attachment.objects.filter(resource_id__in=chunk).order_by("resource_id", "content_type")

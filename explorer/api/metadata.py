@@ -31,11 +31,11 @@ class MetadataApi(OrthancView):
             return bare_response(404)
         if found.matches(request.headers.get("If-None-Match")):
             return bare_response(304, ETag=found.etag)
-        return with_etag(text_response(found.value), found.etag)
+        return with_etag(text_response(found.data), found.etag)
 
     def put(self, request, public_id: str, name: str):
         stored = metadata.metadata_set(public_id=public_id, name=name,
-                                       value=request._request.body.decode("utf-8", "replace"),
+                                       value=metadata.metadata_text(request._request.body),
                                        if_match=request.headers.get("If-Match"))
         return with_etag(text_response(""), stored.etag)
 
