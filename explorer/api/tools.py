@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import struct
 import sys
@@ -29,6 +30,8 @@ from archive.read_only import read_only
 from archive.statistics import global_statistics
 from explorer.api.base import OrthancView
 from explorer.api.rendering import bare_response, json_response, text_response
+
+logger = logging.getLogger(__name__)
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
 CONFORMANCE = Path(__file__).with_name("conformance.txt")
@@ -278,8 +281,19 @@ class InvalidateTagsApi(OrthancView):
         return text_response("")
 
 
+class ExecuteScriptApi(OrthancView):
+    """POST /tools/execute-script: Orthanc runs Lua here only when ExecuteLuaEnabled is true, and answers a
+    bare 403 otherwise. There is no Lua in this server: always the bare 403, which Lua clients expect of a
+    server that refuses (orthanc-api-client raises its Forbidden; it raised ResourceNotFound on our 404)."""
+
+    def post(self, request):
+        logger.error("POST /tools/execute-script is refused: this server runs no Lua scripts")
+        return bare_response(403)
+
+
 urlpatterns = [
     path("tools", ToolsApi.as_view()),
+    path("tools/execute-script", ExecuteScriptApi.as_view()),
     path("tools/now", NowApi.as_view()),
     path("tools/now-local", NowApi.as_view(local=True)),
     path("tools/generate-uid", GenerateUidApi.as_view()),

@@ -248,3 +248,10 @@ def test_lookup_refuses_wildcards(client):
 
 def test_lookup_takes_post_only(client):
     assert client.get("/tools/lookup").status_code == 405
+
+
+def test_execute_script_is_refused_bare_as_orthanc_without_lua(client):
+    """Real Orthanc 1.10.1 (ExecuteLuaEnabled false by default): a bare 403; we run no Lua at all."""
+    response = client.post("/tools/execute-script", "print(42)", content_type="text/plain")
+    assert response.status_code == 403 and response.content == b"" and "Content-Type" not in response
+    assert "execute-script" in client.get("/tools").json()
