@@ -88,7 +88,8 @@ class StoreResult:
 def _identifiers(ds) -> tuple[str, str, str, str]:
     def text(keyword: str) -> str:
         value = ds.get(keyword)
-        return "" if value is None else str(value).strip(" \x00")
+        # as the value Orthanc hashes: DCMTK's string, which ends at the first NUL
+        return "" if value is None else str(value).partition("\x00")[0].strip(" ")
 
     # As Orthanc: an absent identifying tag is "Inexistent tag" (404), an empty one a bad file (400).
     for name in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):

@@ -49,17 +49,18 @@ class SystemMetadataReadOnly(ForbiddenAccess):
     bare = True
 
 
-# Orthanc keeps a metadata value as any bytes; the index holds text. A value that is not UTF-8 (a client's
-# binary metadata) is kept as base64 behind this prefix, which no stored text begins with: a UTF-8 value that
-# does is kept the same way, so that the stored text always gives back the bytes that were put.
-_BYTES_PREFIX = "\x00base64:"
+# Orthanc keeps a metadata value as any bytes; the index holds text, and PostgreSQL text cannot hold NUL. A
+# value that is not UTF-8 or holds a NUL (a client's binary metadata) is kept as base64 behind this prefix,
+# which begins with a Unicode noncharacter no client text carries: a UTF-8 value that does begin with it is
+# kept the same way, so that the stored text always gives back the bytes that were put.
+_BYTES_PREFIX = "\uffffbase64:"
 
 
 def metadata_text(data: bytes) -> str:
     """The stored text of a metadata value put as ``data``."""
     try:
         text = data.decode("utf-8")
-        if not text.startswith(_BYTES_PREFIX):
+        if "\x00" not in text and not text.startswith(_BYTES_PREFIX):
             return text
     except UnicodeDecodeError:
         pass

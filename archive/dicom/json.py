@@ -403,7 +403,8 @@ def _value_from_element(elem: DataElement, vr: str, ctx: _Context | None = None)
         if isinstance(value, bytes):
             data = _machine_string(value, vr)
             return data.decode("latin-1") if ctx is None else decode_text(data, ctx.encoding, ctx.extensions)
-        return "\\".join("" if v is None else str(v) for v in _values(value)).rstrip(" \x00")
+        text = "\\".join("" if v is None else str(v) for v in _values(value))
+        return text.partition("\x00")[0].rstrip(" ")  # DCMTK's C string ends at the first NUL
     if vr in _NUMBER_VRS:
         if isinstance(value, bytes):
             return _numbers(value, vr, True)

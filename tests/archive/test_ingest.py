@@ -215,3 +215,13 @@ def test_whole_body_pet_series_has_no_expected_number():
     assert series.main_tags["NumberOfSlices"] == "448"
     assert series.expected_instances is None
     assert not Metadata.objects.filter(resource=series, type=MetadataType.ExpectedNumberOfInstances).exists()
+
+
+def test_a_nul_inside_a_main_tag_value_is_stored_on_every_backend():
+    """PostgreSQL text refuses NUL: a value with one inside (a writer's bug seen in the wild) is cut there, as
+    DCMTK reads a string, instead of failing the store on PostgreSQL alone."""
+    result = instance_store(data=make_dicom(PatientID="P\x001", PatientName="DOE\x00JUNK",
+                                           StudyDescription="HEAD\x00"), origin=REST)
+    assert result.status is StoreStatus.SUCCESS
+    assert Resource.objects.get(level=0).main_tags["PatientName"] == "DOE"
+    assert Resource.objects.get(level=1).main_tags["StudyDescription"] == "HEAD"

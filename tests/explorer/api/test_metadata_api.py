@@ -112,10 +112,11 @@ def test_put_then_get(client, ids):
     assert client.put(url(ids, "Sample"), b"hello2", content_type="text/plain")["ETag"] == f'"1-{md5("hello2")}"'
 
 
-@pytest.mark.parametrize("data", [b"\x00\x01\xff\xfe", b"\x00base64:AAE=", "Müller".encode()])
+@pytest.mark.parametrize("data", [b"\x00\x01\xff\xfe", b"a\x00b", "\uffffbase64:AAE=".encode(), "Müller".encode()])
 def test_any_bytes_come_back_as_they_were_put(client, ids, data):
     """Orthanc keeps a metadata value as bytes (orthanc-api-client's set_binary_metadata): ours replaced what
-    was not UTF-8 with U+FFFD, and the ETag's MD5 with it."""
+    was not UTF-8 with U+FFFD, and the ETag's MD5 with it. A NUL, even in UTF-8, must reach PostgreSQL's text
+    column some other way."""
     response = client.put(url(ids, "Sample"), data, content_type="application/octet-stream")
     assert response["ETag"] == f'"0-{hashlib.md5(data).hexdigest()}"'
     got = client.get(url(ids, "Sample"))
