@@ -174,6 +174,7 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
     # A stage that commits a row of its own (S3's in-flight row) must be over before the index transaction
     sole_writer = sole_writer and not storage.stage_writes_index
     staging = None if compressed else _stage_in_background(storage, file_uuid, data)
+    header: _Header | None = None
     try:
         parsed = dicom_parse(data, written_meta=written_meta)
         ds = parsed.dataset
@@ -190,7 +191,9 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
             _settle(staging, storage, file_uuid)
             return StoreResult(StoreStatus.ALREADY_STORED, ids, sop_class, sop_uid)
         stored = compress(data) if compressed else data
-        room = len(stored) if limited else None
+        if compressed and parsed.pixel_data_offset is not None:
+            header = _Header.of(data[:parsed.pixel_data_offset], store_md5=cfg.store_md5)
+        room = len(stored) + (header.sizes[1] if header else 0) if limited else None
         if room is not None:
             _check_size(room)  # Orthanc counts the size on disk
         md5 = hashlib.md5(data).hexdigest() if cfg.store_md5 else ""
@@ -199,8 +202,12 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
             _stage(storage, file_uuid, stored)
         elif not sole_writer:
             staging.result()  # durable before the index references it
+        if header is not None:
+            _stage(storage, header.uuid, header.stored)
     except BaseException:
         _settle(staging, storage, file_uuid)
+        if header is not None:
+            storage.discard(header.uuid)
         raise
     removed_files: list[str] = []
     try:
@@ -211,7 +218,8 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
                     status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
                                              md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
                                              overwrite=overwrite, removed_files=removed_files, room=room,
-                                             extra_metadata=tuple(metadata(ids)) if metadata else ())
+                                             extra_metadata=tuple(metadata(ids)) if metadata else (),
+                                             header=header)
                     if staging is not None:
                         staging.result()  # durable before the commit makes the index reference it
                 break
@@ -229,11 +237,14 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
                 time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
     except BaseException:
         _settle(staging, storage, file_uuid)  # compensate: no orphan file (a stage still running is waited for)
+        if header is not None:
+            storage.discard(header.uuid)
         raise
-    if status is not StoreStatus.SUCCESS:
-        storage.discard(file_uuid)
-    else:
-        storage.publish(file_uuid)
+    for uuid in (file_uuid, header.uuid) if header is not None else (file_uuid,):
+        if status is not StoreStatus.SUCCESS:
+            storage.discard(uuid)
+        else:
+            storage.publish(uuid)
     for old in removed_files:
         storage.remove(old)
     return StoreResult(status, ids, sop_class, sop_uid)
@@ -286,6 +297,24 @@ def stager_stop() -> None:
     pool.shutdown(wait=True)
 
 
+@dataclass(frozen=True)
+class _Header:
+    """The "dicom-until-pixel-data" attachment: the file up to its pixel data, which Orthanc stores beside a
+    compressed file (ServerContext::StoreAfterTranscoding) so that reading the tags does not inflate the
+    whole file."""
+
+    uuid: str
+    stored: bytes
+    sizes: tuple[int, int]   # uncompressed, compressed
+    md5s: tuple[str, str]    # uncompressed, compressed ("" without StoreMD5)
+
+    @classmethod
+    def of(cls, data: bytes, *, store_md5: bool) -> _Header:
+        stored = compress(data)
+        md5s = (hashlib.md5(data).hexdigest(), hashlib.md5(stored).hexdigest()) if store_md5 else ("", "")
+        return cls(str(uuidlib.uuid4()), stored, (len(data), len(stored)), md5s)
+
+
 def _stage(storage, file_uuid: str, data: bytes) -> None:
     with timed("orthanc_storage_create_duration_ms"):
         storage.stage(file_uuid, data)
@@ -308,7 +337,8 @@ def _is_deadlock(error: OperationalError) -> bool:
 
 def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, sizes: tuple[int, int],
                     md5s: tuple[str, str], compressed: bool, file_uuid: str, overwrite: bool,
-                    removed_files: list[str], extra_metadata: tuple = (), room: int | None = None) -> StoreStatus:
+                    removed_files: list[str], extra_metadata: tuple = (), room: int | None = None,
+                    header: _Header | None = None) -> StoreStatus:
     """Index one instance in the caller's transaction. The hot path of every upload: plain SQL that SQLite
     and PostgreSQL both run (the ORM costs ~20x more per statement here), a handful of statements."""
     ds = parsed.dataset
@@ -375,6 +405,11 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
     db.insert_attachment(resource_id=instance_id, content_type=ContentType.Dicom, uuid=file_uuid,
                          compressed_size=sizes[1], uncompressed_size=sizes[0], compressed=compressed,
                          compressed_md5=md5s[1], uncompressed_md5=md5s[0])
+    if header is not None:
+        db.insert_attachment(resource_id=instance_id, content_type=ContentType.DicomUntilPixelData,
+                             uuid=header.uuid, compressed_size=header.sizes[1], uncompressed_size=header.sizes[0],
+                             compressed=True, compressed_md5=header.md5s[1], uncompressed_md5=header.md5s[0])
+        sizes = (sizes[0] + header.sizes[0], sizes[1] + header.sizes[1])  # both count in the statistics
     values = (
         (MetadataType.IndexInSeries, index_text),
         (MetadataType.ReceptionDate, now_iso),

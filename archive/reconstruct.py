@@ -24,6 +24,7 @@ from archive.dicom.tags import main_dicom_sequences, main_dicom_tags, main_dicom
 from archive.levels import Level
 from archive.models import Attachment, ContentType, MainDicomTag, Metadata, MetadataType, Resource
 from archive.settings import archive_settings
+from archive.statistics import Totals, statistics_add
 from archive.storage import compress, dicom_storage
 
 
@@ -63,27 +64,47 @@ def _chain(instance: Resource) -> list[tuple[Level, int]]:
     return list(zip((Level.INSTANCE, Level.SERIES, Level.STUDY, Level.PATIENT), row, strict=True))
 
 
-def _rewrite_file(instance_id: int, data: bytes) -> None:
-    """The file stored again under the current StorageCompression (a new file, the old one removed after
-    the index points to the new one)."""
+def _rewrite_file(instance_id: int, data: bytes, pixel_data_offset: int | None) -> None:
+    """The file stored again under the current StorageCompression (new files, the old ones removed after
+    the index points to the new ones), with its "dicom-until-pixel-data" attachment when compressed, as
+    the store writes them; the running statistics follow the sizes."""
     cfg = archive_settings()
-    att = Attachment.objects.get(resource_id=instance_id, content_type=ContentType.Dicom)
-    stored = compress(data) if cfg.storage_compression else data
-    new_uuid = str(uuidlib.uuid4())
+    compressed = cfg.storage_compression
+    old = list(Attachment.objects.filter(
+        resource_id=instance_id, content_type__in=(ContentType.Dicom, ContentType.DicomUntilPixelData)))
+    files = [(ContentType.Dicom, data, compress(data) if compressed else data)]
+    if compressed and pixel_data_offset is not None:
+        header = data[:pixel_data_offset]
+        files.append((ContentType.DicomUntilPixelData, header, compress(header)))
+    revisions = {a.content_type: a.revision for a in old}
     storage = dicom_storage()
-    storage.stage(new_uuid, stored)
+    staged: list[str] = []
+    rows = []
     try:
-        with transaction.atomic():
-            Attachment.objects.filter(id=att.id).update(
-                uuid=new_uuid, compressed_size=len(stored), uncompressed_size=len(data),
-                compression=2 if cfg.storage_compression else 1,
+        for content_type, raw, stored in files:
+            uuid = str(uuidlib.uuid4())
+            storage.stage(uuid, stored)
+            staged.append(uuid)
+            rows.append(Attachment(
+                resource_id=instance_id, content_type=content_type, uuid=uuid,
+                revision=revisions.get(content_type, 0),
+                compressed_size=len(stored), uncompressed_size=len(raw), compression=2 if compressed else 1,
                 compressed_md5=hashlib.md5(stored).hexdigest() if cfg.store_md5 else "",
-                uncompressed_md5=hashlib.md5(data).hexdigest() if cfg.store_md5 else "")
+                uncompressed_md5=hashlib.md5(raw).hexdigest() if cfg.store_md5 else ""))
+        with transaction.atomic():
+            Attachment.objects.filter(id__in=[a.id for a in old]).delete()
+            Attachment.objects.bulk_create(rows)
+            statistics_add(Totals(
+                disk_size=sum(a.compressed_size for a in rows) - sum(a.compressed_size for a in old),
+                uncompressed_size=sum(a.uncompressed_size for a in rows) - sum(a.uncompressed_size for a in old)))
     except BaseException:
-        storage.discard(new_uuid)
+        for uuid in staged:
+            storage.discard(uuid)
         raise
-    storage.publish(new_uuid)
-    storage.remove(att.uuid)
+    for uuid in staged:
+        storage.publish(uuid)
+    for att in old:
+        storage.remove(att.uuid)
 
 
 def instances_reconstruct(instances: Iterable[Resource], *, files: bool = False) -> int:
@@ -92,12 +113,13 @@ def instances_reconstruct(instances: Iterable[Resource], *, files: bool = False)
     count = 0
     for instance in instances:
         data = selectors.instance_dicom(instance=instance)
-        ds = dicom_parse(data).dataset
+        parsed = dicom_parse(data)
+        ds = parsed.dataset
         with transaction.atomic():
             for level, rid in _chain(instance):
                 _set_main_tags(rid, level, ds, encoding)
         if files:
-            _rewrite_file(instance.id, data)
+            _rewrite_file(instance.id, data, parsed.pixel_data_offset)
         count += 1
     return count
 

@@ -5,8 +5,9 @@ import pytest
 from archive import ingest
 from archive.errors import BadFileFormat, FullStorage, InexistentTag
 from archive.ingest import Origin, StoreStatus, instance_store
-from archive.models import Attachment, Change, ChangeType, Metadata, MetadataType, Resource
-from archive.storage import dicom_storage
+from archive.models import Attachment, Change, ChangeType, ContentType, Metadata, MetadataType, Resource
+from archive.statistics import statistics_totals
+from archive.storage import dicom_storage, uncompress
 from tests.dicom_factory import make_dicom
 from tests.samples import sample_path
 
@@ -157,9 +158,29 @@ def test_compressed_storage_round_trips(orthanc_config):
     orthanc_config(StorageCompression=True)
     data = make_dicom()
     result = instance_store(data=data, origin=REST)
-    att = Attachment.objects.get()
+    att = Attachment.objects.get(content_type=ContentType.Dicom)
     assert att.compression == 2 and att.uncompressed_size == len(data)
     assert instance_dicom(instance=Resource.objects.get(public_id=result.ids.instance)) == data
+    # as Orthanc: the file up to its pixel data beside it, so that tags are read without inflating it all
+    header = Attachment.objects.get(content_type=ContentType.DicomUntilPixelData)
+    offset = int(Metadata.objects.get(type=MetadataType.PixelDataOffset).value)
+    assert header.compression == 2 and header.uncompressed_size == offset
+    assert uncompress(dicom_storage().read(header.uuid)) == data[:offset]
+    assert statistics_totals().disk_size == att.compressed_size + header.compressed_size
+
+
+def test_compressed_storage_without_pixel_data_has_no_header_attachment(orthanc_config):
+    orthanc_config(StorageCompression=True)
+    instance_store(data=make_dicom(PixelData=None), origin=REST)
+    assert list(Attachment.objects.values_list("content_type", flat=True)) == [ContentType.Dicom]
+
+
+def test_failed_compressed_store_leaves_no_file(monkeypatch, orthanc_config, storage_dir):
+    orthanc_config(StorageCompression=True)
+    monkeypatch.setattr(ingest, "_index_instance", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        instance_store(data=make_dicom(), origin=REST)
+    assert dicom_storage().all_uuids() == set() and dicom_storage().staged() == []
 
 
 @pytest.mark.parametrize(("number", "metadata", "index"), [

@@ -17,7 +17,7 @@ from pydicom.data import get_testdata_file
 
 from archive import ingest, storage_s3
 from archive.ingest import Origin, instance_store
-from archive.models import Attachment, Resource, StagedFile
+from archive.models import Attachment, ContentType, Resource, StagedFile
 from archive.settings import reset_archive_settings
 from archive.storage import compress, dicom_storage, uncompress
 from archive.storage_s3 import NoLocalPath, S3DicomStorage
@@ -245,11 +245,12 @@ def test_failed_indexing_leaves_nothing_in_the_bucket(s3_dicom, monkeypatch, key
 
 @pytest_db
 @pytest.mark.parametrize("compression", [False, True])
-def test_a_stored_instance_costs_one_s3_request(client, s3_dicom, s3_requests, orthanc_config, compression):
+def test_a_stored_file_costs_one_s3_request(client, s3_dicom, s3_requests, orthanc_config, compression):
+    """Compressed, the file up to its pixel data is stored beside it, as Orthanc does: one PUT each."""
     orthanc_config(StorageCompression=compression)
     answer = client.generic("POST", "/instances", make_dicom(), content_type="application/dicom")
     assert answer.status_code == 200, answer.content
-    assert s3_requests == [("PutObject", "PUT")]
+    assert s3_requests == [("PutObject", "PUT")] * (2 if compression else 1)
     assert s3_dicom.all_uuids() == set(Attachment.objects.values_list("uuid", flat=True))
     assert not StagedFile.objects.exists()
 
@@ -308,20 +309,20 @@ def test_rest_upload_download_delete_agree_with_the_bucket(client, s3_dicom, key
         assert answer.status_code == 200, answer.content
         ids[name] = answer.json()["ID"]
     uuids = set(Attachment.objects.values_list("uuid", flat=True))
-    assert len(uuids) == len(SAMPLES)
+    assert Attachment.objects.filter(content_type=ContentType.Dicom).count() == len(SAMPLES)
     assert s3_dicom.all_uuids() == uuids and s3_dicom.staged() == [] and not StagedFile.objects.exists()
     assert {key.rsplit("/", 1)[-1] for key in keys()} == uuids
     for name, data in files.items():
         assert client.get(f"/instances/{ids[name]}/file").content == data
     if compression:
-        some = Attachment.objects.first()
+        some = Attachment.objects.filter(content_type=ContentType.Dicom).first()
         assert uncompress(s3_dicom.read(some.uuid))[128:132] == b"DICM"
 
     gone = ids.pop("CT_small.dcm")
     assert client.delete(f"/instances/{gone}").status_code == 200
     assert client.get(f"/instances/{gone}/file").status_code == 404
     uuids = set(Attachment.objects.values_list("uuid", flat=True))
-    assert len(uuids) == len(SAMPLES) - 1
+    assert Attachment.objects.filter(content_type=ContentType.Dicom).count() == len(SAMPLES) - 1
     assert s3_dicom.all_uuids() == uuids and {key.rsplit("/", 1)[-1] for key in keys()} == uuids
     for public_id in ids.values():
         client.delete(f"/instances/{public_id}")
