@@ -33,7 +33,7 @@ from archive.dicom.matching import Constraint, Kind, constraint_match, constrain
 from archive.dicom.tags import MAIN_DICOM_TAGS, tag_name
 from archive.levels import Level
 from archive.models import Label, MainDicomTag, Metadata, MetadataType, Resource
-from archive.selectors import instance_dicom, instance_first
+from archive.selectors import instance_dicom_header, instance_first
 from archive.settings import archive_settings
 from archive.statistics import statistics_totals
 
@@ -502,7 +502,7 @@ def _candidate_value(resource: Resource, constraint: Constraint, store: Level | 
         return value if isinstance(value, str) else None
     if "ds" not in cache:
         try:
-            data = instance_dicom(instance=instance_first(resource=resource))
+            data = instance_dicom_header(instance=instance_first(resource=resource))
             cache["ds"] = pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=True, force=True)
         except Exception:  # a resource without a readable file matches no constraint on its content
             logger.warning("find: cannot read the file of %s", resource.public_id, exc_info=True)

@@ -19,7 +19,7 @@ from pydicom.tag import BaseTag
 
 from archive.levels import Level
 from archive.models import MainDicomTag, Metadata, MetadataType, Resource
-from archive.selectors import instance_dicom, instance_first
+from archive.selectors import instance_dicom_header, instance_first
 
 LEVELS = list(Level)
 MODALITY = 0x00080060
@@ -143,7 +143,7 @@ def _from_file(resource: Resource, tags: list[BaseTag]) -> dict[str, Any]:
 
     try:
         # force: a file stored without preamble and file meta (a raw dataset, as Orthanc accepts) reads too
-        ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom(instance=instance_first(
+        ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom_header(instance=instance_first(
             resource=resource))), stop_before_pixels=True, force=True)
     except Exception:
         return {}

@@ -570,6 +570,13 @@ def read_for_json(data: bytes, *, header_only: bool = False) -> Dataset:
     return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=header_only, defer_size=4096, force=True)
 
 
+def inject_empty_pixel_data(ds: Dataset) -> Dataset:
+    """``ds``, read from the part of a file before its pixel data, with the element the JSON of the whole
+    file shows for it (Type Null: its value is never read), as Orthanc's InjectEmptyPixelData."""
+    ds._dict[Tag(PIXEL_DATA)] = RawDataElement(Tag(PIXEL_DATA), "OW", 0, b"", 0, False, True)
+    return ds
+
+
 def dataset_to_full(ds: Dataset, *, max_length: int = MAX_TAG_LENGTH, whole: bool = False,
                     default_encoding: str = "Latin1", dictionary: CustomDictionary | None = None) -> dict:
     """Orthanc's "full" format of a dataset (without its file meta), as ``/instances/{id}/tags``.

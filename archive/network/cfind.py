@@ -53,7 +53,7 @@ from archive.find import MODALITIES_IN_STUDY, modalities_constraint, resources_f
 from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
-from archive.selectors import instance_dicom, instance_first
+from archive.selectors import instance_dicom_header, instance_first
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
 
 def _copy_sequences(ds: Dataset, resource, sequences: list[BaseTag]) -> None:
     try:
-        source = pydicom.dcmread(io.BytesIO(instance_dicom(instance=instance_first(resource=resource))),
+        source = pydicom.dcmread(io.BytesIO(instance_dicom_header(instance=instance_first(resource=resource))),
                                  stop_before_pixels=True, force=True)
     except Exception:   # no readable file: the sequences are answered empty
         logger.warning("C-FIND: cannot read a file of %s for its sequences", resource.public_id, exc_info=True)

@@ -89,7 +89,20 @@ class ParentApi(OrthancView):
 
 def _instance_dataset(instance, *, header_only: bool = False) -> pydicom.Dataset:
     """The stored file, parsed; large values (pixel data, big private blobs) stay unread until asked for."""
-    return dicom_json.read_for_json(selectors.instance_dicom(instance=instance), header_only=header_only)
+    if header_only:
+        return dicom_json.read_for_json(selectors.instance_dicom_header(instance=instance), header_only=True)
+    return dicom_json.read_for_json(selectors.instance_dicom(instance=instance))
+
+
+def _tags_dataset(instance, *, whole: bool = False) -> pydicom.Dataset:
+    """The dataset the tags routes convert: without ``whole`` nothing after the pixel data is shown, so the
+    part of the file before it does, where the archive keeps it apart (StorageCompression), as Orthanc."""
+    if whole:
+        return _instance_dataset(instance)
+    data, until_pixel_data = selectors.instance_dicom_until_pixel_data(instance=instance)
+    if not until_pixel_data:
+        return dicom_json.read_for_json(data)
+    return dicom_json.inject_empty_pixel_data(dicom_json.read_for_json(data, header_only=True))
 
 
 def _json_options() -> dict:
@@ -107,8 +120,9 @@ class InstanceTagsApi(OrthancView):
 
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance)
-        return json_response(_tags_json(ds, tag_format(request, self.fmt_default), whole=flag(request, "whole")))
+        whole = flag(request, "whole")
+        ds = _tags_dataset(instance, whole=whole)
+        return json_response(_tags_json(ds, tag_format(request, self.fmt_default), whole=whole))
 
 
 class SimplifiedTagsApi(InstanceTagsApi):
@@ -116,8 +130,8 @@ class SimplifiedTagsApi(InstanceTagsApi):
 
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        ds = _instance_dataset(instance)
-        return json_response(_tags_json(ds, "simplify", whole=flag(request, "whole")))
+        whole = flag(request, "whole")
+        return json_response(_tags_json(_tags_dataset(instance, whole=whole), "simplify", whole=whole))
 
 
 class InstanceHeaderApi(OrthancView):
@@ -226,7 +240,7 @@ class InstancesTagsApi(OrthancView):
         resource = selectors.resource_get(level=self.level, public_id=public_id)
         fmt = tag_format(request, "full")
         instances = selectors.resource_descendants(resource=resource, level=Level.INSTANCE)
-        return json_response({i.public_id: _tags_json(_instance_dataset(i), fmt) for i in instances})
+        return json_response({i.public_id: _tags_json(_tags_dataset(i), fmt) for i in instances})
 
 
 class StatisticsApi(OrthancView):

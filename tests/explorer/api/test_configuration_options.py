@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import zlib
 
 import pytest
@@ -12,7 +13,10 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from archive import runtime
 from archive.housekeeping import housekeeper_tick
+from archive.models import Attachment, ContentType
+from archive.storage import dicom_storage
 from tests.dicom_factory import make_dataset, make_dicom
+from tests.samples import sample_path
 
 pytestmark = pytest.mark.django_db
 
@@ -223,6 +227,31 @@ def test_storage_compression_leaves_answers_unchanged(client, orthanc_config):
     instance = upload(client, data).json()["ID"]
     assert client.get(f"/instances/{instance}/file").getvalue() == data
     assert client.get(f"/instances/{instance}/tags?simplify").json()["PatientID"] == "P1"
+
+
+@pytest.mark.parametrize("sample", ["ColorTestMalaterre.dcm", "TransferSyntaxes/1.2.840.10008.1.2.2.dcm",
+                                    "TransferSyntaxes/1.2.840.10008.1.2.4.50.dcm", "TransferSyntaxes/1.2.840.10008.1.2.dcm"])
+def test_compressed_tags_are_read_from_the_part_before_the_pixel_data(client, orthanc_config, storage_dir, sample):
+    """Without ?whole, the tags routes read the "dicom-until-pixel-data" attachment, as Orthanc: the same
+    answers as from the whole file, which is not even read (here: destroyed)."""
+    data = sample_path(sample).read_bytes()
+    routes = ("tags", "tags?short", "simplified-tags", "tags?whole")
+    instance = upload(client, data).json()["ID"]
+    plain = {r: client.get(f"/instances/{instance}/{r}").json() for r in routes}
+    study = client.get(f"/instances/{instance}/study").json()["ID"]
+    plain["instances-tags"] = client.get(f"/studies/{study}/instances-tags").json()
+    client.delete(f"/instances/{instance}")
+
+    orthanc_config(StorageCompression=True)
+    upload(client, data)
+    for route in routes[:-1]:
+        assert json.dumps(client.get(f"/instances/{instance}/{route}").json()) == json.dumps(plain[route])
+    assert client.get(f"/studies/{study}/instances-tags").json() == plain["instances-tags"]
+    assert client.get(f"/instances/{instance}/tags?whole").json() == plain["tags?whole"]
+    whole_file = Attachment.objects.get(resource__public_id=instance, content_type=ContentType.Dicom).uuid
+    dicom_storage().remove(whole_file)
+    assert json.dumps(client.get(f"/instances/{instance}/tags").json()) == json.dumps(plain["tags"])
+    assert client.get(f"/instances/{instance}/tags?whole").status_code != 200
 
 
 # --- MaximumPatientCount, MaximumStorageSize, MaximumStorageMode -----------------------------------------
