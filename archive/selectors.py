@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,12 +23,46 @@ def level_of(resource: Resource) -> Level:
     return LEVELS[resource.level]
 
 
+@functools.cache
+def _resource_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple]:
+    """The lookup of one resource and its parent in plain SQL, the fields it reads, and per field its column
+    expression and converters (JSON text, SQLite's datetimes made aware): what the ORM's compiler applies."""
+    fields = tuple(Resource._meta.concrete_fields)
+    table = Resource._meta.db_table
+    columns = ", ".join([f"r.{f.column}" for f in fields] + [f"p.{f.column}" for f in fields])
+    sql = (f"SELECT {columns} FROM {table} r LEFT JOIN {table} p ON p.id = r.parent_id"
+           f" WHERE r.public_id = %s AND r.level = %s")
+    converters = []
+    for f in fields:
+        col = f.get_col(table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if found:
+            converters.append((fields.index(f), col, tuple(found)))
+    return sql, tuple(f.attname for f in fields), tuple(converters)
+
+
+def _resource_from_row(values: tuple, names: tuple[str, ...], converters: tuple) -> Resource:
+    row = list(values)
+    for i, col, found in converters:
+        for converter in found:
+            row[i] = converter(row[i], col, connection)
+    return Resource.from_db(connection.alias, list(names), row)
+
+
 def resource_get(*, level: Level, public_id: str) -> Resource:
-    """The resource of that level and ID, or UnknownResource."""
-    try:
-        return Resource.objects.select_related("parent").get(public_id=public_id, level=level.depth)
-    except Resource.DoesNotExist:
-        raise UnknownResource() from None
+    """The resource of that level and ID, with its parent, or UnknownResource. Every route on a resource
+    starts here: one plain query (the ORM's select_related lookup cost 20 times more to build than to run)."""
+    sql, names, converters = _resource_sql(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [public_id, level.depth])
+        row = cursor.fetchone()
+    if row is None:
+        raise UnknownResource()
+    n = len(names)
+    resource = _resource_from_row(row[:n], names, converters)
+    if row[n] is not None:
+        resource.parent = _resource_from_row(row[n:], names, converters)
+    return resource
 
 
 def resource_get_any_level(*, public_id: str) -> Resource:
@@ -120,12 +155,41 @@ def instance_first(*, resource: Resource) -> Resource:
     return current
 
 
+_FILES_SQL = ("SELECT content_type, uuid, compression FROM archive_attachment"
+              " WHERE resource_id = %s AND content_type IN (%s, %s)")
+
+
+def _instance_files(instance: Resource) -> dict[int, tuple[str, int]]:
+    """content type -> (uuid, compression) of the DICOM file of an instance and of its part before the
+    pixel data: one plain query (every tags, file and pixel route reads it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_FILES_SQL, [instance.id, int(ContentType.Dicom), int(ContentType.DicomUntilPixelData)])
+        return {kind: (uuid, compression) for kind, uuid, compression in cursor.fetchall()}
+
+
 def instance_dicom(*, instance: Resource) -> bytes:
     """The DICOM file of an instance, uncompressed."""
-    att = Attachment.objects.filter(resource_id=instance.id, content_type=ContentType.Dicom).first()
-    if att is None:
+    file = _instance_files(instance).get(ContentType.Dicom)
+    if file is None:
         raise UnknownResource()
-    return dicom_file_read((att.uuid, att.compression))
+    return dicom_file_read(file)
+
+
+def instance_dicom_until_pixel_data(*, instance: Resource) -> tuple[bytes, bool]:
+    """``(the file up to its pixel data, True)`` where the archive keeps that part apart (the
+    "dicom-until-pixel-data" attachment of a compressed archive: a fraction of the file to inflate), else
+    ``(the whole file, False)``: for readers that stop before the pixel data. One query, as instance_dicom."""
+    files = _instance_files(instance)
+    if ContentType.DicomUntilPixelData in files:
+        return dicom_file_read(files[ContentType.DicomUntilPixelData]), True
+    if ContentType.Dicom in files:
+        return dicom_file_read(files[ContentType.Dicom]), False
+    raise UnknownResource()
+
+
+def instance_dicom_header(*, instance: Resource) -> bytes:
+    """The DICOM file of an instance, perhaps only up to its pixel data (instance_dicom_until_pixel_data)."""
+    return instance_dicom_until_pixel_data(instance=instance)[0]
 
 
 def instance_dicom_files(instances: Iterable[Resource]) -> dict[int, tuple[str, int]]:
