@@ -64,13 +64,18 @@ class NoSniffMiddleware:
 
 
 class OrthancPathMiddleware:
-    """Orthanc ignores empty path components ("/instances/" is "/instances"); clients rely on it."""
+    """Orthanc ignores empty path components ("/instances/" is "/instances"); clients rely on it. Its HTTP
+    server reads the decoded URI as a C string: an encoded NUL (%00) ends it (PostgreSQL would refuse the
+    NUL in an identifier lookup)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
+        if "\x00" in path:
+            path = request.path_info = path.partition("\x00")[0] or "/"
+            request.path = request.path.partition("\x00")[0] or "/"
         if "//" in path or (len(path) > 1 and path.endswith("/")):
             request.path_info = "/" + "/".join(part for part in path.split("/") if part)
         return self.get_response(request)

@@ -575,3 +575,14 @@ def test_a_page_is_the_slice_of_the_whole_list(client, level):
 def test_a_page_costs_one_query(client, level):
     store_patients(5)
     assert list_queries(client, f"/{level.plural}?since=1&limit=2") == 1
+
+
+def test_an_encoded_nul_ends_the_uri_as_in_orthanc(client, three):
+    """Orthanc reads the decoded URI as a C string; PostgreSQL refused the NUL in the lookup (a 500).
+    Answers checked against Orthanc 1.10.1."""
+    study = three[0].study
+    assert client.get("/studies/ab%00cd").status_code == 404
+    assert client.get(f"/studies/{study}%00/labels").json()["ID"] == study
+    assert client.get(f"/studies/{study[:-1]}%00{study[-1]}/metadata").status_code == 404
+    assert len(client.get("/studies%00/ab").json()) == 3
+    assert client.post("/jobs/x%00/cancel").status_code == 405
