@@ -145,7 +145,7 @@ TextField.register_lookup(MetadataWildcard)
 class _AsNumber(Func):
     """A text column read as a number for OrderBy ...AsInt/AsFloat. SQLite's CAST reads the leading number
     and gives 0 for text that has none; PostgreSQL's CAST would fail on such text, so it is spelled out to
-    give the same answers there."""
+    give the same answers there (with non-capturing groups: substring() gives the first group if any)."""
 
     output_field = FloatField()
 
@@ -156,7 +156,7 @@ class _AsNumber(Func):
     def as_sql(self, compiler, connection, **extra):
         inner, params = compiler.compile(self.source_expressions[0])
         if connection.vendor == "postgresql":
-            number = r"^\s*[+-]?[0-9]+" if self.integer else r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+            number = r"^\s*[+-]?[0-9]+" if self.integer else r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
             kind = "bigint" if self.integer else "double precision"
             sql = (f"CASE WHEN ({inner}) IS NULL THEN NULL WHEN ({inner}) ~ %s "
                    f"THEN CAST(substring(({inner}) from %s) AS {kind}) ELSE 0 END")

@@ -287,6 +287,17 @@ def test_order_by_tag_as_int_descending(archive):
                                                   archive[4].series, archive[5].series]
 
 
+def test_order_by_tag_as_float_reads_sign_and_exponent():
+    """PostgreSQL's substring() gave the first group of the number pattern: -5 sorted as 5, 1e3 as 1."""
+    values = ["-5", "1e3", "10", " 2.5", ".5", "-2.5e-1", "abc"]
+    ids = [store(PatientID=f"F{i}", StudyInstanceUID=f"7.{i}", StudyDescription=v).study
+           for i, v in enumerate(values)]
+    order = (OrderKey("DicomTagAsFloat", STUDY_DESCRIPTION, True),)
+    by_value = dict(zip(values, ids, strict=True))
+    assert find(Level.STUDY, order_by=order) == [by_value[v] for v in
+                                                 ["1e3", "10", " 2.5", ".5", "abc", "-2.5e-1", "-5"]]
+
+
 def test_order_by_ancestor_tag_then_insertion_order(archive):
     order = (OrderKey("DicomTag", STUDY_DATE, True),)
     assert find(Level.SERIES, order_by=order) == [archive[3].series, archive[4].series, archive[2].series,
