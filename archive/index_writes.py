@@ -33,6 +33,7 @@ class IndexWriter:
     def __init__(self):
         self.cursor = connection.cursor()
         self._dt = connection.ops.adapt_datetimefield_value
+        self._key_share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
         # The statements go to the driver's cursor, in the driver's errors wrapped as Django's (the ingest
         # retries on IntegrityError and PostgreSQL's deadlocks), past Django's per-statement wrappers: ~20 us
         # each (the SQLite backend converts every statement's placeholders with a regular expression), ten
@@ -52,10 +53,14 @@ class IndexWriter:
         return self.cursor.fetchone() is not None
 
     def find(self, public_ids: Sequence[str]) -> dict[str, tuple[int, int | None]]:
-        """public_id -> (id, expected_instances) for those that exist."""
+        """public_id -> (id, expected_instances) for those that exist. On PostgreSQL the rows found are
+        locked (KEY SHARE) until the commit: the foreign keys are checked at the commit only (deferred), so
+        an ancestor deleted meanwhile (forward-then-delete routing) failed the store then, again on each
+        retry. Locked, a delete waits for the store; a store waits for a delete under way, then finds the
+        ancestor gone and creates it anew."""
         self._run(
-            "SELECT public_id, id, expected_instances FROM archive_resource WHERE public_id IN (%s, %s, %s, %s)",
-            list(public_ids))
+            "SELECT public_id, id, expected_instances FROM archive_resource WHERE public_id IN (%s, %s, %s, %s)"
+            + self._key_share, list(public_ids))
         return {row[0]: (row[1], row[2]) for row in self.cursor.fetchall()}
 
     def insert_resource(self, *, level: Level, public_id: str, parent_id: int | None, tags: dict,

@@ -227,8 +227,12 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
                 # Another connection created the same patient, study, series or instance between our lookup
                 # and our insert (PostgreSQL's READ COMMITTED allows it; SQLite's IMMEDIATE transactions
                 # do not): the transaction rolled back whole, so look again and store on what is there now.
+                # A patient being deleted meanwhile (forward-then-delete routing) can invalidate a few
+                # lookups in a row: from the second retry on, wait a little, longer each time.
                 if attempt == _INDEX_ATTEMPTS - 1:
                     raise
+                if attempt:
+                    time.sleep(random.uniform(0.001, 0.01) * attempt)
             except OperationalError as error:
                 # PostgreSQL broke a deadlock between two stores of one series (an overwrite deletes and
                 # touches the ancestors the other one touches): ours rolled back whole, so run it again.
@@ -250,7 +254,7 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
     return StoreResult(status, ids, sop_class, sop_uid)
 
 
-_INDEX_ATTEMPTS = 4
+_INDEX_ATTEMPTS = 12
 
 _stager: tuple[int, ThreadPoolExecutor] | None = None
 _stager_lock = threading.Lock()
