@@ -190,6 +190,13 @@ def _check_wildcards(tag: int, value: str) -> None:
         raise ParameterOutOfRange(f"Wildcards are not allowed on tag {tag_key(tag)}")
 
 
+def _no_nul(text: str) -> str:
+    """A constraint with a NUL in it: the index holds no NUL (stored text ends at its first NUL, as DCMTK
+    reads it), so that character matches nothing, as in Orthanc; PostgreSQL refuses it as a parameter, so a
+    noncharacter, which no stored text holds either, stands in for it."""
+    return text.replace("\x00", "\ufffe") if "\x00" in text else text
+
+
 def _query(body: dict) -> tuple[TagConstraint, ...]:
     """Query: tag -> text. JsonCpp lists members sorted, so the first bad one in sorted order is reported; an
     empty text is a universal match and is dropped (before its tag is even parsed, as Orthanc does)."""
@@ -201,7 +208,7 @@ def _query(body: dict) -> tuple[TagConstraint, ...]:
         if value:
             tag = int(_tag(key))
             _check_wildcards(tag, value)
-            constraints.append(TagConstraint(tag=tag, query=value))
+            constraints.append(TagConstraint(tag=tag, query=_no_nul(value)))
     return tuple(constraints)
 
 
@@ -219,7 +226,7 @@ def _labels(body: dict) -> tuple[tuple[str, ...], str]:
     for item in body.get("Labels", []):
         if not isinstance(item, str):
             raise _field("Labels", "must contain strings")
-        labels.append(item)
+        labels.append(_no_nul(item))
     constraint = body.get("LabelsConstraint", "All")
     if constraint not in LABELS_CONSTRAINTS:
         raise _field("LabelsConstraint", 'must be "All", "Any", or "None"')
@@ -231,7 +238,7 @@ def _parent(body: dict) -> tuple[Level, str] | None:
     for name, level in (("ParentPatient", Level.PATIENT), ("ParentStudy", Level.STUDY),
                         ("ParentSeries", Level.SERIES)):
         if name in body:
-            return level, body[name]
+            return level, _no_nul(body[name]) if isinstance(body[name], str) else body[name]
     return None
 
 
@@ -244,7 +251,7 @@ def _metadata_query(body: dict) -> tuple[MetadataConstraint, ...]:
             raise BadRequest(f'Metadata "{name}" must be associated with a string')
         number = metadata_number(name)   # unknown names: Orthanc's StringToMetadata error
         if value:
-            constraints.append(MetadataConstraint(metadata=number, query=value))
+            constraints.append(MetadataConstraint(metadata=number, query=_no_nul(value)))
     return tuple(constraints)
 
 

@@ -92,15 +92,18 @@ def _vr(tag: int) -> str:
 
 
 def _text(elem: DataElement) -> str:
-    """The query value as Orthanc's DicomMap holds it: text, multiple values joined by backslashes."""
+    """The query value as Orthanc's DicomMap holds it: text, multiple values joined by backslashes, ending
+    at the first NUL (DCMTK's C string; PostgreSQL would refuse the NUL)."""
     value = elem.value
     if value is None:
         return ""
     if isinstance(value, bytes):
-        return value.decode("latin-1").rstrip(" \x00")
-    if isinstance(value, (list, MultiValue)):
-        return "\\".join("" if v is None else str(v) for v in value)
-    return str(value).rstrip(" \x00")
+        text = value.decode("latin-1")
+    elif isinstance(value, (list, MultiValue)):
+        text = "\\".join("" if v is None else str(v) for v in value)
+    else:
+        text = str(value)
+    return text.partition("\x00")[0].rstrip(" ")
 
 
 def _normalize(value: str, vr: str, manufacturer: str) -> str:

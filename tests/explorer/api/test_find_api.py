@@ -484,3 +484,20 @@ def test_order_by_sorts_the_answer_and_pages_it(golden_archive):
     body["Limit"] = 2
     page = [s["MainDicomTags"].get("StudyDate", "") for s in post(golden_archive, "/tools/find", body).json()]
     assert page == sorted(dates)[:2]
+
+
+def test_a_nul_in_a_constraint_matches_nothing_on_every_backend(client):
+    """As Orthanc: stored text holds no NUL, so a constraint with one matches nothing (PostgreSQL refused it
+    as a parameter: a 500; SQLite's GLOB cut the pattern there: '*\\0*' matched everything)."""
+    from tests.dicom_factory import make_dicom
+
+    client.generic("POST", "/instances", make_dicom(PatientName="AB", StudyDescription="dx"),
+                   content_type="application/dicom")
+    study = {"Level": "Study", "Query": {}}
+    assert post(client, "/tools/find", study).json() != []
+    for body in ({"Query": {"PatientName": "A\u0000B"}}, {"Query": {"PatientName": "*\u0000*"}},
+                 {"Query": {"StudyDescription": "d\u0000*"}}, {"Labels": ["a\u0000"]},
+                 {"MetadataQuery": {"LastUpdate": "*\u0000"}}, {"ParentPatient": "x\u0000"}):
+        answer = post(client, "/tools/find", {**study, **body})
+        assert (answer.status_code, answer.json()) == (200, []), body
+    assert post(client, "/tools/find", {**study, "Labels": ["a\u0000"], "LabelsConstraint": "None"}).json() != []
