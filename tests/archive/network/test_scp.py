@@ -565,6 +565,17 @@ def test_find_patient_root_each_level(server, study):
     assert len(images) == 2
 
 
+def test_find_value_ends_at_its_first_nul_as_dcmtk_reads_it(server, study):
+    """Orthanc (DCMTK) reads a query value as a C string: it ends at a NUL; PostgreSQL refused it (0xC000)."""
+    study_uid, patient = study
+    model = StudyRootQueryRetrieveInformationModelFind
+    answers, final = _find(server, model, QueryRetrieveLevel="STUDY", PatientID=patient,
+                           StudyDescription="Knee\x00junk")
+    assert (final, len(answers)) == (0x0000, 1)
+    answers, final = _find(server, model, QueryRetrieveLevel="STUDY", PatientID=patient, StudyDescription="Kn\x00*")
+    assert (final, len(answers)) == (0x0000, 0)
+
+
 def test_find_ignores_file_meta_elements_as_orthanc_scu_sends_them(server, study):
     """Orthanc's own SCU puts MediaStorageSOPClassUID/MediaStorageSOPInstanceUID in an instance-level query;
     Orthanc 1.10.1 as SCP neither matches nor answers them (seen live): they matched nothing here, and a
