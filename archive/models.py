@@ -10,6 +10,8 @@ import enum
 
 from django.db import models
 
+from archive.json_nul import NulSafeDecoder, NulSafeEncoder
+
 
 class LevelCode(models.IntegerChoices):
     PATIENT = 0, "Patient"
@@ -214,10 +216,10 @@ class DicomQuery(models.Model):
 
     id = models.CharField(max_length=36, primary_key=True)  # a UUID, as Orthanc's SharedArchive names them
     modality = models.CharField(max_length=256)              # the symbolic name
-    remote = models.JSONField(default=dict)                  # the modality's parameters when queried
+    remote = models.JSONField(default=dict, encoder=NulSafeEncoder, decoder=NulSafeDecoder)                  # the modality's parameters when queried
     level = models.CharField(max_length=16)
-    query = models.JSONField(default=dict)                   # {"gggg,eeee": "value"}, as asked
-    answers = models.JSONField(default=list)                 # each in Orthanc's full format
+    query = models.JSONField(default=dict, encoder=NulSafeEncoder, decoder=NulSafeDecoder)                   # {"gggg,eeee": "value"}, as asked
+    answers = models.JSONField(default=list, encoder=NulSafeEncoder, decoder=NulSafeDecoder)                 # each in Orthanc's full format
     normalize = models.BooleanField(default=True)
     local_aet = models.CharField(max_length=64)
     timeout = models.IntegerField(default=0)                 # 0: the default of the association

@@ -6,6 +6,8 @@ import uuid
 
 from django.db import models
 
+from archive.json_nul import NulSafeDecoder, NulSafeEncoder
+
 
 class State(models.TextChoices):
     PENDING = "Pending"
@@ -26,14 +28,14 @@ class Job(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     priority = models.IntegerField(default=0)
     progress = models.IntegerField(default=0)              # percent
-    parameters = models.JSONField(default=dict)            # what the kind needs to run (resource IDs, options)
-    content = models.JSONField(default=dict)               # Orthanc's "Content"
-    user_data = models.JSONField(null=True, default=None)  # the request's "UserData" (Orthanc 1.12.9), shown as is
-    outputs = models.JSONField(default=dict)               # key -> {"path", "content_type", "filename"}
+    parameters = models.JSONField(default=dict, encoder=NulSafeEncoder, decoder=NulSafeDecoder)            # what the kind needs to run (resource IDs, options)
+    content = models.JSONField(default=dict, encoder=NulSafeEncoder, decoder=NulSafeDecoder)               # Orthanc's "Content"
+    user_data = models.JSONField(null=True, default=None, encoder=NulSafeEncoder, decoder=NulSafeDecoder)  # the request's "UserData" (Orthanc 1.12.9), shown as is
+    outputs = models.JSONField(default=dict, encoder=NulSafeEncoder, decoder=NulSafeDecoder)               # key -> {"path", "content_type", "filename"}
     error_code = models.IntegerField(default=0)
     error_description = models.CharField(max_length=256, default="Success")
     error_details = models.TextField(default="")
-    error_payload = models.JSONField(null=True, default=None)   # ArchiveError.payload of the failure
+    error_payload = models.JSONField(null=True, default=None, encoder=NulSafeEncoder, decoder=NulSafeDecoder)   # ArchiveError.payload of the failure
     creation_time = models.DateTimeField(auto_now_add=True)
     completion_time = models.DateTimeField(null=True)
     runtime = models.FloatField(default=0.0)               # seconds spent running ("EffectiveRuntime")

@@ -146,3 +146,18 @@ def test_asynchronous_patient_modify_without_patient_id_is_a_job_that_fails() ->
     assert (job["State"], job["ErrorCode"]) == ("Failure", 8)
     assert job["ErrorDetails"].startswith("When modifying a patient, her PatientID is required")
     assert client.get(f"/patients/{ids.patient}").json()["MainDicomTags"]["PatientName"] != "JOB"
+
+
+def test_a_nul_in_a_job_body_is_kept_on_every_backend() -> None:
+    """PostgreSQL's jsonb refuses NUL: a Replace value or UserData holding one answered 500 there; Orthanc
+    runs the job. The job keeps the strings as they were sent."""
+    ids = _store(1)
+    client = Client()
+    answer = client.post(f"/studies/{ids.study}/modify", {
+        "Replace": {"StudyDescription": "a\u0000b"}, "Asynchronous": True, "UserData": {"k\u0000": "\ufffe\\0x"}},
+        content_type="application/json")
+    assert answer.status_code == 200, answer.content
+    job = client.get(f"/jobs/{answer.json()['ID']}").json()
+    assert job["State"] == "Success" and job["UserData"] == {"k\u0000": "\ufffe\\0x"}
+    study = client.get(job["Content"]["Path"]).json()
+    assert study["MainDicomTags"]["StudyDescription"] == "a"   # the file holds "a\0b"; DCMTK reads "a"
