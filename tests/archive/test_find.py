@@ -438,3 +438,26 @@ def test_database_agrees_with_matcher(studies, query, case_sensitive, paging):
     finally:
         MainDicomTag.objects.filter(resource__public_id__startswith="prop-").delete()
         Resource.objects.filter(public_id__startswith="prop-").delete()
+
+
+def test_metadata_and_labels_compare_byte_by_byte_on_every_engine():
+    """As Orthanc's std::string order: PostgreSQL's database collation (en_US.UTF-8 on Debian) would sort
+    OrderBy Metadata and the Labels lists in dictionary order; their columns are COLLATE "C"."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                           " WHERE (table_name, column_name) IN (('archive_metadata', 'value'),"
+                           " ('archive_label', 'name'), ('archive_maindicomtag', 'value'))")
+            assert {(t, c): coll for t, c, coll in cursor.fetchall()} == {
+                ("archive_metadata", "value"): "C", ("archive_label", "name"): "C",
+                ("archive_maindicomtag", "value"): "C"}
+    words = ["b", "B", "a", "_x", "\u00c4rger", "Z"]
+    ids = [store(PatientID=f"C{i}", StudyInstanceUID=f"8.{i}") for i in range(len(words))]
+    for word, stored in zip(words, ids, strict=True):
+        Metadata.objects.create(resource=Resource.objects.get(public_id=stored.study), type=1030, value=word)
+        if word.isascii():
+            labels.label_add(level=Level.STUDY, public_id=stored.study, name=word)
+    order = (OrderKey("Metadata", 1030, False),)
+    by_word = dict(zip(words, [i.study for i in ids], strict=True))
+    assert find(Level.STUDY, order_by=order) == [by_word[w] for w in sorted(words)]
+    assert labels.labels_all() == sorted(w for w in words if w.isascii())
