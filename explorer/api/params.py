@@ -47,7 +47,9 @@ def non_negative_int(request: HttpRequest, name: str, default: int = 0) -> int:
         raise BadParameterType("Syntax error in some user-supplied data") from None
     if value < 0:
         raise ParameterOutOfRange(f"Argument \"{name}\" must be a non-negative integer: {raw}")
-    return value
+    if value >= 2 ** 64:   # beyond Orthanc's uint64_t
+        raise BadParameterType("Syntax error in some user-supplied data")
+    return min(value, 2 ** 63 - 1)   # the databases' largest integer: no index or count goes beyond it
 
 
 def since_and_limit(request: HttpRequest) -> tuple[int, int]:

@@ -185,6 +185,13 @@ def test_since_past_the_end_gives_nothing(client, three, level):
     assert client.get(f"/{level.plural}?since=3&limit=2").json() == []
 
 
+def test_since_and_limit_read_as_orthanc_reads_an_uint64(client, three):
+    """Up to 2^64 - 1 (ours gave a 500 from 2^63: beyond the databases' integers), then a bad parameter."""
+    assert client.get(f"/studies?since={2 ** 63}&limit=1").json() == []
+    assert client.get(f"/studies?since=0&limit={2 ** 64 - 1}").json() == [id_at(ids, Level.STUDY) for ids in three]
+    assert client.get(f"/studies?since={2 ** 64}&limit=1").status_code == 400
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_limit_zero_means_no_limit(client, three, level):
     # Orthanc 1.12.5; before, limit=0 gave no results.
