@@ -110,13 +110,19 @@ class DicomFileStorage(FileSystemStorage):
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), False
 
     def publish(self, uuid: str) -> None:
-        """Move a staged attachment to its place; call after the index commit."""
+        """Move a staged attachment to its place; call after the index commit. A file already removed was
+        replaced meanwhile: a later write of the same attachment committed after ours and removed the file
+        it replaced, ours, before we got here; there is nothing left to publish."""
         target = self.root / _relative_path(uuid)
         try:
             os.replace(self.root / INCOMING / uuid, target)
         except FileNotFoundError:
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.root / INCOMING / uuid, target)
+            try:
+                os.replace(self.root / INCOMING / uuid, target)
+            except FileNotFoundError:
+                if (self.root / INCOMING / uuid).exists():
+                    raise
 
     def discard(self, uuid: str) -> None:
         """Forget a staged attachment whose index transaction failed."""

@@ -16,6 +16,18 @@ def test_a_file_bigger_than_one_write_piece_is_stored_byte_for_byte(tmp_path):
     assert storage.read("0123abcd-uuid") == data
 
 
+def test_publishing_a_file_a_later_write_already_replaced_leaves_nothing(tmp_path):
+    """Two PUTs of one attachment: the second commits after the first, removes the file it replaces (still
+    staged) before the first publishes it. The first then has nothing to publish: no error (it was a 500)."""
+    storage = DicomFileStorage(str(tmp_path))
+    storage.stage("aa11-first", b"first")
+    storage.stage("bb22-second", b"second")
+    storage.publish("bb22-second")
+    storage.remove("aa11-first")
+    storage.publish("aa11-first")
+    assert storage.all_uuids() == {"bb22-second"} and storage.staged() == []
+
+
 def test_a_staged_file_that_is_discarded_leaves_nothing(tmp_path):
     storage = DicomFileStorage(str(tmp_path))
     storage.stage("ffee-uuid", b"\x00" * 10)
