@@ -92,10 +92,15 @@ def job_mode(body: dict) -> JobMode:
     name = "Synchronous" if "Synchronous" in body else "Asynchronous" if "Asynchronous" in body else None
     if name is not None and not isinstance(body[name], bool):
         raise BadFileFormat(f"Boolean value expected in field: {name}")
-    if "Priority" in body and (not isinstance(body["Priority"], int) or isinstance(body["Priority"], bool)):
+    priority = body.get("Priority", 0)
+    # JsonCpp reads a number beyond 64 bits as a real: not an integer for Orthanc either
+    if not isinstance(priority, int) or isinstance(priority, bool) or not -2**63 <= priority < 2**63:
         raise BadFileFormat("Integer value expected in field: Priority")
+    if not -2**31 <= priority < 2**31:
+        # Orthanc's asInt() throws (an internal error, 500); a clear refusal here, the same on every engine
+        raise ParameterOutOfRange("Priority must be a 32-bit integer")
     asynchronous = name is not None and body[name] is (name == "Asynchronous")
-    return JobMode(asynchronous=asynchronous, priority=int(body.get("Priority", 0)),
+    return JobMode(asynchronous=asynchronous, priority=priority,
                    user_data=body.get("UserData"))
 
 
