@@ -44,6 +44,7 @@ from pydicom.uid import (
 )
 from pynetdicom import AE, StoragePresentationContexts, build_context, evt
 from pynetdicom import sop_class as sop
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.presentation import build_role
 
 from archive.errors import ArchiveError, BadFileFormat, NetworkProtocolError, OrthancError
@@ -167,7 +168,7 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
         yield assoc
         return
     if not assoc.is_established:
-        if assoc.is_rejected:
+        if assoc.is_rejected or _rejection_pending(assoc):
             reason = "DUL Association Rejected"
         elif assoc.is_aborted and _reachable(remote.host, remote.port):
             reason = "Peer aborted Association (or never connected)"
@@ -184,6 +185,14 @@ def association(params: ScuParameters, contexts: list, *, ext_neg: list | None =
     else:
         if assoc.is_established:
             assoc.release()
+
+
+def _rejection_pending(assoc) -> bool:
+    """Whether the peer's A-ASSOCIATE-RJ is still waiting, unread, in the DUL's queue. pynetdicom's requestor
+    thread checks the socket is still connected before reading the answer: when the DUL thread already read
+    the rejection and closed the socket (a busy machine), it aborts instead and reports "aborted"."""
+    return any(isinstance(primitive, A_ASSOCIATE) and primitive.result in (0x01, 0x02)
+               for primitive in list(assoc.dul.to_user_queue.queue))
 
 
 def _reachable(host: str, port: int) -> bool:

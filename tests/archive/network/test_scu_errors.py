@@ -5,6 +5,7 @@ tests/explorer/api/test_modalities_orthanc.py)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from pynetdicom import AE, evt
@@ -68,3 +69,24 @@ def test_a_storage_commitment_report_that_cannot_be_sent_fails_its_job():
     with pytest.raises(NetworkProtocolError) as raised:
         list(storage_commitment_scp_job(job))
     assert raised.value.details == 'DicomAssociation - connecting to AET "GONE": TCP Initialization Error: Connection refused'
+
+
+def test_a_rejection_read_while_the_requestor_was_busy_is_still_a_rejection():
+    """pynetdicom's requestor thread checks the socket before reading the answer; on a busy machine the DUL
+    thread has by then read the A-ASSOCIATE-RJ and closed the socket, and pynetdicom reports an abort (CI saw
+    "Peer aborted" where Orthanc says "DUL Association Rejected"). A slow EVT_REQUESTED handler, run on that
+    thread between the request and the check, makes the busy machine certain."""
+    ae = AE(ae_title="PACS")
+    ae.add_supported_context(Verification)
+    ae.require_called_aet = True
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False)
+    try:
+        params = scu.scu_parameters(modality=Modality(aet="WRONG", host="127.0.0.1", port=port), timeout=5)
+        with pytest.raises(NetworkProtocolError) as raised, \
+                scu.association(params, [scu.build_context(Verification)],
+                                handlers=[(evt.EVT_REQUESTED, lambda event: time.sleep(0.5))]):
+            pass
+    finally:
+        server.shutdown()
+    assert raised.value.details == 'DicomAssociation - connecting to AET "WRONG": DUL Association Rejected'
