@@ -107,9 +107,13 @@ def dicom_parse(data: bytes, *, written_meta: tuple[int, str, str, str] | None =
     if not ts:
         ts = pydicom.uid.ImplicitVRLittleEndian if ds.is_implicit_VR else pydicom.uid.ExplicitVRLittleEndian
 
-    pixel_offset, pixel_vr = _check_pixel_data(data, offset, ds)
-    if pixel_offset is None:
+    pixel_tag, pixel_vr = _check_pixel_data(data, offset, ds)
+    if pixel_tag is None:
         _check_no_partial_tail(ds, data)
+    # Orthanc's PixelDataOffset (and its "dicom-until-pixel-data" header) is about PixelData only: a file
+    # whose pixels are FloatPixelData or DoubleFloatPixelData has neither
+    pixel_offset = offset if pixel_tag == 0x7FE00010 else None
+    pixel_vr = pixel_vr if pixel_tag == 0x7FE00010 else None
     return ParsedDicom(dataset=ds, transfer_syntax=ts, pixel_data_offset=pixel_offset, pixel_data_vr=pixel_vr)
 
 
@@ -142,13 +146,15 @@ def _looks_like_raw_dataset(data: bytes) -> bool:
 
 
 def _check_pixel_data(data: bytes, offset: int, ds: Dataset) -> tuple[int | None, str | None]:
-    """Where the pixel data starts, and a check that it is complete (DCMTK refuses a truncated file)."""
+    """The tag and VR of the pixel data element (PixelData, FloatPixelData or DoubleFloatPixelData) at
+    ``offset`` if there is one, checked complete (DCMTK refuses a truncated file)."""
     if offset + 8 > len(data):
         return None, None
     little = ds.is_little_endian if ds.is_little_endian is not None else True
     fmt = "<HH" if little else ">HH"
     group, element = struct.unpack(fmt, data[offset:offset + 4])
-    if ((group << 16) | element) not in _PIXEL_TAGS:
+    tag = (group << 16) | element
+    if tag not in _PIXEL_TAGS:
         return None, None
     if ds.is_implicit_VR:
         (length,) = struct.unpack("<I" if little else ">I", data[offset + 4:offset + 8])
@@ -168,4 +174,4 @@ def _check_pixel_data(data: bytes, offset: int, ds: Dataset) -> tuple[int | None
             raise _invalid(data)
     elif offset + header + length > len(data):
         raise _invalid(data)
-    return offset, vr
+    return tag, vr

@@ -175,6 +175,25 @@ def test_compressed_storage_without_pixel_data_has_no_header_attachment(orthanc_
     assert list(Attachment.objects.values_list("content_type", flat=True)) == [ContentType.Dicom]
 
 
+@pytest.mark.parametrize(("keyword", "dtype", "tag"), [("FloatPixelData", "<f4", "7fe0,0008"),
+                                                       ("DoubleFloatPixelData", "<f8", "7fe0,0009")])
+def test_float_pixel_data_has_no_pixel_data_offset_nor_header(orthanc_config, keyword, dtype, tag):
+    """Orthanc 1.10.1 (compared): PixelDataOffset and the "dicom-until-pixel-data" header are about PixelData
+    (7FE0,0010) only. /tags of a file of float pixels shows their element, and no PixelData (the header
+    attachment made ours inject an empty PixelData). Its value (Null on 1.10.1) follows our OF/OD rule."""
+    import numpy as np
+    from django.test import Client
+
+    orthanc_config(StorageCompression=True)
+    data = make_dicom(PixelData=None, BitsAllocated=32, BitsStored=None, HighBit=None, PixelRepresentation=None,
+                      **{keyword: np.arange(64, dtype=dtype).tobytes()})
+    result = instance_store(data=data, origin=REST)
+    assert list(Attachment.objects.values_list("content_type", flat=True)) == [ContentType.Dicom]
+    assert not Metadata.objects.filter(type__in=(MetadataType.PixelDataOffset, MetadataType.PixelDataVR)).exists()
+    tags = Client().get(f"/instances/{result.ids.instance}/tags").json()
+    assert list(tags)[-1] == tag and tags[tag]["Name"] == keyword and "7fe0,0010" not in tags
+
+
 def test_failed_compressed_store_leaves_no_file(monkeypatch, orthanc_config, storage_dir):
     orthanc_config(StorageCompression=True)
     monkeypatch.setattr(ingest, "_index_instance", lambda *a, **k: 1 / 0)
