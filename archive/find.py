@@ -145,9 +145,14 @@ TextField.register_lookup(MetadataWildcard)
 class _AsNumber(Func):
     """A text column read as a number for OrderBy ...AsInt/AsFloat. SQLite's CAST reads the leading number
     and gives 0 for text that has none; PostgreSQL's CAST would fail on such text, so it is spelled out to
-    give the same answers there (with non-capturing groups: substring() gives the first group if any)."""
+    give the same answers there (with non-capturing groups: substring() gives the first group if any). It
+    reads into numeric, never bigint nor double precision: those refuse 1e400 or 2^64 ("out of range"), as
+    numeric does only past 131072 digits before the point or 16383 after it, which the length and exponent
+    bounds keep away."""
 
     output_field = FloatField()
+    _INTEGER = r"^\s*[+-]?[0-9]+"
+    _FLOAT = r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE](?:\+?[0-9]{1,5}|-[0-9]{1,4})(?![0-9]))?"
 
     def __init__(self, expression, *, integer: bool):
         super().__init__(expression)
@@ -156,11 +161,10 @@ class _AsNumber(Func):
     def as_sql(self, compiler, connection, **extra):
         inner, params = compiler.compile(self.source_expressions[0])
         if connection.vendor == "postgresql":
-            number = r"^\s*[+-]?[0-9]+" if self.integer else r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-            kind = "bigint" if self.integer else "double precision"
-            sql = (f"CASE WHEN ({inner}) IS NULL THEN NULL WHEN ({inner}) ~ %s "
-                   f"THEN CAST(substring(({inner}) from %s) AS {kind}) ELSE 0 END")
-            return sql, [*params, *params, number, *params, number]
+            number = self._INTEGER if self.integer else self._FLOAT
+            sql = (f"CASE WHEN ({inner}) IS NULL THEN NULL WHEN length({inner}) <= 6000 AND ({inner}) ~ %s "
+                   f"THEN CAST(substring(({inner}) from %s) AS numeric) ELSE 0 END")
+            return sql, [*params, *params, *params, number, *params, number]
         return f"CAST({inner} AS {'INTEGER' if self.integer else 'REAL'})", params
 
 

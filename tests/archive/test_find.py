@@ -298,6 +298,21 @@ def test_order_by_tag_as_float_reads_sign_and_exponent():
                                                  ["1e3", "10", " 2.5", ".5", "abc", "-2.5e-1", "-5"]]
 
 
+@pytest.mark.parametrize("kind", ["DicomTagAsFloat", "DicomTagAsInt"])
+def test_order_by_number_out_of_the_databases_ranges(kind):
+    """1e400, 2^64 and 60 digits are past double precision and bigint: PostgreSQL's CAST failed (500)."""
+    values = ["1e400", "-1e400", "1e-400", "18446744073709551616", "9" * 60, "7", "1e99999", "-1e-9999"]
+    ids = [store(PatientID=f"N{i}", StudyInstanceUID=f"8.{i}", StudyDescription=v).study
+           for i, v in enumerate(values)]
+    by_value = dict(zip(values, ids, strict=True))
+    found = find(Level.STUDY, order_by=(OrderKey(kind, STUDY_DESCRIPTION, False),))
+    assert sorted(found) == sorted(ids)
+    assert found.index(by_value["7"]) < found.index(by_value["18446744073709551616"])
+    if kind == "DicomTagAsFloat":
+        assert found[0] == by_value["-1e400"] and found.index(by_value["1e-400"]) < found.index(by_value["7"])
+        assert found.index(by_value["7"]) < found.index(by_value["1e99999"])
+
+
 def test_order_by_ancestor_tag_then_insertion_order(archive):
     order = (OrderKey("DicomTag", STUDY_DATE, True),)
     assert find(Level.SERIES, order_by=order) == [archive[3].series, archive[4].series, archive[2].series,
