@@ -57,10 +57,11 @@ class IndexWriter:
         locked (KEY SHARE) until the commit: the foreign keys are checked at the commit only (deferred), so
         an ancestor deleted meanwhile (forward-then-delete routing) failed the store then, again on each
         retry. Locked, a delete waits for the store; a store waits for a delete under way, then finds the
-        ancestor gone and creates it anew."""
+        ancestor gone and creates it anew. Rows are locked top down (patient first), in the order a delete
+        locks a subtree, so that the two do not take them in opposite orders."""
         self._run(
             "SELECT public_id, id, expected_instances FROM archive_resource WHERE public_id IN (%s, %s, %s, %s)"
-            + self._key_share, list(public_ids))
+            + (" ORDER BY level" + self._key_share if self._key_share else ""), list(public_ids))
         return {row[0]: (row[1], row[2]) for row in self.cursor.fetchall()}
 
     def insert_resource(self, *, level: Level, public_id: str, parent_id: int | None, tags: dict,

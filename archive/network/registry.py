@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
-from archive.body_fields import boolean_field
+from archive.body_fields import boolean_field, unsigned_field
 from archive.errors import (
     ArchiveError,
     BadFileFormat,
@@ -114,9 +114,7 @@ def modality_parse(value) -> Modality:
     if "Port" not in value:
         raise BadFileFormat()
     storage_commitment = boolean_field(value, "AllowStorageCommitment", True)
-    timeout = value.get("Timeout", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-        raise BadFileFormat("Unsigned integer value expected in field: Timeout")
+    timeout = unsigned_field(value, "Timeout", 0)
     method = _string(value, "RetrieveMethod", "")
     if method and method not in RETRIEVE_METHODS:
         raise ParameterOutOfRange(f"Unknown retrieve method: {method}")
@@ -208,11 +206,7 @@ def peer_parse(value) -> Peer:
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise BadFileFormat()
     properties = {k: _peer_property(k, v) for k, v in value.items() if k not in _PEER_KEYS}
-    timeout = value.get("Timeout", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int):
-        raise BadFileFormat("Integer value expected in field: Timeout")
-    if timeout < 0:
-        raise BadFileFormat("Unsigned integer value expected in field: Timeout")
+    timeout = unsigned_field(value, "Timeout", 0)
     return Peer(url=url, username=username, password=password, http_headers=dict(headers),
                 certificate_file=certificate, certificate_key_file=key_file,
                 certificate_key_password=key_password, pkcs11=pkcs11, timeout=timeout,

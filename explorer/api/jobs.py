@@ -94,7 +94,7 @@ def job_mode(body: dict) -> JobMode:
         raise BadFileFormat(f"Boolean value expected in field: {name}")
     priority = body.get("Priority", 0)
     # JsonCpp reads a number beyond 64 bits as a real: not an integer for Orthanc either
-    if not isinstance(priority, int) or isinstance(priority, bool) or not -2**63 <= priority < 2**63:
+    if not isinstance(priority, int) or isinstance(priority, bool) or not -2**63 <= priority < 2**64:
         raise BadFileFormat("Integer value expected in field: Priority")
     if not -2**31 <= priority < 2**31:
         # Orthanc's asInt() throws (an internal error, 500); a clear refusal here, the same on every engine

@@ -19,7 +19,7 @@ from django.http import HttpResponse
 from django.urls import path
 
 from archive import selectors
-from archive.body_fields import boolean_field
+from archive.body_fields import boolean_field, unsigned_field
 from archive.dicom.tags import parse_tag
 from archive.errors import (
     ArchiveError,
@@ -66,15 +66,7 @@ def _object(request, message: str | None = "Must provide a JSON object") -> dict
 
 
 def _unsigned(body: dict, name: str) -> int | None:
-    if name not in body:
-        return None
-    value = body[name]
-    # SerializationToolbox::ReadUnsignedInteger: not an integer, then a negative one, each with its message
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadFileFormat(f"Integer value expected in field: {name}")
-    if value < 0:
-        raise BadFileFormat(f"Unsigned integer value expected in field: {name}")
-    return value
+    return unsigned_field(body, name, 0) if name in body else None
 
 
 def _port(body: dict) -> int | None:
@@ -458,6 +450,8 @@ class QueryRetrieveApi(OrthancView):
                 value = body["Timeout"]
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise BadParameterType()
+                if value >= 2**31:      # more than any socket takes (an OverflowError, a 500)
+                    raise BadFileFormat()
                 if value >= 0:
                     timeout = value
             chosen = body.get("RetrieveMethod", "")     # SerializationToolbox::ReadString (1.12.6)

@@ -34,7 +34,8 @@ def test_the_field_read_must_be_boolean(body, field) -> None:
 
 @pytest.mark.parametrize(("priority", "status", "message"), [
     (-2**63 - 1, 400, "Integer value expected in field: Priority"),   # a real for JsonCpp, as in Orthanc
-    (2**63, 400, "Integer value expected in field: Priority"),
+    (2**64, 400, "Integer value expected in field: Priority"),
+    (2**64 - 1, 400, "Priority must be a 32-bit integer"),      # a UInt64 for JsonCpp: an integer
     (2**31, 400, "Priority must be a 32-bit integer"),   # Orthanc: 500; PostgreSQL's integer refused it
     (-2**31 - 1, 400, "Priority must be a 32-bit integer"),
 ])
