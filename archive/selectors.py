@@ -321,6 +321,8 @@ def lookup_by_dicom_id(*, value: str) -> list[Resource]:
         found.append(patient)
     # Through the (level, tag, value) index of MainDicomTag: the JSON column has no index to search.
     keys = {1: 0x0020000D, 2: 0x0020000E, 3: 0x00080018}  # Study/Series/SOP Instance UID
+    if "\x00" in value:    # no stored value holds one (cut there, as DCMTK reads it); PostgreSQL refuses it
+        return found
     for level, tag in keys.items():
         rows = MainDicomTag.objects.filter(level=level, tag=tag, value=value).values("resource_id")
         found.extend(Resource.objects.filter(level=level, id__in=rows).select_related("parent").order_by("id"))

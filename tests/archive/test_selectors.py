@@ -33,3 +33,10 @@ def test_resource_get_checks_the_level(client):
             selectors.resource_get(level=level, public_id=public_id)
     with pytest.raises(UnknownResource):
         selectors.resource_get(level=Level.INSTANCE, public_id="nope")
+
+
+def test_lookup_by_dicom_id_with_a_nul_finds_nothing(client):
+    """No stored identifier holds a NUL (cut there at ingest); PostgreSQL refused one in the query (500)."""
+    client.post("/instances", make_dicom(StudyInstanceUID="5.9"), content_type="application/dicom")
+    assert [r.level for r in selectors.lookup_by_dicom_id(value="5.9")] == [1]
+    assert selectors.lookup_by_dicom_id(value="5.9\x00x") == []

@@ -255,3 +255,13 @@ def test_execute_script_is_refused_bare_as_orthanc_without_lua(client):
     response = client.post("/tools/execute-script", "print(42)", content_type="text/plain")
     assert response.status_code == 403 and response.content == b"" and "Content-Type" not in response
     assert "execute-script" in client.get("/tools").json()
+
+
+@pytest.mark.parametrize(("body", "found"), [(b"5.9\x00", True), (b"5.9\x00x", False), (b"\x00", False)])
+def test_lookup_with_a_nul(client, body, found):
+    """Orthanc 1.10.1 (compared): a NUL at the end is dropped, one inside matches nothing; PostgreSQL refuses
+    a NUL in a query parameter (this answered 500 there)."""
+    ids = upload(client, PatientID="LN", StudyInstanceUID="5.9")
+    answer = client.post("/tools/lookup", body, content_type="text/plain").json()
+    assert answer == ([{"ID": ids["ParentStudy"], "Path": f"/studies/{ids['ParentStudy']}", "Type": "Study"}]
+                      if found else [])
