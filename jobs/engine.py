@@ -102,7 +102,9 @@ def job_finish(*, job: Job, state: State, error: ArchiveError | None = None) -> 
     if error is not None:
         job.error_code = error.orthanc_error.code
         job.error_description = error.orthanc_error.description
-        job.error_details = error.details or ""
+        # PostgreSQL text cannot hold a NUL, which a detail quoting a client's text may carry: unsaved, the
+        # job would stay Running
+        job.error_details = (error.details or "").replace("\x00", "\ufffd")
         job.error_payload = getattr(error, "payload", None)
     if state in DONE:
         job.completion_time = dt.datetime.now(dt.UTC)

@@ -72,3 +72,13 @@ def test_progress_is_rounded_as_orthanc(monkeypatch) -> None:
     tasks.job_run(job.id)
     assert seen == [67]
     assert Job.objects.get(id=job.id).state == State.SUCCESS
+
+
+@pytest.mark.django_db
+def test_a_failure_whose_details_hold_a_nul_is_recorded() -> None:
+    from archive.errors import BadFileFormat
+
+    job = Job.objects.create(type="Test", state=State.RUNNING)
+    engine.job_finish(job=job, state=State.FAILURE, error=BadFileFormat("Unknown tag: a\x00b"))
+    job.refresh_from_db()
+    assert job.state == State.FAILURE and job.error_details == "Unknown tag: a\ufffdb"
