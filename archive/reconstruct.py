@@ -70,13 +70,10 @@ def _rewrite_file(instance_id: int, data: bytes, pixel_data_offset: int | None) 
     the store writes them; the running statistics follow the sizes."""
     cfg = archive_settings()
     compressed = cfg.storage_compression
-    old = list(Attachment.objects.filter(
-        resource_id=instance_id, content_type__in=(ContentType.Dicom, ContentType.DicomUntilPixelData)))
     files = [(ContentType.Dicom, data, compress(data) if compressed else data)]
     if compressed and pixel_data_offset is not None:
         header = data[:pixel_data_offset]
         files.append((ContentType.DicomUntilPixelData, header, compress(header)))
-    revisions = {a.content_type: a.revision for a in old}
     storage = dicom_storage()
     staged: list[str] = []
     rows = []
@@ -87,11 +84,19 @@ def _rewrite_file(instance_id: int, data: bytes, pixel_data_offset: int | None) 
             staged.append(uuid)
             rows.append(Attachment(
                 resource_id=instance_id, content_type=content_type, uuid=uuid,
-                revision=revisions.get(content_type, 0),
                 compressed_size=len(stored), uncompressed_size=len(raw), compression=2 if compressed else 1,
                 compressed_md5=hashlib.md5(stored).hexdigest() if cfg.store_md5 else "",
                 uncompressed_md5=hashlib.md5(raw).hexdigest() if cfg.store_md5 else ""))
         with transaction.atomic():
+            # The instance locked first, its attachments read after: a reconstruction of the same instance
+            # running beside this one waits, then replaces the rows that one wrote (each subtracts from the
+            # statistics what it removed)
+            list(Resource.objects.select_for_update().filter(id=instance_id).values_list("id", flat=True))
+            old = list(Attachment.objects.select_for_update().filter(
+                resource_id=instance_id, content_type__in=(ContentType.Dicom, ContentType.DicomUntilPixelData)))
+            revisions = {a.content_type: a.revision for a in old}
+            for row in rows:
+                row.revision = revisions.get(row.content_type, 0)
             Attachment.objects.filter(id__in=[a.id for a in old]).delete()
             Attachment.objects.bulk_create(rows)
             statistics_add(Totals(
