@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "explorer.api.middleware.OrthancAccessMiddleware",
     "explorer.api.middleware.OrthancPatientLevelMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "explorer.api.compression.HttpCompressionMiddleware",   # after WhiteNoise: static files are its own
     "django.middleware.common.CommonMiddleware",
     "explorer.api.middleware.OrthancErrorMiddleware",
 ]
