@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 
 from archive.errors import UnknownResource
 from archive.levels import Level
@@ -226,42 +226,67 @@ class Details:
 
 
 def resource_details(resources: Iterable[Resource]) -> Details:
-    """Children, labels, files and series status data for many resources at once."""
+    """Children, labels, files and series status data for many resources at once: one query of each kind
+    per 900 resources, in plain SQL (every resource route and list reads them: the ORM took 5 to 10 times
+    longer to build these queries than SQLite to run them)."""
     resources = list(resources)
     ids = [r.id for r in resources]
     details = Details()
     if not ids:
         return details
-    by_level: dict[int, list[int]] = defaultdict(list)
-    for r in resources:
-        by_level[r.level].append(r.id)
-    parents_ids = [i for lvl, lst in by_level.items() if lvl < 3 for i in lst]
-    for chunk in _chunks(parents_ids):
-        for parent_id, public_id in (Resource.objects.filter(parent_id__in=chunk).order_by("id")
-                                     .values_list("parent_id", "public_id")):
-            details.children[parent_id].append(public_id)
-    details.indexes.update(series_indexes(series_ids=by_level.get(2, [])))
-    for chunk in _chunks(ids):
-        for rid, name in Label.objects.filter(resource_id__in=chunk).order_by("name").values_list(
-                "resource_id", "name"):
-            details.labels[rid].append(name)
-    for chunk in _chunks(by_level.get(3, [])):
-        for rid, size, uuid in Attachment.objects.filter(
-                resource_id__in=chunk, content_type=ContentType.Dicom).values_list(
-                "resource_id", "uncompressed_size", "uuid"):
-            details.files[rid] = (size, uuid)
-    wanted = (MetadataType.MainDicomSequences, MetadataType.ModifiedFrom, MetadataType.AnonymizedFrom)
-    for chunk in _chunks(ids):
-        for rid, kind, text in Metadata.objects.filter(resource_id__in=chunk, type__in=wanted
-                                                       ).values_list("resource_id", "type", "value"):
-            if kind == MetadataType.MainDicomSequences:
-                details.sequences[rid] = json.loads(text).get("Sequences", {})
-            else:
-                details.sources[rid][MetadataType(kind).name] = text
+    series = {r.id for r in resources if r.level == 2}
+    parents_ids = [r.id for r in resources if r.level < 3]
+    instances_ids = [r.id for r in resources if r.level == 3]
+    with connection.cursor() as cursor:
+        for chunk in _chunks(parents_ids):
+            for parent_id, public_id, index, has_index in _children_rows(cursor, chunk):
+                details.children[parent_id].append(public_id)
+                if has_index and parent_id in series:
+                    details.indexes[parent_id].append(index)
+        for chunk in _chunks(ids):
+            cursor.execute(f"SELECT resource_id, name FROM {_LABEL} WHERE resource_id IN ({_marks(chunk)})"
+                           " ORDER BY name", chunk)
+            for rid, name in cursor.fetchall():
+                details.labels[rid].append(name)
+        for chunk in _chunks(instances_ids):
+            cursor.execute(f"SELECT resource_id, uncompressed_size, uuid FROM {_ATTACHMENT} WHERE resource_id IN"
+                           f" ({_marks(chunk)}) AND content_type = %s", [*chunk, int(ContentType.Dicom)])
+            for rid, size, uuid in cursor.fetchall():
+                details.files[rid] = (size, uuid)
+        wanted = [int(MetadataType.MainDicomSequences), int(MetadataType.ModifiedFrom),
+                  int(MetadataType.AnonymizedFrom)]
+        for chunk in _chunks(ids):
+            cursor.execute(f"SELECT resource_id, type, value FROM {_METADATA} WHERE resource_id IN ({_marks(chunk)})"
+                           f" AND type IN ({_marks(wanted)})", [*chunk, *wanted])
+            for rid, kind, text in cursor.fetchall():
+                if kind == MetadataType.MainDicomSequences:
+                    details.sequences[rid] = json.loads(text).get("Sequences", {})
+                else:
+                    details.sources[rid][MetadataType(kind).name] = text
     for r in resources:
         if r.level == 2 and r.expected_instances is not None:
             details.expected[r.id] = r.expected_instances
     return details
+
+
+_RESOURCE = Resource._meta.db_table
+_LABEL = Label._meta.db_table
+_ATTACHMENT = Attachment._meta.db_table
+_METADATA = Metadata._meta.db_table
+
+
+def _marks(values: list) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _children_rows(cursor, parents: list[int]) -> list[tuple[int, str, int | None, bool]]:
+    """(parent id, public ID, IndexInSeries column, whether the IndexInSeries metadata exists) of the children
+    of ``parents``, in insertion order."""
+    cursor.execute(f"SELECT r.parent_id, r.public_id, r.index_in_series, EXISTS(SELECT 1 FROM {_METADATA} m"
+                   f" WHERE m.resource_id = r.id AND m.type = %s) FROM {_RESOURCE} r"
+                   f" WHERE r.parent_id IN ({_marks(parents)}) ORDER BY r.id",
+                   [int(MetadataType.IndexInSeries), *parents])
+    return cursor.fetchall()
 
 
 def _chunks(ids: list[int], size: int = 900) -> Iterable[list[int]]:
@@ -275,12 +300,11 @@ def series_indexes(*, series_ids: list[int]) -> dict[int, list[int | None]]:
     instances that have that metadata count (none without InstanceNumber or ImageIndex), and None stands for
     a value that is not an integer. One query per 900 series."""
     indexes: dict[int, list[int | None]] = defaultdict(list)
-    has_index = Exists(Metadata.objects.filter(resource_id=OuterRef("id"), type=MetadataType.IndexInSeries))
-    for chunk in _chunks(series_ids):
-        rows = (Resource.objects.filter(parent_id__in=chunk).filter(has_index).order_by("id")
-                .values_list("parent_id", "index_in_series"))
-        for parent_id, index in rows:
-            indexes[parent_id].append(index)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(series_ids):
+            for parent_id, _public_id, index, has_index in _children_rows(cursor, chunk):
+                if has_index:
+                    indexes[parent_id].append(index)
     return indexes
 
 
