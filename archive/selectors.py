@@ -8,8 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import connection
-from django.db.models import QuerySet
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from archive.errors import UnknownResource
 from archive.levels import Level
@@ -25,13 +24,13 @@ def level_of(resource: Resource) -> Level:
 
 @functools.cache
 def _resource_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple]:
-    """The lookup of one resource and its parent in plain SQL, the fields it reads, and per field its column
-    expression and converters (JSON text, SQLite's datetimes made aware): what the ORM's compiler applies."""
+    """The rows of resources and their parents in plain SQL (a WHERE clause on ``r`` follows), the fields it
+    reads, and per field its column expression and converters (JSON text, SQLite's datetimes made aware):
+    what the ORM's compiler applies."""
     fields = tuple(Resource._meta.concrete_fields)
     table = Resource._meta.db_table
     columns = ", ".join([f"r.{f.column}" for f in fields] + [f"p.{f.column}" for f in fields])
-    sql = (f"SELECT {columns} FROM {table} r LEFT JOIN {table} p ON p.id = r.parent_id"
-           f" WHERE r.public_id = %s AND r.level = %s")
+    sql = f"SELECT {columns} FROM {table} r LEFT JOIN {table} p ON p.id = r.parent_id"
     converters = []
     for f in fields:
         col = f.get_col(table)
@@ -41,28 +40,44 @@ def _resource_sql(vendor: str) -> tuple[str, tuple[str, ...], tuple]:
     return sql, tuple(f.attname for f in fields), tuple(converters)
 
 
-def _resource_from_row(values: tuple, names: tuple[str, ...], converters: tuple) -> Resource:
+def _resource_from_row(values: tuple, names: tuple[str, ...], converters: tuple, db) -> Resource:
     row = list(values)
     for i, col, found in converters:
         for converter in found:
-            row[i] = converter(row[i], col, connection)
-    return Resource.from_db(connection.alias, list(names), row)
+            row[i] = converter(row[i], col, db)
+    return Resource.from_db(db.alias, list(names), row)
+
+
+def _resources_where(where: str, params: list) -> list[Resource]:
+    """Resources with their parent (as select_related("parent")) read in plain SQL: ``where`` is the rest of
+    the statement on ``r``. Every resource route and list starts here: the ORM's select_related query cost
+    far more to build and to turn into objects than to run."""
+    db = connections[DEFAULT_DB_ALIAS]   # the connection itself, not the per-thread proxy looked up per value
+    sql, names, converters = _resource_sql(db.vendor)
+    with db.cursor() as cursor:
+        cursor.execute(f"{sql} {where}", params)
+        rows = cursor.fetchall()
+    n = len(names)
+    found = []
+    parents: dict[int, Resource] = {}  # the 1,000 instances of a series share one parent: read it once
+    for row in rows:
+        resource = _resource_from_row(row[:n], names, converters, db)
+        parent_id = row[n]
+        if parent_id is not None:
+            parent = parents.get(parent_id)
+            if parent is None:
+                parent = parents[parent_id] = _resource_from_row(row[n:], names, converters, db)
+            resource.parent = parent
+        found.append(resource)
+    return found
 
 
 def resource_get(*, level: Level, public_id: str) -> Resource:
-    """The resource of that level and ID, with its parent, or UnknownResource. Every route on a resource
-    starts here: one plain query (the ORM's select_related lookup cost 20 times more to build than to run)."""
-    sql, names, converters = _resource_sql(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [public_id, level.depth])
-        row = cursor.fetchone()
-    if row is None:
+    """The resource of that level and ID, with its parent, or UnknownResource. One plain query."""
+    found = _resources_where("WHERE r.public_id = %s AND r.level = %s", [public_id, level.depth])
+    if not found:
         raise UnknownResource()
-    n = len(names)
-    resource = _resource_from_row(row[:n], names, converters)
-    if row[n] is not None:
-        resource.parent = _resource_from_row(row[n:], names, converters)
-    return resource
+    return found[0]
 
 
 def resource_get_any_level(*, public_id: str) -> Resource:
@@ -74,61 +89,64 @@ def resource_get_any_level(*, public_id: str) -> Resource:
     return resource
 
 
-def _page(*, level: Level, since: int, limit: int) -> QuerySet:
-    """The ids of a page of a level in insertion order, from the (level, id) index alone: the rows (and
-    their parents) are then read for the page only, not for the ``since`` rows skipped before it
-    (PostgreSQL otherwise walks the primary key and joins every skipped row)."""
-    ids = Resource.objects.filter(level=level.depth).order_by("id").values("id")
-    return ids[since:since + limit] if limit else ids[since:]
+def _page_sql(*, since: int, limit: int) -> str:
+    """LIMIT/OFFSET of a page (``limit`` 0: all from ``since``), in each engine's spelling."""
+    if limit:
+        return f"LIMIT {int(limit)} OFFSET {int(since)}"
+    return f"LIMIT {'-1' if connection.vendor == 'sqlite' else 'ALL'} OFFSET {int(since)}"
 
 
 def resource_list(*, level: Level, since: int = 0, limit: int = 0) -> list[Resource]:
     """Resources of a level in insertion order; ``since`` skips, ``limit`` 0 means all (Orthanc 1.12.5).
-    One query."""
-    qs = Resource.objects.select_related("parent").order_by("id")
+    One query. The page comes from the (level, id) index alone: the rows (and their parents) are then read
+    for the page only, not for the ``since`` rows skipped before it (PostgreSQL otherwise walks the primary
+    key and joins every skipped row)."""
     if not since and not limit:
-        return list(qs.filter(level=level.depth))
-    return list(qs.filter(id__in=_page(level=level, since=since, limit=limit)))
+        return _resources_where("WHERE r.level = %s ORDER BY r.id", [level.depth])
+    return _resources_where(f"WHERE r.id IN (SELECT id FROM {_RESOURCE} WHERE level = %s ORDER BY id "
+                            f"{_page_sql(since=since, limit=limit)}) ORDER BY r.id", [level.depth])
 
 
 def resource_public_ids(*, level: Level, since: int = 0, limit: int = 0) -> list[str]:
-    """The IDs of resource_list, without loading the rows (the list without ``expand``). One query."""
-    if limit:
-        # The hottest list of all (clients page through /studies?since=&limit=): plain SQL, as the ingest
-        # does, since compiling the ORM query cost more than running it. The page comes from the (level, id)
-        # index alone (see _page).
-        table = Resource._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT public_id FROM {table} WHERE id IN (SELECT id FROM {table} WHERE level = %s"
-                           f" ORDER BY id LIMIT %s OFFSET %s) ORDER BY id", [level.depth, limit, since])
-            return [row[0] for row in cursor.fetchall()]
-    qs = Resource.objects.order_by("id").values_list("public_id", flat=True)
-    if not since:
-        return list(qs.filter(level=level.depth))
-    return list(qs.filter(id__in=_page(level=level, since=since, limit=limit)))
+    """The IDs of resource_list, without loading the rows (the list without ``expand``). One query: the
+    hottest list of all (clients page through /studies?since=&limit=)."""
+    if not since and not limit:
+        sql, params = f"SELECT public_id FROM {_RESOURCE} WHERE level = %s ORDER BY id", [level.depth]
+    else:
+        sql = (f"SELECT public_id FROM {_RESOURCE} WHERE id IN (SELECT id FROM {_RESOURCE} WHERE level = %s"
+               f" ORDER BY id {_page_sql(since=since, limit=limit)}) ORDER BY id")
+        params = [level.depth]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def resource_children(*, resource: Resource) -> list[Resource]:
-    return list(Resource.objects.filter(parent_id=resource.id).select_related("parent").order_by("id"))
+    return _resources_where("WHERE r.parent_id = %s ORDER BY r.id", [resource.id])
 
 
 def resource_descendants(*, resource: Resource, level: Level) -> list[Resource]:
     """Descendants of ``resource`` at ``level``, in Orthanc's order.
 
     Orthanc walks down level by level and, for each parent in turn, puts its children (in insertion
-    order) in front of those gathered so far; clients see that order, so it is kept. One query per level."""
+    order) in front of those gathered so far; clients see that order, so it is kept. One query per level
+    (per 900 parents), then the rows."""
     order = [resource.id]
-    qs = Resource.objects.filter(id=resource.id)
-    for _ in range(resource.level, level.depth):
-        qs = Resource.objects.filter(parent__in=qs.values("id"))
-        children: dict[int, list[int]] = defaultdict(list)
-        for rid, parent_id in qs.order_by("id").values_list("id", "parent_id"):
-            children[parent_id].append(rid)
-        gathered: list[int] = []
-        for parent_id in order:
-            gathered = children.get(parent_id, []) + gathered
-        order = gathered
-    rows = {r.id: r for r in qs.select_related("parent")}
+    with connection.cursor() as cursor:
+        for _ in range(resource.level, level.depth):
+            children: dict[int, list[int]] = defaultdict(list)
+            for chunk in _chunks(order):
+                cursor.execute(f"SELECT id, parent_id FROM {_RESOURCE} WHERE parent_id IN ({_marks(chunk)})"
+                               " ORDER BY id", chunk)
+                for rid, parent_id in cursor.fetchall():
+                    children[parent_id].append(rid)
+            gathered: list[int] = []
+            for parent_id in order:
+                gathered = children.get(parent_id, []) + gathered
+            order = gathered
+    rows: dict[int, Resource] = {}
+    for chunk in _chunks(order):
+        rows.update((r.id, r) for r in _resources_where(f"WHERE r.id IN ({_marks(chunk)})", chunk))
     return [rows[rid] for rid in order]
 
 
