@@ -6,17 +6,36 @@ import json
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+import orjson
 from django.http import HttpResponse
 from rest_framework.renderers import BaseRenderer
 
 
 def dumps(data: Any) -> bytes:
+    """``json.dumps(data, ensure_ascii=False, indent=3)`` in UTF-8, Orthanc's layout (JsonCpp's styled writer).
+    With ``indent`` the json module falls back to its pure-Python encoder: 1 ms for a list of 100 expanded
+    instances. orjson writes it 2-space indented in 0.03 ms, re-indented here to 3 spaces; what orjson refuses
+    (integers past 64 bits, lone surrogates, keys that are not strings) takes the json module's way."""
     if type(data) is list and data and all(type(item) is str for item in data):
-        # Lists of IDs (/studies, /patients?since=&limit=...) are the most frequent answers; with ``indent``
-        # the json module falls back to its pure-Python encoder, which took a third of such a request.
-        # Same text as json.dumps(data, ensure_ascii=False, indent=3), from the C string encoder.
+        # Lists of IDs (/studies, /patients?since=&limit=...) are the most frequent answers: the C string
+        # encoder alone, no re-indentation
         return ("[\n   " + ",\n   ".join(map(encode_basestring, data)) + "\n]").encode("utf-8")
-    return json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
+    try:
+        return _indent_3(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    except TypeError:   # orjson.JSONEncodeError is one
+        return json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
+
+
+def _indent_3(text: bytes) -> bytes:
+    """2-space indented JSON re-indented with 3 spaces: a line's indentation is all the spaces after a newline
+    (a string's own newlines are escaped, \\n), so each run of 2*d spaces after one becomes 3*d, deepest first
+    through a NUL placeholder (never in orjson's output: control characters are escaped)."""
+    depth = 1
+    while b"\n" + b"  " * depth in text:
+        depth += 1
+    for d in range(depth - 1, 0, -1):
+        text = text.replace(b"\n" + b"  " * d, b"\n" + b"\x00" * d)
+    return text.replace(b"\x00", b"   ")
 
 
 def json_response(data: Any, *, status: int = 200) -> HttpResponse:
