@@ -14,7 +14,6 @@ compare the figures of one run.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -29,16 +28,8 @@ ROUTES = ("/instances?expand", "/series/{s}", "/instances/{i}/tags", "/instances
 
 
 def _load(client: KeepAliveClient, files: list[bytes]) -> tuple[list[str], str]:
-    ids, series = [], ""
-    for data in files:
-        status, _, body, _ = client.call("POST", "/instances", body=data,
-                                         headers={"Content-Type": "application/dicom"})
-        if status != 200:
-            raise SystemExit(f"upload failed: {status} {body[:200]!r}")
-        answer = json.loads(body)
-        ids.append(answer["ID"])
-        series = answer["ParentSeries"]
-    return ids, series
+    answers = client.upload(files)
+    return [a["ID"] for a in answers], answers[-1]["ParentSeries"]
 
 
 def _measure(sides: dict, route: str, encoding: str, runs: int) -> dict[str, tuple[list[float], int]]:

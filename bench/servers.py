@@ -132,6 +132,17 @@ class KeepAliveClient:
             self.conn.close()
             self.conn = None
 
+    def upload(self, files: list[bytes]) -> list[dict]:
+        """POST /instances of each file; the answers (ID, ParentSeries, ParentStudy...). Exits on a failure."""
+        answers = []
+        for data in files:
+            status, _, body, _ = self.call("POST", "/instances", body=data,
+                                           headers={"Content-Type": "application/dicom"})
+            if status != 200:
+                raise SystemExit(f"upload failed: {status} {body[:200]!r}")
+            answers.append(json.loads(body))
+        return answers
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

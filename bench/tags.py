@@ -15,7 +15,6 @@ ms and the ratio ours / Orthanc (below 1: ours is faster). The machine is shared
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -30,16 +29,8 @@ ROUTES = ("/instances/{i}/tags", "/instances/{i}/tags?simplify", "/instances/{i}
 
 
 def _load(client: KeepAliveClient, files: list[bytes]) -> tuple[list[str], str]:
-    ids, study = [], ""
-    for data in files:
-        status, _, body, _ = client.call("POST", "/instances", body=data,
-                                         headers={"Content-Type": "application/dicom"})
-        if status != 200:
-            raise SystemExit(f"upload failed: {status} {body[:200]!r}")
-        answer = json.loads(body)
-        ids.append(answer["ID"])
-        study = answer["ParentStudy"]
-    return ids, study
+    answers = client.upload(files)
+    return [a["ID"] for a in answers], answers[-1]["ParentStudy"]
 
 
 def _measure(sides: dict[str, tuple[KeepAliveClient, list[str], str]], route: str, runs: int
