@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "explorer.observability.RequestIdMiddleware",   # first: every later line of the request logs its ID
     "explorer.api.middleware.NoSniffMiddleware",
+    "explorer.api.middleware.ContentLengthMiddleware",  # outside every middleware that answers by itself
     "explorer.api.health.HealthMiddleware",         # /health for load balancers, before access control
     "explorer.api.middleware.OrthancPathMiddleware",
     "explorer.api.middleware.OrthancMethodMiddleware",

@@ -63,6 +63,22 @@ class NoSniffMiddleware:
         return response
 
 
+class ContentLengthMiddleware:
+    """Content-Length on every answer held in memory, as Orthanc sends it (0 on its bare answers). Django's
+    CommonMiddleware sets it only on what passes through it: the answers of the middlewares before it (401,
+    the 400/404 of an unknown method, /health) went out chunked, and a HEAD answer without it left
+    ``curl -X HEAD`` waiting for a body."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response
+
+
 class OrthancPathMiddleware:
     """Orthanc ignores empty path components ("/instances/" is "/instances"); clients rely on it. Its HTTP
     server reads the decoded URI as a C string: an encoded NUL (%00) ends it (PostgreSQL would refuse the

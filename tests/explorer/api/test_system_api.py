@@ -138,6 +138,21 @@ def test_methods_orthanc_does_not_know_get_its_bare_answers(client, method, stat
     assert (response.status_code, response.content) == (status, b"")
 
 
+@pytest.mark.parametrize(("method", "uri"), [("HEAD", "/system"), ("PATCH", "/system"), ("GET", "/health"),
+                                             ("GET", "/system")])
+def test_answers_declare_their_length_even_from_middlewares(client, method, uri):
+    """Orthanc sends Content-Length on every answer (0 on its bare ones): the answers our middlewares give by
+    themselves went out chunked, and curl -X HEAD waited for a body."""
+    response = client.generic(method, uri)
+    assert response["Content-Length"] == str(len(response.content))
+
+
+def test_a_refused_client_gets_a_length_too(client, orthanc_config):
+    orthanc_config(RemoteAccessAllowed=False)
+    response = client.get("/system", REMOTE_ADDR="192.0.2.7")
+    assert (response.status_code, response["Content-Length"]) == (401, "0")
+
+
 def test_answers_carry_no_allow_header_outside_405(client):
     assert "Allow" not in client.get("/system")
 
