@@ -11,8 +11,10 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import struct
 import sys
+import threading
 import time
 import uuid
 import zoneinfo
@@ -23,7 +25,7 @@ from django.urls import path
 from pydicom.uid import generate_uid
 
 from archive import attachments, changes, runtime, selectors
-from archive.errors import BadFileFormat, ParameterOutOfRange
+from archive.errors import BadFileFormat, NotImplementedYet, ParameterOutOfRange
 from archive.levels import Level
 from archive.metrics import OPTIONAL, metrics_collect
 from archive.read_only import read_only
@@ -291,8 +293,47 @@ class ExecuteScriptApi(OrthancView):
         return bare_response(403)
 
 
+def _signal_serve(signum: int) -> None:
+    """Ask the ``manage.py serve`` that started this process to stop (SIGTERM) or to restart, a moment from
+    now: the answer goes out first, as Orthanc answers before it stops."""
+    from explorer.management.commands.serve import SERVE_PID_VARIABLE
+
+    pid = os.environ.get(SERVE_PID_VARIABLE)
+    if not pid:
+        # Started by a process manager of its own (the Procfile's scale-out): that manager stops and restarts it
+        raise NotImplementedYet("This process was not started by manage.py serve: restart or stop it with the "
+                                "process manager that started it")
+    timer = threading.Timer(0.2, os.kill, (int(pid), signum))
+    timer.daemon = True
+    timer.start()
+
+
+class ResetApi(OrthancView):
+    """POST /tools/reset: the whole server (HTTP, DICOM, jobs) stops and starts again, the configuration file
+    read anew, as Orthanc's hot restart. Answers {} first."""
+
+    def post(self, request):
+        from explorer.management.commands.serve import RESTART_SIGNAL
+
+        _signal_serve(RESTART_SIGNAL)
+        logger.warning("POST /tools/reset: the server restarts")
+        return json_response({})
+
+
+class ShutdownApi(OrthancView):
+    """POST /tools/shutdown: the whole server stops (jobs left running start again at the next start, as
+    with SaveJobs). Answers {} first."""
+
+    def post(self, request):
+        _signal_serve(signal.SIGTERM)
+        logger.warning("POST /tools/shutdown: the server stops")
+        return json_response({})
+
+
 urlpatterns = [
     path("tools", ToolsApi.as_view()),
+    path("tools/reset", ResetApi.as_view()),
+    path("tools/shutdown", ShutdownApi.as_view()),
     path("tools/execute-script", ExecuteScriptApi.as_view()),
     path("tools/now", NowApi.as_view()),
     path("tools/now-local", NowApi.as_view(local=True)),

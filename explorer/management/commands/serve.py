@@ -27,6 +27,8 @@ from archive.settings import archive_settings
 
 logger = logging.getLogger(__name__)
 ALL_ROLES = frozenset({"http", "dicom", "jobs"})
+SERVE_PID_VARIABLE = "EXPLORER_SERVE_PID"   # in the environment of every process serve starts
+RESTART_SIGNAL = signal.SIGUSR1             # SIGTERM stops serve; this stops it and starts it again
 JOBS_WATCH_SECONDS = 5   # jobs.watchdog: a job lost by its worker is started again within two passes
 
 
@@ -111,6 +113,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
 
         children: list[subprocess.Popen] = []
+        # POST /tools/reset and /tools/shutdown (explorer.api.lifecycle) signal this process
+        os.environ[SERVE_PID_VARIABLE] = str(os.getpid())
         if "jobs" in roles:
             from jobs.engine import jobs_recover
 
@@ -140,13 +144,16 @@ class Command(BaseCommand):
 
         stopping = False
         failed = False      # a child died on its own: serve exits with an error status, as Orthanc does
+        restart = False     # POST /tools/reset: everything stops, then starts again from the configuration
 
         def stop(signum, frame):
-            nonlocal stopping
+            nonlocal stopping, restart
             stopping = True
+            restart = restart or signum == RESTART_SIGNAL
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        signal.signal(RESTART_SIGNAL, stop)
         last_watch = time.monotonic()
         try:
             while not stopping:
@@ -172,3 +179,10 @@ class Command(BaseCommand):
                     child.kill()
         if failed:
             raise CommandError("stopped: a server process failed (see above)")
+        if restart:
+            # As Orthanc's reset: the configuration file is read again and the server starts anew, in this
+            # very process (a service manager keeps seeing the same PID). Descriptors close on exec (PEP 446).
+            self.stdout.write("restarting (POST /tools/reset)")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, *sys.argv])
