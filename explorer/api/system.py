@@ -117,8 +117,19 @@ class RootApi(OrthancView):
         return bare_response(301, Location="ui/")
 
 
+class LegacyExplorerApi(OrthancView):
+    """/app/explorer.html, Orthanc Explorer's page, bookmarked by its users: redirected to the web UI that
+    takes its place (relative, as RootApi), under the same OrthancExplorerEnabled switch."""
+
+    def get(self, request):
+        if not settings.ORTHANC.get("OrthancExplorerEnabled", True):
+            raise UnknownResource()
+        return bare_response(301, Location="../ui/")
+
+
 urlpatterns = [
     path("", RootApi.as_view()),                          # only if OrthancExplorerEnabled
+    path("app/explorer.html", LegacyExplorerApi.as_view()),
     path("system", SystemApi.as_view()),
     path("statistics", StatisticsApi.as_view()),
     path("plugins", PluginsApi.as_view()),

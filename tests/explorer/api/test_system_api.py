@@ -118,6 +118,14 @@ def test_root_redirects_to_the_web_ui(client):
     assert response.content == b""
 
 
+def test_orthanc_explorers_bookmarked_page_leads_to_the_web_ui(client, orthanc_config):
+    response = client.get("/app/explorer.html")
+    assert (response.status_code, response["Location"], response.content) == (301, "../ui/", b"")
+    assert client.get("/ui/").status_code == 200     # where ../ui/ from /app/explorer.html leads
+    orthanc_config(OrthancExplorerEnabled=False)
+    assert client.get("/app/explorer.html").status_code == 404
+
+
 def test_root_is_unknown_when_the_explorer_is_disabled(client, orthanc_config):
     orthanc_config(OrthancExplorerEnabled=False)
     response = client.get("/")
