@@ -187,10 +187,15 @@ def _instance_files(instance: Resource) -> dict[int, tuple[str, int]]:
 
 def instance_dicom(*, instance: Resource) -> bytes:
     """The DICOM file of an instance, uncompressed."""
+    return instance_dicom_file(instance=instance)[0]
+
+
+def instance_dicom_file(*, instance: Resource) -> tuple[bytes, str]:
+    """The DICOM file of an instance, uncompressed, and the UUID of its attachment (Orthanc's download name)."""
     file = _instance_files(instance).get(ContentType.Dicom)
     if file is None:
         raise UnknownResource()
-    return dicom_file_read(file)
+    return dicom_file_read(file), file[0]
 
 
 def instance_dicom_until_pixel_data(*, instance: Resource) -> tuple[bytes, bool]:

@@ -14,17 +14,10 @@ from archive import attachments
 from archive.levels import Level
 from archive.metadata import etag_of
 from explorer.api.base import OrthancView
-from explorer.api.rendering import bare_response, json_response, text_response, with_etag
+from explorer.api.rendering import bare_response, json_response, text_response, with_etag, with_filename
 
 PARTS = ("data", "compressed-data", "info", "size", "compressed-size", "md5", "compressed-md5", "is-compressed")
 ACTIONS = ("verify-md5", "compress", "uncompress")
-
-
-def _disposition(response: HttpResponse, filename: str) -> HttpResponse:
-    # The name comes from the query string: no quote, backslash or control character may reach the header.
-    safe = "".join(c for c in filename if c.isprintable() and c not in '"\\')
-    response["Content-Disposition"] = f'filename="{safe}"'
-    return response
 
 
 def answer_attachment(request, att) -> HttpResponse:
@@ -35,7 +28,7 @@ def answer_attachment(request, att) -> HttpResponse:
     if byte_range is not None:
         return _partial(*attachments.attachment_range(att, byte_range, uncompressed=True), mime)
     response = HttpResponse(attachments.attachment_data(att), content_type=mime)
-    return _disposition(response, request.GET.get("filename") or attachments.download_name(att))
+    return with_filename(response, request.GET.get("filename") or attachments.download_name(att))
 
 
 def _requested_range(request) -> attachments.ByteRange | None:
@@ -99,7 +92,7 @@ class AttachmentPartApi(OrthancView):
                                 "application/octet-stream")
             response = HttpResponse(attachments.attachment_stored_bytes(att), content_type="application/octet-stream")
             filename = request.GET.get("filename")
-            return _disposition(response, filename) if filename else response
+            return with_filename(response, filename) if filename else response
         if self.part == "info":
             return json_response(attachments.attachment_info(att))
         if self.part in ("md5", "compressed-md5"):

@@ -56,6 +56,14 @@ def bare_response(status: int, **headers: str) -> HttpResponse:
     return response
 
 
+def with_filename(response: HttpResponse, filename: str) -> HttpResponse:
+    """``Content-Disposition: filename="..."``, as Orthanc names a download. The name may come from the query
+    string: no quote, backslash or control character reaches the header."""
+    safe = "".join(c for c in filename if c.isprintable() and c not in '"\\')
+    response["Content-Disposition"] = f'filename="{safe}"'
+    return response
+
+
 def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
     response["ETag"] = etag
     return response

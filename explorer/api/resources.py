@@ -18,7 +18,7 @@ from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
 from explorer.api.params import flag, requested_tags, since_and_limit, tag_format
-from explorer.api.rendering import bare_response, json_response
+from explorer.api.rendering import bare_response, json_response, with_filename
 from explorer.api.representations import resource_json
 
 
@@ -144,7 +144,7 @@ class InstanceHeaderApi(OrthancView):
 class InstanceFileApi(OrthancView):
     def get(self, request, public_id: str):
         instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
-        data = selectors.instance_dicom(instance=instance)
+        data, uuid = selectors.instance_dicom_file(instance=instance)
         accept = request.META.get("HTTP_ACCEPT", "").strip()
         # Orthanc compares the whole header with the one type: a list of types is not this case.
         if accept == "application/dicom+json":
@@ -160,11 +160,10 @@ class InstanceFileApi(OrthancView):
             if data is None:
                 return bare_response(404)  # Orthanc answers nothing when the transcoding fails
         response = HttpResponse(data, content_type="application/dicom")
-        filename = request.GET.get("filename")
-        if filename:
-            safe = "".join(c for c in filename if c.isalnum() or c in "._- ")
-            response["Content-Disposition"] = f'filename="{safe}"'
-        return response
+        # The stored file is named after its attachment, as Orthanc 1.10.1 sends it (seen live), unless the
+        # filename argument (1.12.7) names it
+        filename = request.GET.get("filename") or (None if syntax else f"{uuid}.dcm")
+        return with_filename(response, filename) if filename else response
 
 
 def _dicomweb_json(data: bytes) -> HttpResponse:

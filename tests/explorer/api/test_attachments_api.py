@@ -93,6 +93,15 @@ def test_data_is_the_file_as_file_route(client, ids):
     assert response["Content-Disposition"] == f'filename="{uuid}.dcm"'
 
 
+def test_the_file_route_names_the_download_as_orthanc(client, ids):
+    """Orthanc 1.10.1 (seen live) names /file after its attachment; ?filename (1.12.7) names it otherwise,
+    through the same header guard as the attachments."""
+    uuid = client.get(url(ids, "dicom/info")).json()["Uuid"]
+    assert client.get(f"/instances/{ids.instance}/file")["Content-Disposition"] == f'filename="{uuid}.dcm"'
+    named = client.get(f"/instances/{ids.instance}/file?filename=a%0d%0aSet-Cookie:%20x%22.dcm")
+    assert named["Content-Disposition"] == 'filename="aSet-Cookie: x.dcm"'
+
+
 def test_data_filename_argument(client, ids):
     response = client.get(url(ids, "dicom/data") + "?filename=scan.dcm")
     assert response["Content-Disposition"] == 'filename="scan.dcm"'
