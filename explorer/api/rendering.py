@@ -38,8 +38,13 @@ def _indent_3(text: bytes) -> bytes:
     return text.replace(b"\x00", b"   ")
 
 
+# Orthanc's HttpOutput::AnswerJson (seen on 1.10.1: /system, the lists, /tools/find...); its error bodies are
+# written another way, and ours keep plain application/json
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
 def json_response(data: Any, *, status: int = 200) -> HttpResponse:
-    return HttpResponse(dumps(data), status=status, content_type="application/json")
+    return HttpResponse(dumps(data), status=status, content_type=JSON_UTF8 if status < 400 else "application/json")
 
 
 def text_response(text: str | bytes, *, status: int = 200, content_type: str = "text/plain") -> HttpResponse:
@@ -72,7 +77,7 @@ def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
 class OrthancJSONRenderer(BaseRenderer):
     media_type = "application/json"
     format = "json"
-    charset = None
+    charset = "utf-8"       # application/json; charset=utf-8, as json_response
 
     def render(self, data: Any, accepted_media_type: str | None = None, renderer_context=None) -> bytes:
         return b"" if data is None else dumps(data)

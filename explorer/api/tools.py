@@ -21,6 +21,7 @@ import zoneinfo
 from pathlib import Path
 
 from django.core.signals import request_started
+from django.http import HttpResponse
 from django.urls import path
 from pydicom.uid import generate_uid
 
@@ -308,6 +309,10 @@ def _signal_serve(signum: int) -> None:
     timer.start()
 
 
+def _empty_json() -> HttpResponse:
+    return HttpResponse(b"{}", content_type="application/json")   # Orthanc's exact answer: no charset here
+
+
 class ResetApi(OrthancView):
     """POST /tools/reset: the whole server (HTTP, DICOM, jobs) stops and starts again, the configuration file
     read anew, as Orthanc's hot restart. Answers {} first."""
@@ -317,7 +322,7 @@ class ResetApi(OrthancView):
 
         _signal_serve(RESTART_SIGNAL)
         logger.warning("POST /tools/reset: the server restarts")
-        return json_response({})
+        return _empty_json()
 
 
 class ShutdownApi(OrthancView):
@@ -327,7 +332,7 @@ class ShutdownApi(OrthancView):
     def post(self, request):
         _signal_serve(signal.SIGTERM)
         logger.warning("POST /tools/shutdown: the server stops")
-        return json_response({})
+        return _empty_json()
 
 
 urlpatterns = [

@@ -161,6 +161,17 @@ def test_a_refused_client_gets_a_length_too(client, orthanc_config):
     assert (response.status_code, response["Content-Length"]) == (401, "0")
 
 
+def test_json_answers_say_their_charset_as_orthanc(client):
+    """Orthanc 1.10.1's JSON answers (seen with curl on /system, the lists, /tools/find) are
+    ``application/json; charset=utf-8``; the error bodies stay application/json."""
+    assert client.get("/system")["Content-Type"] == "application/json; charset=utf-8"
+    assert client.get("/patients?expand")["Content-Type"] == "application/json; charset=utf-8"
+    found = client.post("/tools/find", {"Level": "Study", "Query": {}}, content_type="application/json")
+    assert found["Content-Type"] == "application/json; charset=utf-8"
+    bad = client.post("/tools/find", {"Level": "Stud", "Query": {}}, content_type="application/json")
+    assert (bad.status_code, bad["Content-Type"]) == (400, "application/json")
+
+
 def test_answers_carry_no_allow_header_outside_405(client):
     assert "Allow" not in client.get("/system")
 
