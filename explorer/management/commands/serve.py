@@ -113,7 +113,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"storage recovery: {published} staged files published, {discarded} discarded")
 
         children: list[subprocess.Popen] = []
-        # POST /tools/reset and /tools/shutdown (explorer.api.lifecycle) signal this process
+        # POST /tools/reset and /tools/shutdown (explorer.api.tools) signal this process
         os.environ[SERVE_PID_VARIABLE] = str(os.getpid())
         if "jobs" in roles:
             from jobs.engine import jobs_recover
