@@ -1,5 +1,5 @@
-"""Values of "requested tags": from the index when the tag is a main tag of the resource or an ancestor,
-computed for the C-FIND counters, and read from a stored file otherwise (as Orthanc does).
+"""Values of "requested tags": from the index when the tag is a main tag of the resource or an ancestor up to
+the study (which holds its copy of the patient's main tags), computed for the C-FIND counters, and read from a stored file otherwise (as Orthanc does).
 
 Lists ask for many resources at once: ``requested_values_many`` loads the ancestors and computes each
 counter for the whole list in one query per level or tag (not per resource); only the tags that must be
@@ -83,15 +83,15 @@ def _children(parents: list[int]) -> dict[int, int]:
 
 
 def _ancestors(resources: list[Resource]) -> dict[int, Resource]:
-    """Every ancestor of the resources by id: parents loaded by select_related are used as they are, the
-    others are read in one query per level."""
+    """The ancestors of the resources up to their studies, by id: parents loaded by select_related are used as
+    they are, the others are read in one query per level."""
     known: dict[int, Resource] = {}
     frontier = resources
     while frontier:
         following: list[Resource] = []
         missing: set[int] = set()
         for r in frontier:
-            if r.parent_id is None or r.parent_id in known:
+            if r.parent_id is None or r.parent_id in known or r.level <= Level.STUDY.depth:
                 continue
             if Resource.parent.is_cached(r):
                 known[r.parent_id] = r.parent
@@ -119,7 +119,12 @@ def requested_values_many(resources: Iterable[Resource], tags: list[BaseTag]) ->
         out: dict[str, Any] = {}
         missing: list[BaseTag] = []
         chain = [resource]
-        while chain[-1].parent_id is not None and chain[-1].parent_id in ancestors:
+        # Up to the study: a study holds a copy of its patient's main tags, the ones its first instance had,
+        # and Orthanc answers those (GetAllMainDicomTags reads instance, series and study; 1.12's
+        # ResourceFinder asks for patient tags at the study level). The patient's own may come from another
+        # instance: a study whose files lack PatientSex is answered without one, whatever the patient has.
+        while chain[-1].parent_id is not None and chain[-1].level > Level.STUDY.depth \
+                and chain[-1].parent_id in ancestors:
             chain.append(ancestors[chain[-1].parent_id])
         for tag, key in keys:
             if key in _COMPUTED:

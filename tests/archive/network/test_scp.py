@@ -34,6 +34,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from bench.servers import orthanc_server
 from tests.dicom_factory import make_dataset, make_dicom
 from tests.live import free_port, live_server
 from tests.network_pdus import RELEASE_REQUEST, associate_request, echo_request, pdu_read
@@ -563,6 +564,41 @@ def test_find_patient_root_each_level(server, study):
     images, _ = _find(server, model, QueryRetrieveLevel="IMAGE", StudyInstanceUID=study_uid,
                       SeriesInstanceUID=f"{study_uid}.1", SOPInstanceUID="")
     assert len(images) == 2
+
+
+def test_find_answers_the_study_s_copy_of_the_patient_tags_as_orthanc(server):
+    """A study keeps a copy of the patient's main tags as its first instance had them; Orthanc answers that copy
+    at the study, series and image levels, not the patient's tags, which came from another study's instance
+    (the sample corpus, beside real Orthanc 1.10.1: studies without PatientName answered the name another
+    study of the empty PatientID had)."""
+    patient = f"COPY-{uuid.uuid4().hex[:8]}"
+    first, second = generate_uid(), generate_uid()
+    files = [make_dicom(PatientID=patient, PatientSex="F", PatientBirthDate="19800101", StudyInstanceUID=first,
+                        SeriesInstanceUID=f"{first}.1"),
+             make_dicom(PatientID=patient, PatientSex=None, PatientBirthDate=None, PatientName=None,
+                        StudyInstanceUID=second, SeriesInstanceUID=f"{second}.1")]
+    model = StudyRootQueryRetrieveInformationModelFind
+    with orthanc_server(extra={"DicomAlwaysAllowFind": True}) as orthanc:
+        for data in files:
+            assert requests.post(server.url + "/instances", data=data, timeout=30).status_code == 200
+            assert requests.post(orthanc.url + "/instances", data=data, timeout=30).status_code == 200
+        for level, below in (("STUDY", {}), ("SERIES", {"SeriesInstanceUID": ""}), ("IMAGE", {"SOPInstanceUID": ""})):
+            query = dict(QueryRetrieveLevel=level, StudyInstanceUID="", PatientID=patient, PatientName="",
+                         PatientSex="", PatientBirthDate="", **below)
+            answers = {}
+            for name, srv in (("ours", server), ("orthanc", orthanc)):
+                found, final = _find(srv, model, **query)
+                assert final == 0x0000
+                answers[name] = {str(a.StudyInstanceUID): tuple(str(a.get(k) or "") for k in
+                                                                 ("PatientName", "PatientSex", "PatientBirthDate"))
+                                 for a in found}
+            assert answers["ours"] == answers["orthanc"], level
+            assert answers["ours"] == {first: ("Doe^John", "F", "19800101"), second: ("", "", "")}, level
+    # The requested tags of /tools/find read the same copy
+    body = {"Level": "Study", "Query": {"PatientID": patient}, "Expand": True, "RequestedTags": ["PatientSex"]}
+    studies = requests.post(server.url + "/tools/find", json=body, timeout=30).json()
+    sexes = {s["MainDicomTags"]["StudyInstanceUID"]: s["RequestedTags"].get("PatientSex") for s in studies}
+    assert sexes == {first: "F", second: None}
 
 
 def test_find_value_ends_at_its_first_nul_as_dcmtk_reads_it(server, study):
