@@ -9,7 +9,7 @@ read from a file cost one read per resource, as in Orthanc.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pydicom
@@ -106,10 +106,11 @@ def _ancestors(resources: list[Resource]) -> dict[int, Resource]:
     return known
 
 
-def requested_values_many(resources: Iterable[Resource], tags: list[BaseTag]) -> dict[int, dict[str, Any]]:
+def requested_values_many(resources: Iterable[Resource], tags: list[BaseTag], *,
+                          file_of: Callable[..., Resource] = instance_first) -> dict[int, dict[str, Any]]:
     """Requested tag values of many resources (resource id -> keyword, or gggg,eeee for unknown tags ->
     value), in a number of queries that does not grow with the list, besides one file read per resource
-    for the tags that are neither main tags nor computed."""
+    for the tags that are neither main tags nor computed: the file of ``file_of(resource=...)``."""
     resources = list(resources)
     keys = [(tag, _key(tag)) for tag in tags]
     computed = {key: _computed(key, resources) for _tag, key in keys if key in _COMPUTED}
@@ -138,17 +139,17 @@ def requested_values_many(resources: Iterable[Resource], tags: list[BaseTag]) ->
             else:
                 missing.append(tag)
         if missing:
-            out.update(_from_file(resource, missing))
+            out.update(_from_file(resource, missing, file_of))
         answers[resource.id] = out
     return answers
 
 
-def _from_file(resource: Resource, tags: list[BaseTag]) -> dict[str, Any]:
+def _from_file(resource: Resource, tags: list[BaseTag], file_of: Callable[..., Resource]) -> dict[str, Any]:
     from archive.dicom.json import dataset_to_json
 
     try:
         # force: a file stored without preamble and file meta (a raw dataset, as Orthanc accepts) reads too
-        ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom_header(instance=instance_first(
+        ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom_header(instance=file_of(
             resource=resource))), stop_before_pixels=True, force=True)
     except Exception:
         return {}

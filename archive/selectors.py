@@ -164,9 +164,20 @@ def instance_first(*, resource: Resource) -> Resource:
     """The instance below (or at) a resource whose file Orthanc reads for module and requested tags: at each
     level down, the child created last (checked against Orthanc 1.10.1 on every module answer of the
     samples, scripts/compare-with-orthanc). One indexed query per level."""
+    return _instance_down(resource, "-id")
+
+
+def instance_oldest(*, resource: Resource) -> Resource:
+    """The instance below (or at) a resource whose file Orthanc's C-FIND reads for the tags it answers that
+    are not main tags, and for sequences: at each level down, the child created first (Orthanc 1.10.1 seen:
+    a study of two series answered the first instance of its first series, not instance_first's)."""
+    return _instance_down(resource, "id")
+
+
+def _instance_down(resource: Resource, order: str) -> Resource:
     current = resource
     while current.level < Level.INSTANCE.depth:
-        child = Resource.objects.filter(parent_id=current.id).order_by("-id").first()
+        child = Resource.objects.filter(parent_id=current.id).order_by(order).first()
         if child is None:
             raise UnknownResource()
         current = child

@@ -14,9 +14,10 @@ What Orthanc does, and so do we (checked with DCMTK findscu against Orthanc 1.10
 - Wildcards on a VR that does not allow them (``StudyInstanceUID=*``, ``StudyDate=2024*``) fail the request,
   as /tools/find answers 400; a constraint on a tag of a lower level matches nothing.
 - The answer holds each requested element (the query's elements), with the resource's value or empty:
-  main tags from the index, the computed counters (NumberOfStudyRelatedInstances...), ModalitiesInStudy,
-  SOPClassesInStudy, InstanceAvailability ("ONLINE" for instances, 1.11.0; empty at other levels), the rest
-  read from a file of the resource (private tags by number); then QueryRetrieveLevel as asked,
+  main tags from the index (up to the study, which keeps its own copy of the patient's), the computed
+  counters (NumberOfStudyRelatedInstances...), ModalitiesInStudy, SOPClassesInStudy, InstanceAvailability
+  ("ONLINE" for instances, 1.11.0; empty at other levels), the rest read from the file of the resource's
+  oldest instance, the first one of its first series (private tags by number); then QueryRetrieveLevel as asked,
   RetrieveAETitle (0008,0054) = DicomAet unless asked for (then empty, as Orthanc answers it), and
   SpecificCharacterSet of the DefaultEncoding, its values written as Orthanc writes them (_ANSWER_CODECS). The
   query's own character set only decodes the query; a query without one is read in the DefaultEncoding.
@@ -53,7 +54,7 @@ from archive.find import MODALITIES_IN_STUDY, modalities_constraint, resources_f
 from archive.find_request import find_request_parse  # the parser of POST /tools/find: one matcher for both
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
-from archive.selectors import instance_dicom_header, instance_first
+from archive.selectors import instance_dicom_header, instance_oldest
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _matches(level: Level, query: dict[str, str], sensitive: list[tuple[int, str
     tags = [Tag(tag) for tag, _vr_, _value in sensitive]
     constraints = [constraint_parse(tag, value, vr=vr, case_sensitive=True) if tag != MODALITIES_IN_STUDY
                    else modalities_constraint(value, case_sensitive=True) for tag, vr, value in sensitive]
-    values = requested_values_many(resources, tags)
+    values = requested_values_many(resources, tags, file_of=instance_oldest)
     kept = []
     for resource in resources:
         found = values.get(resource.id, {})
@@ -288,7 +289,7 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
     # InstanceAvailability is computed for instances only (1.12.11's ResourceFinder): empty at other levels
     availability = "ONLINE" if level is Level.INSTANCE else None
     retrieve_requested = any(tag == RETRIEVE_AE_TITLE for tag, _elem in requested)
-    values = requested_values_many(resources, tags) if resources and tags else {}
+    values = requested_values_many(resources, tags, file_of=instance_oldest) if resources and tags else {}
     charset = _charset()
     out = []
     for resource in resources:
@@ -319,7 +320,7 @@ def _answers(resources: list, requested: list[tuple[BaseTag, DataElement]], sequ
 
 def _copy_sequences(ds: Dataset, resource, sequences: list[BaseTag]) -> None:
     try:
-        source = pydicom.dcmread(io.BytesIO(instance_dicom_header(instance=instance_first(resource=resource))),
+        source = pydicom.dcmread(io.BytesIO(instance_dicom_header(instance=instance_oldest(resource=resource))),
                                  stop_before_pixels=True, force=True)
     except Exception:   # no readable file: the sequences are answered empty
         logger.warning("C-FIND: cannot read a file of %s for its sequences", resource.public_id, exc_info=True)

@@ -601,6 +601,35 @@ def test_find_answers_the_study_s_copy_of_the_patient_tags_as_orthanc(server):
     assert sexes == {first: "F", second: None}
 
 
+def test_find_reads_other_tags_and_sequences_from_the_oldest_instance_as_orthanc(server):
+    """Tags that are not main tags are read from a file: Orthanc's C-FIND reads the first instance of the
+    first series (1.10.1, seen on the sample corpus: a study of a CR and a PR answered the CR's PatientAge)."""
+    study = generate_uid()
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "C1", "99X", "first"
+    files = [make_dicom(StudyInstanceUID=study, SeriesInstanceUID=f"{study}.2", PatientID="OLDEST", PatientAge="030Y",
+                        ProcedureCodeSequence=[code]),
+             make_dicom(StudyInstanceUID=study, SeriesInstanceUID=f"{study}.1", PatientID="OLDEST", PatientAge="031Y"),
+             make_dicom(StudyInstanceUID=study, SeriesInstanceUID=f"{study}.2", PatientID="OLDEST", PatientAge="032Y")]
+    model = StudyRootQueryRetrieveInformationModelFind
+    with orthanc_server(extra={"DicomAlwaysAllowFind": True}) as orthanc:
+        for data in files:
+            assert requests.post(server.url + "/instances", data=data, timeout=30).status_code == 200
+            assert requests.post(orthanc.url + "/instances", data=data, timeout=30).status_code == 200
+        answers = {}
+        for name, srv in (("ours", server), ("orthanc", orthanc)):
+            for level in ("STUDY", "SERIES"):
+                found, final = _find(srv, model, QueryRetrieveLevel=level, StudyInstanceUID=study, SeriesInstanceUID="",
+                                     PatientAge="", ProcedureCodeSequence=[])
+                assert final == 0x0000
+                answers[name, level] = sorted((str(a.SeriesInstanceUID or ""), str(a.PatientAge),
+                                               [str(c.CodeMeaning) for c in a.get("ProcedureCodeSequence", [])])
+                                              for a in found)
+    assert answers["ours", "STUDY"] == answers["orthanc", "STUDY"] == [(f"{study}.2", "030Y", ["first"])]
+    assert answers["ours", "SERIES"] == answers["orthanc", "SERIES"] == [(f"{study}.1", "031Y", []),
+                                                                         (f"{study}.2", "030Y", ["first"])]
+
+
 def test_find_value_ends_at_its_first_nul_as_dcmtk_reads_it(server, study):
     """Orthanc (DCMTK) reads a query value as a C string: it ends at a NUL; PostgreSQL refused it (0xC000)."""
     study_uid, patient = study
