@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from archive.body_fields import boolean_field, unsigned_field
 from archive.errors import (
@@ -335,20 +335,33 @@ def registry_check() -> None:
             _configured(kind)
 
 
-def _write(kind: _Kind, entries: dict) -> None:
-    GlobalProperty.objects.update_or_create(
-        key=kind.key, defaults={"value": json.dumps({n: kind.store(e) for n, e in sorted(entries.items())})})
-
-
-def _update(kind: _Kind, name: str, entry) -> None:
-    with transaction.atomic():  # read and write under the write lock: two PUTs at once both count
-        GlobalProperty.objects.select_for_update().filter(key=kind.key).first()
-        entries = _entries(kind)
-        if entry is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = entry
-        _write(kind, entries)
+def _update(kind: _Kind, name: str, entry, *, missing: Exception | None = None) -> None:
+    """Set (or with ``entry`` None, remove) one entry, reading and writing under the row's lock: two PUTs at
+    once both count, and of two DELETEs of one entry one succeeds and the other raises ``missing``, as
+    Orthanc's lock on its configuration makes them. The first change creates the row, which no one could lock
+    before: a concurrent first change makes the insert fail, and the whole is done again on the row it made."""
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                row = GlobalProperty.objects.select_for_update().filter(key=kind.key).first()
+                entries = _entries(kind)
+                if entry is None:
+                    if name not in entries:
+                        if missing is not None:
+                            raise missing
+                        return
+                    del entries[name]
+                else:
+                    entries[name] = entry
+                value = json.dumps({n: kind.store(e) for n, e in sorted(entries.items())})
+                if row is None:
+                    GlobalProperty.objects.create(key=kind.key, value=value)
+                else:
+                    GlobalProperty.objects.filter(key=kind.key).update(value=value)
+            return
+        except IntegrityError:
+            if attempt:
+                raise
 
 
 def registry_reset() -> None:
@@ -375,9 +388,7 @@ def modality_set(name: str, modality: Modality) -> None:
 
 
 def modality_delete(name: str) -> None:
-    if name not in modalities_all():
-        raise InexistentItem(f"Unknown DICOM modality with symbolic name: {name}")
-    _update(MODALITIES, name, None)
+    _update(MODALITIES, name, None, missing=InexistentItem(f"Unknown DICOM modality with symbolic name: {name}"))
 
 
 def aet_same(a: str, b: str) -> bool:
@@ -422,9 +433,7 @@ def peer_set(name: str, peer: Peer) -> None:
 
 
 def peer_delete(name: str) -> None:
-    if name not in peers_all():
-        raise InexistentItem(f"Unknown Orthanc peer: {name}")
-    _update(PEERS, name, None)
+    _update(PEERS, name, None, missing=InexistentItem(f"Unknown Orthanc peer: {name}"))
 
 
 __all__ = ["Modality", "Peer", "aet_same", "modalities_all", "modalities_for_caller", "modality_by_aet",
