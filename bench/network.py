@@ -162,15 +162,13 @@ def bench_store(args) -> None:
                     print(f"  {assocs} association(s): Orthanc {orthanc:.0f} inst/s, ours {ours:.0f} inst/s, "
                           f"ours/Orthanc {ours / orthanc:.2f}")
     finally:
-        remove_spent_archives()
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], assocs: int) -> tuple[float, str]:
     """One fresh server, the warm-up, then the files over ``assocs`` associations: (instances/s, table cells).
-    The run's archive is emptied, not removed, until the end of the bench: see ``_empty``."""
-    with factory(extra={"MaximumPduLength": pdu}, keep=True) as srv:
-        _spent_archives.append(srv.workdir)
+    The server's archive is emptied when it stops and removed when the bench ends (servers._retire)."""
+    with factory(extra={"MaximumPduLength": pdu}) as srv:
         wait_dicom(srv.dicom_port)
         storescu(srv.dicom_port, warmup, 1)
         before = instances_count(srv)
@@ -179,46 +177,14 @@ def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], asso
         cpu = srv.cpu_seconds() - cpu
         stored = instances_count(srv) - before
     rate = stored / seconds
-    _empty(srv.workdir)
     _settle_disk()
     return rate, f"{stored:>7} {seconds:>8.2f} {rate:>8.0f} {cpu * 1000 / max(stored, 1):>12.2f}"
-
-
-_spent_archives: list[Path] = []
-
-
-def _empty(folder: Path) -> None:
-    """Truncate every file of a spent archive, whose files and folders stay until the end of the bench.
-
-    Two traits of this machine would otherwise charge the next run for the last one's clean-up, whichever
-    server it is, by an amount that depends on how long that server takes to start:
-    - ext4 here has no journal, and then does not reuse an inode freed in the last 60 seconds (360 while its
-      inode table block is dirty; RECENTCY_MIN in fs/ext4/ialloc.c): each new inode is looked up past every
-      one of them. Right after a run's ~4,000 files and folders were removed, each mkdir and file creation of
-      the next run took 0.3-0.6 ms instead of 0.1 (strace -T; perf: recently_deleted, find_inode_bit).
-    - The machine is a virtual machine whose memory the host provides on first touch: keeping the archives
-      whole made every run write into page cache never used before, and the copy into it (perf:
-      copy_folio_from_iter_atomic) went from 5% of the server's time to 27% (dd of 1.5 GB into new files:
-      3.7 s of system time into memory never used, 0.3-0.5 s into memory freed by removing files).
-    So the files are truncated (their pages and blocks are freed and reused at once) and the emptied inodes
-    stay until the bench ends (``remove_spent_archives``)."""
-    for root, _dirs, names in os.walk(folder):
-        for name in names:
-            try:
-                os.truncate(os.path.join(root, name), 0)
-            except OSError:
-                pass
 
 
 def _settle_disk() -> None:
     """Write back what the last run wrote before the next one starts."""
     os.sync()
     time.sleep(SETTLE_SECONDS)
-
-
-def remove_spent_archives() -> None:
-    while _spent_archives:
-        shutil.rmtree(_spent_archives.pop(), ignore_errors=True)
 
 
 SETTLE_SECONDS = 6
