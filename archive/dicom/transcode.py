@@ -2,11 +2,11 @@
 
 pydicom writes the uncompressed syntaxes and encodes RLE (its own encoder) and JPEG 2000 (pylibjpeg-openjpeg);
 the JPEG family and JPEG-LS go through DCMTK's command-line codecs, the ones Orthanc itself transcodes with
-(dcmcjpeg, dcmcjpls; apt-get install dcmtk). Every source the decoder reads can be transcoded. The SOP
-Instance UID is kept: the instance is the same, only its encoding changes (as Orthanc does for /file), unless
-the caller lets a lossy syntax give it a new one (``new_uid_if_lossy``: Orthanc's allowNewSopInstanceUid, set by
-its peer store job). As Orthanc's DcmtkTranscoder, JPEG baseline takes 8-bit images only: a 12-bit image would
-come out rescaled to 8 bits.
+(dcmcjpeg, dcmcjpls; apt-get install dcmtk), and so do big endian (dcmconv) and 12-bit JPEG (dcmdjpeg). Every source
+the decoder reads can be transcoded. The SOP Instance UID is kept: the instance is the same, only its encoding
+changes (as Orthanc does for /file), unless the caller lets a lossy syntax give it a new one
+(``new_uid_if_lossy``: Orthanc's allowNewSopInstanceUid, set by its peer store job). As Orthanc's
+DcmtkTranscoder, JPEG baseline takes 8-bit images only: a 12-bit image would come out rescaled to 8 bits.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ J2K_LOSSLESS, J2K = "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"
 JPEG_BASELINE, JPEG_LOSSLESS_SV1, JPEG_LOSSLESS = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.70",
                                                    "1.2.840.10008.1.2.4.57")
 JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+JPEG_EXTENDED_12 = "1.2.840.10008.1.2.4.51"
+BIG_ENDIAN = "1.2.840.10008.1.2.2"
 LOSSY = frozenset({J2K, JPEG_BASELINE})
 DCMTK_TIMEOUT = 120.0
 
@@ -54,12 +56,37 @@ def _bytes(ds: Dataset, syntax: str) -> bytes:
 
 def _uncompressed(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:
     ds = _dataset(data)
-    if ds.file_meta.get("TransferSyntaxUID", EXPLICIT_LE) not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED) \
-            and "PixelData" in ds:
-        # pydicom's decoders; YCbCr comes out as RGB, as DCMTK's decoders give it. pydicom would also give the
-        # instance a new SOP Instance UID by default: a decoded instance is the same instance.
-        ds.decompress(generate_instance_uid=False)
+    source = ds.file_meta.get("TransferSyntaxUID", EXPLICIT_LE)
+    if source == BIG_ENDIAN:
+        # pydicom writes no dataset read in big endian in little endian (its OW values are not swapped)
+        ds = _dataset(_dcmtk_file("dcmconv", data, "+te"))
+    elif source not in (EXPLICIT_LE, IMPLICIT_LE, DEFLATED) and "PixelData" in ds:
+        if source == JPEG_EXTENDED_12:
+            # none of our permissively licensed decoders reads 12-bit JPEG (archive/dicom/decode.py)
+            ds = _dataset(_dcmtk_file("dcmdjpeg", data))
+        else:
+            # pydicom's decoders; YCbCr comes out as RGB, as DCMTK's decoders give it. pydicom would also give
+            # the instance a new SOP Instance UID by default: a decoded instance is the same instance.
+            ds.decompress(generate_instance_uid=False)
     return _bytes(ds, syntax)
+
+
+def _dcmtk_file(tool: str, data: bytes, *flags: str) -> bytes:
+    """The file rewritten by one of DCMTK's tools, as Orthanc's DCMTK rewrites it: dcmconv +te (explicit VR
+    little endian, every value swapped), dcmdjpeg (decompressed, in explicit VR little endian, YCbCr made
+    RGB). Both keep the SOP Instance UID."""
+    binary = shutil.which(tool)
+    if binary is None:
+        raise TranscodingFailed(f"This transcoding needs DCMTK's {tool} (apt-get install dcmtk)")
+    with tempfile.TemporaryDirectory(prefix="transcode-") as folder:
+        with open(f"{folder}/in.dcm", "wb") as out:
+            out.write(data)
+        done = subprocess.run([binary, *flags, f"{folder}/in.dcm", f"{folder}/out.dcm"], capture_output=True,
+                              timeout=DCMTK_TIMEOUT)
+        if done.returncode != 0:
+            raise TranscodingFailed(f"{tool}: {done.stderr.decode(errors='replace').strip()[:300]}")
+        with open(f"{folder}/out.dcm", "rb") as result:
+            return result.read()
 
 
 def _pydicom_compress(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:

@@ -71,11 +71,14 @@ def decoded_dataset(data: bytes) -> Dataset:
 
 
 def encoded_instance(data: bytes, *, policy: SendPolicy | None = None, remote_aet: str = "") -> Dataset:
-    """The file as an EncodedInstance when its file meta group names its transfer syntax and its dataset's
-    first elements the SOP Class and Instance UIDs, else decoded."""
+    """The file as an EncodedInstance when its file meta group names its transfer syntax and its dataset the
+    SOP Class and Instance UIDs, else decoded. The UIDs are read from the dataset's first elements, or, where
+    that walk does not go (big endian), from the decoded header: a big endian file must be an EncodedInstance
+    too, so that the send policy converts it for a peer that did not accept big endian (pynetdicom does not
+    convert it: real Orthanc sent it to getscu in explicit little endian where we sent nothing)."""
     meta = part10_meta(data)
     syntax = meta[1].get(0x00020010) if meta is not None else None
-    found = dataset_identifiers(data, meta[0], syntax) if syntax else None
+    found = (dataset_identifiers(data, meta[0], syntax) or _decoded_identifiers(data)) if syntax else None
     if found is None:
         return decoded_dataset(data)
     return EncodedInstance(data, sop_class=found[0], sop_instance=found[1], transfer_syntax=syntax, offset=meta[0],
@@ -113,6 +116,16 @@ def dataset_identifiers(data: bytes, offset: int, syntax: str) -> tuple[str, str
     if not found.get(0x00080016) or not found.get(0x00080018):
         return None
     return found[0x00080016], found[0x00080018]
+
+
+def _decoded_identifiers(data: bytes) -> tuple[str, str] | None:
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID"])
+        found = str(ds.get("SOPClassUID", "") or "").strip("\x00 "), str(ds.get("SOPInstanceUID", "") or "").strip("\x00 ")
+    except Exception:
+        return None
+    return found if all(found) else None
 
 
 def instance_to_send(data: bytes, choices: list[str], *, sop_class: str, sop_instance: str, transfer_syntax: str,

@@ -11,6 +11,7 @@ import pytest
 from archive.dicom import decode, transcode
 from archive.errors import ArchiveError
 from tests.dicom_factory import make_dicom
+from tests.samples import sample_path
 
 SOURCE = make_dicom(Rows=64, Columns=64, PixelData=(np.arange(4096, dtype="<u2") % 4000).tobytes())
 LOSSLESS = [transcode.EXPLICIT_LE, transcode.IMPLICIT_LE, transcode.DEFLATED, transcode.RLE,
@@ -93,3 +94,18 @@ def test_a_lossy_copy_may_be_a_new_instance(syntax: str) -> None:
     assert ds.LossyImageCompression == "01"
     kept = decode.dataset_read(transcode.file_transcode(EIGHT_BITS, syntax=transcode.RLE, new_uid_if_lossy=True))
     assert kept.SOPInstanceUID == original
+
+
+@pytest.mark.parametrize("name, tool", [("1.2.840.10008.1.2.2.dcm", "dcmconv"), ("1.2.840.10008.1.2.4.51.dcm", "dcmdjpeg")])
+@pytest.mark.parametrize("target", [transcode.EXPLICIT_LE, transcode.IMPLICIT_LE])
+def test_big_endian_and_12_bit_jpeg_are_written_uncompressed_through_dcmtk(name: str, tool: str, target: str) -> None:
+    """pydicom writes no big endian dataset in little endian and none of our decoders reads 12-bit JPEG: DCMTK's
+    tools do both, as in Orthanc (a C-GET of these files to DCMTK's getscu sent nothing before)."""
+    if shutil.which(tool) is None:
+        pytest.skip("DCMTK is not installed (apt-get install dcmtk)")
+    source = sample_path(f"TransferSyntaxes/{name}").read_bytes()
+    out = transcode.file_transcode(source, syntax=target)
+    ds = decode.dataset_read(out)
+    assert str(ds.file_meta.TransferSyntaxUID) == target
+    assert ds.SOPInstanceUID == decode.dataset_read(source).SOPInstanceUID
+    assert np.array_equal(_pixels(out), _pixels(source))

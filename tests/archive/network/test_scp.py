@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 
+import pydicom
 import pynetdicom
 import pytest
 import requests
@@ -38,6 +39,7 @@ from bench.servers import orthanc_server
 from tests.dicom_factory import make_dataset, make_dicom
 from tests.live import free_port, live_server
 from tests.network_pdus import RELEASE_REQUEST, associate_request, echo_request, pdu_read
+from tests.samples import sample_path
 
 pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="DCMTK is not installed")
 
@@ -949,6 +951,29 @@ def test_get_that_fails_answers_as_orthanc_and_the_association_releases(server):
     assert b"DIMSE Status                  : 0xc000" in out, out[-2000:]
     assert b"Failed Suboperations          : 0" in out
     assert b"Release Failed" not in out and b"Releasing Association" in out
+
+
+@pytest.mark.parametrize("name", ["1.2.840.10008.1.2.2.dcm", "1.2.840.10008.1.2.4.51.dcm"])
+def test_getscu_gets_big_endian_and_12_bit_jpeg_in_little_endian_as_from_orthanc(server, tmp_path, name):
+    """DCMTK's getscu accepts the uncompressed syntaxes, little endian first: real Orthanc 1.10.1 sends these
+    files in explicit little endian; we sent nothing (pynetdicom does not convert big endian, and 12-bit JPEG
+    was not decoded for a transcoding)."""
+    data = sample_path(f"TransferSyntaxes/{name}").read_bytes()
+    study = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).StudyInstanceUID
+    received = {}
+    with orthanc_server(extra={"DicomAlwaysAllowGet": True}) as orthanc:
+        for label, srv in (("ours", server), ("orthanc", orthanc)):
+            assert requests.post(srv.url + "/instances", data=data, timeout=30).status_code == 200
+            folder = tmp_path / label
+            folder.mkdir()
+            run = subprocess.run(["getscu", "-aet", "SCU", "-aec", "ORTHANC", "-S", "-k", "QueryRetrieveLevel=STUDY",
+                                  "-k", f"StudyInstanceUID={study}", "-od", str(folder), "127.0.0.1",
+                                  str(srv.dicom_port)], capture_output=True, timeout=60)
+            assert run.returncode == 0, run.stderr[-2000:]
+            received[label] = [(str(ds.SOPInstanceUID), str(ds.file_meta.TransferSyntaxUID))
+                               for ds in (pydicom.dcmread(f, stop_before_pixels=True) for f in folder.iterdir())]
+    assert received["ours"] == received["orthanc"] == [(str(pydicom.dcmread(io.BytesIO(data)).SOPInstanceUID),
+                                                        EXPLICIT)]
 
 
 def _get(server, **keys) -> tuple[list, list[Dataset]]:
