@@ -1,5 +1,6 @@
 """Values of "requested tags": from the index when the tag is a main tag of the resource or an ancestor up to
-the study (which holds its copy of the patient's main tags), computed for the C-FIND counters, and read from a stored file otherwise (as Orthanc does).
+the study (which holds its copy of the patient's main tags), computed for the C-FIND counters, and read from a
+stored file otherwise (as Orthanc does).
 
 Lists ask for many resources at once: ``requested_values_many`` loads the ancestors and computes each
 counter for the whole list in one query per level or tag (not per resource); only the tags that must be

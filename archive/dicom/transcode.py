@@ -2,9 +2,9 @@
 
 pydicom writes the uncompressed syntaxes and encodes RLE (its own encoder) and JPEG 2000 (pylibjpeg-openjpeg);
 the JPEG family and JPEG-LS go through DCMTK's command-line codecs, the ones Orthanc itself transcodes with
-(dcmcjpeg, dcmcjpls; apt-get install dcmtk), and so do big endian (dcmconv) and 12-bit JPEG (dcmdjpeg). Every source
-the decoder reads can be transcoded. The SOP Instance UID is kept: the instance is the same, only its encoding
-changes (as Orthanc does for /file), unless the caller lets a lossy syntax give it a new one
+(dcmcjpeg, dcmcjpls; apt-get install dcmtk), and so do big endian (dcmconv) and 12-bit JPEG (dcmdjpeg).
+Every source the decoder reads can be transcoded. The SOP Instance UID is kept: the instance is the same, only
+its encoding changes (as Orthanc does for /file), unless the caller lets a lossy syntax give it a new one
 (``new_uid_if_lossy``: Orthanc's allowNewSopInstanceUid, set by its peer store job). As Orthanc's
 DcmtkTranscoder, JPEG baseline takes 8-bit images only: a 12-bit image would come out rescaled to 8 bits.
 """

@@ -122,7 +122,7 @@ def _decoded_identifiers(data: bytes) -> tuple[str, str] | None:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True,
                              specific_tags=["SOPClassUID", "SOPInstanceUID"])
-        found = str(ds.get("SOPClassUID", "") or "").strip("\x00 "), str(ds.get("SOPInstanceUID", "") or "").strip("\x00 ")
+        found = tuple(str(ds.get(keyword, "") or "").strip("\x00 ") for keyword in ("SOPClassUID", "SOPInstanceUID"))
     except Exception:
         return None
     return found if all(found) else None
