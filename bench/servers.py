@@ -146,9 +146,18 @@ class KeepAliveClient:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, never one this process handed out before: the port of a server not started yet is still
+    free, and a second call could return it again (two ports of one server alike)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+
+
+_given_ports: set[int] = set()
 
 
 def _children_map() -> dict[int, list[int]]:

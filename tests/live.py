@@ -35,13 +35,21 @@ def free_port() -> int:
         pass
     for _ in range(200):
         port = random.randint(low, high)
+        if port in _given:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("0.0.0.0", port))
             except OSError:
                 continue
+            _given.add(port)
             return port
     raise RuntimeError("no free port")
+
+
+# Ports handed out by this process: none twice, as the port of a server not started yet is still free (seen in
+# CI: a live server got the same port for HTTP and DICOM, and its HTTP server could not bind)
+_given: set[int] = set()
 
 
 @contextlib.contextmanager
