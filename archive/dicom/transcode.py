@@ -109,23 +109,13 @@ def _pydicom_compress(data: bytes, syntax: str, quality: int, new_uid: bool = Fa
 
 def _dcmtk(tool: str, *flags: str) -> Callable[..., bytes]:
     def run(data: bytes, syntax: str, quality: int, new_uid: bool = False) -> bytes:
-        binary = shutil.which(tool)
-        if binary is None:
+        if shutil.which(tool) is None:
             raise TranscodingFailed(f"Transcoding to {syntax} needs DCMTK's {tool} (apt-get install dcmtk)")
-        # DCMTK's encoders read uncompressed input: decompress first when the source is compressed.
-        source = _uncompressed(data, EXPLICIT_LE, quality)
         arguments = [flag.format(quality=quality) for flag in flags]
         if new_uid:
             arguments = [flag for flag in arguments if flag != "+un"]   # DCMTK's default: a new UID if lossy
-        with tempfile.TemporaryDirectory(prefix="transcode-") as folder:
-            with open(f"{folder}/in.dcm", "wb") as out:
-                out.write(source)
-            done = subprocess.run([binary, *arguments, f"{folder}/in.dcm", f"{folder}/out.dcm"],
-                                  capture_output=True, timeout=DCMTK_TIMEOUT)
-            if done.returncode != 0:
-                raise TranscodingFailed(f"{tool}: {done.stderr.decode(errors='replace').strip()[:300]}")
-            with open(f"{folder}/out.dcm", "rb") as result:
-                return result.read()
+        # DCMTK's encoders read uncompressed input: decompress first when the source is compressed.
+        return _dcmtk_file(tool, _uncompressed(data, EXPLICIT_LE, quality), *arguments)
     return run
 
 
