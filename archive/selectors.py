@@ -370,21 +370,30 @@ def metadata_of(*, resource: Resource) -> dict[int, tuple[str, int]]:
 
 
 def lookup_by_dicom_id(*, value: str) -> list[Resource]:
-    """Resources whose DICOM identifier (PatientID, Study/Series/SOP Instance UID) equals ``value``."""
-    from archive.identifiers import hash_to_public_id
+    """/tools/lookup: the patients, studies, series and instances whose PatientID, StudyInstanceUID,
+    SeriesInstanceUID or SOPInstanceUID matches ``value``, as Orthanc's identifier lookup (identifier_lookup)."""
+    keys = ((Level.PATIENT, 0x00100020), (Level.STUDY, 0x0020000D), (Level.SERIES, 0x0020000E),
+            (Level.INSTANCE, 0x00080018))
+    return [r for level, tag in keys for r in identifier_lookup(level=level, tag=tag, value=value)]
 
-    found = []
-    patient = Resource.objects.filter(level=0, public_id=hash_to_public_id(value)).first()
-    if patient is not None:
-        found.append(patient)
-    # Through the (level, tag, value) index of MainDicomTag: the JSON column has no index to search.
-    keys = {1: 0x0020000D, 2: 0x0020000E, 3: 0x00080018}  # Study/Series/SOP Instance UID
-    if "\x00" in value:    # no stored value holds one (cut there, as DCMTK reads it); PostgreSQL refuses it
-        return found
-    for level, tag in keys.items():
-        rows = MainDicomTag.objects.filter(level=level, tag=tag, value=value).values("resource_id")
-        found.extend(Resource.objects.filter(level=level, id__in=rows).select_related("parent").order_by("id"))
-    return found
+
+def identifier_lookup(*, level: Level, tag: int, value: str) -> list[Resource]:
+    """The resources of ``level`` whose identifier ``tag`` (matching.IDENTIFIER_TAGS) matches ``value`` as
+    Orthanc's LookupIdentifierExact matches it (C-MOVE, C-GET, /tools/lookup): both normalised
+    (matching.normalize_identifier), so case, "_"/"%" against spaces, outer spaces and characters outside
+    ASCII do not count. Two index lookups: the values whose fold is their normalised form (all but a few),
+    checked again on their value, and the others' IdentifierAlias rows."""
+    from archive.dicom.matching import normalize_identifier
+    from archive.models import IdentifierAlias
+
+    wanted = normalize_identifier(value)
+    ids = {rid for rid, stored in MainDicomTag.objects.filter(level=level.depth, tag=tag, value_folded=wanted)
+           .values_list("resource_id", "value") if normalize_identifier(stored) == wanted}
+    ids.update(IdentifierAlias.objects.filter(level=level.depth, tag=tag, value=wanted)
+               .values_list("resource_id", flat=True))
+    if not ids:
+        return []
+    return list(Resource.objects.filter(id__in=ids, level=level.depth).select_related("parent").order_by("id"))
 
 
 @dataclass

@@ -941,6 +941,53 @@ def test_move_study_by_accession_number(server, modality):
     assert [ds.StudyInstanceUID for ds in modality.received] == [study_uid]
 
 
+@pytest.fixture(scope="module")
+def cyrillic_patient(server):
+    """A study whose PatientID holds "_" and Cyrillic letters (ISO_IR 192), as a Russian sample of the corpus."""
+    study_uid = "1.2.826.0.1.3680043.10.7." + str(uuid.uuid4().int)[:20]
+    patient = f"Ivanov_{study_uid[-6:]} годиков"
+    status, _ds = _store(server, SOPInstanceUID=generate_uid(), StudyInstanceUID=study_uid,
+                         SeriesInstanceUID=f"{study_uid}.1", PatientID=patient, SpecificCharacterSet="ISO_IR 192")
+    assert status == 0
+    return study_uid, patient
+
+
+def test_move_matches_identifiers_normalised_as_orthanc(server, modality, cyrillic_patient):
+    """Orthanc's C-MOVE looks identifiers up normalised (LookupIdentifierExact, DicomIdentifiers): case, "_"
+    against a space, outer spaces and characters outside ASCII do not count (real Orthanc 1.10.1 on the corpus:
+    it moved the patient "8 годиков" that we refused)."""
+    study_uid, patient = cyrillic_patient
+    ascii_part = patient.split(" ")[0]
+    for value in (patient, ascii_part.lower(), f" {ascii_part.replace('_', ' ')} ", patient.upper()):
+        modality.received.clear()
+        final = _move(server, "SCU", SpecificCharacterSet="ISO_IR 192", QueryRetrieveLevel="PATIENT", PatientID=value)
+        assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1, value
+        assert [ds.StudyInstanceUID for ds in modality.received] == [study_uid]
+    assert _move(server, "SCU", QueryRetrieveLevel="PATIENT", PatientID=ascii_part + "9").Status == 0xC000
+
+
+def test_movescu_without_character_set_finds_a_utf8_patient_id(server, modality, cyrillic_patient):
+    """DCMTK's movescu sends the UTF-8 bytes of "-k PatientID=..." with no SpecificCharacterSet: read in the
+    DefaultEncoding (Latin1) they differ from the stored value; Orthanc moves the patient all the same (its
+    identifiers drop what is not ASCII), and so do we now (we answered 0xC000, "unknown resource")."""
+    study_uid, patient = cyrillic_patient
+    modality.received.clear()
+    run = subprocess.run(["movescu", "-v", "-aet", "SCU", "-aec", "ORTHANC", "-aem", "SCU", "-P",
+                          "-k", "QueryRetrieveLevel=PATIENT", "-k", f"PatientID={patient}",
+                          "127.0.0.1", str(server.dicom_port)], capture_output=True, timeout=60)
+    assert run.returncode == 0 and b"Final Move Response (Success)" in run.stderr, run.stderr[-1500:]
+    assert [ds.StudyInstanceUID for ds in modality.received] == [study_uid]
+
+
+def test_lookup_normalises_as_orthanc(server, cyrillic_patient):
+    """/tools/lookup through the same normalised identifiers (real Orthanc 1.10.1 found each of these)."""
+    _study_uid, patient = cyrillic_patient
+    ascii_part = patient.split(" ")[0]
+    for value in (patient, ascii_part.lower(), ascii_part.replace("_", "%"), ascii_part.replace("_", " ") + "\t"):
+        found = requests.post(server.url + "/tools/lookup", data=value.encode(), timeout=10).json()
+        assert [f["Type"] for f in found] == ["Patient"], value
+
+
 def test_get_that_fails_answers_as_orthanc_and_the_association_releases(server):
     """0xC000, the counts at zero and no identifier, as Orthanc's GetScp: a failure answer with a
     FailedSOPInstanceUIDList (pynetdicom's) made DCMTK's getscu fail the release that follows."""
