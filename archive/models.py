@@ -125,7 +125,7 @@ class IdentifierAlias(models.Model):
     """The normalised form of a DICOM identifier (matching.IDENTIFIER_TAGS) where it differs from the value's
     ``value_folded``: lower-case letters are found through that column already, so only values holding "_",
     "%", non-ASCII or control characters, or outer spaces, get a row here (none for UIDs). Together they are
-    Orthanc's DicomIdentifiers, which its C-MOVE, C-GET and /tools/lookup match (selectors.identifier_lookup)."""
+    Orthanc's DicomIdentifiers, which its C-MOVE and C-GET SCP match (selectors.identifier_lookup)."""
 
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="identifier_aliases",
                                  db_index=False)

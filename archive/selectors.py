@@ -370,16 +370,28 @@ def metadata_of(*, resource: Resource) -> dict[int, tuple[str, int]]:
 
 
 def lookup_by_dicom_id(*, value: str) -> list[Resource]:
-    """/tools/lookup: the patients, studies, series and instances whose PatientID, StudyInstanceUID,
-    SeriesInstanceUID or SOPInstanceUID matches ``value``, as Orthanc's identifier lookup (identifier_lookup)."""
-    keys = ((Level.PATIENT, 0x00100020), (Level.STUDY, 0x0020000D), (Level.SERIES, 0x0020000E),
-            (Level.INSTANCE, 0x00080018))
-    return [r for level, tag in keys for r in identifier_lookup(level=level, tag=tag, value=value)]
+    """Resources whose DICOM identifier (PatientID, Study/Series/SOP Instance UID) equals ``value``. Exactly,
+    not normalised as identifier_lookup: Orthanc 1.12.11 fixed its /tools/lookup, which took "1234", "_1234"
+    and "%1234" for the same PatientID (1.10.1 did)."""
+    from archive.identifiers import hash_to_public_id
+
+    found = []
+    patient = Resource.objects.filter(level=0, public_id=hash_to_public_id(value)).first()
+    if patient is not None:
+        found.append(patient)
+    # Through the (level, tag, value) index of MainDicomTag: the JSON column has no index to search.
+    keys = {1: 0x0020000D, 2: 0x0020000E, 3: 0x00080018}  # Study/Series/SOP Instance UID
+    if "\x00" in value:    # no stored value holds one (cut there, as DCMTK reads it); PostgreSQL refuses it
+        return found
+    for level, tag in keys.items():
+        rows = MainDicomTag.objects.filter(level=level, tag=tag, value=value).values("resource_id")
+        found.extend(Resource.objects.filter(level=level, id__in=rows).select_related("parent").order_by("id"))
+    return found
 
 
 def identifier_lookup(*, level: Level, tag: int, value: str) -> list[Resource]:
     """The resources of ``level`` whose identifier ``tag`` (matching.IDENTIFIER_TAGS) matches ``value`` as
-    Orthanc's LookupIdentifierExact matches it (C-MOVE, C-GET, /tools/lookup): both normalised
+    Orthanc's LookupIdentifierExact matches it (its C-MOVE and C-GET SCP): both normalised
     (matching.normalize_identifier), so case, "_"/"%" against spaces, outer spaces and characters outside
     ASCII do not count. Two index lookups: the values whose fold is their normalised form (all but a few),
     checked again on their value, and the others' IdentifierAlias rows."""

@@ -92,7 +92,7 @@ IDENTIFIER_TAGS = frozenset({(0, 0x00100020), (1, 0x0020000D), (1, 0x00080050), 
 
 
 def normalize_identifier(value: str) -> str:
-    """Orthanc's NormalizeIdentifier, the key of its exact identifier lookups (C-MOVE, C-GET, /tools/lookup):
+    """Orthanc's NormalizeIdentifier, the key of its exact identifier lookups (C-MOVE and C-GET SCP):
     non-ASCII and control characters dropped, "%" and "_" made spaces, upper-cased, outer spaces stripped.
     So "with_comments" finds WITH_COMMENTS, and "8 годиков" read in another character set still finds it."""
     if not value.isascii():

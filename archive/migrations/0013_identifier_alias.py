@@ -1,4 +1,4 @@
-"""The normalised DICOM identifiers Orthanc's exact lookups match (C-MOVE, C-GET, /tools/lookup), for the
+"""The normalised DICOM identifiers Orthanc's C-MOVE and C-GET SCP match, for the
 values whose normalised form is not their fold (models.IdentifierAlias), computed for the resources already
 stored. Identifier rows are read once, in chunks; UIDs (nearly all of them) get no row."""
 

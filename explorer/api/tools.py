@@ -258,13 +258,17 @@ class PrometheusApi(OrthancView):
         return text_response(text, content_type=PROMETHEUS_CONTENT_TYPE)
 
 
+def _dicom_identifier(text: str) -> str:
+    # Orthanc drops control characters and surrounding blanks from identifiers before looking them up.
+    return "".join(c for c in text if c.isprintable()).strip()
+
+
 class LookupApi(OrthancView):
     def post(self, request):
-        value = _body(request)
+        value = _dicom_identifier(_body(request))
         if "*" in value or "?" in value:
             raise ParameterOutOfRange("Wildcards are not allowed on tag 0010,0020")
-        # Normalised as Orthanc's identifier lookup: case, blanks, control and non-ASCII characters do not count
-        found = selectors.lookup_by_dicom_id(value=value)   # "" too: a patient with an empty PatientID (as Orthanc)
+        found = selectors.lookup_by_dicom_id(value=value)   # "" too: a patient without PatientID (as Orthanc)
         levels = list(Level)
         return json_response([{"ID": r.public_id, "Path": f"/{levels[r.level].plural}/{r.public_id}",
                                "Type": levels[r.level].value} for r in found])

@@ -98,4 +98,5 @@ def test_identifier_aliases_are_written_again_by_reconstruct(client):
     IdentifierAlias.objects.all().delete()
     assert client.post(f"/patients/{patient}/reconstruct", "{}", content_type="application/json").status_code == 200
     assert list(IdentifierAlias.objects.values_list("level", "value")) == [(0, "RC 1")]
-    assert [r.public_id for r in selectors.lookup_by_dicom_id(value="rc 1")] == [patient]
+    found = selectors.identifier_lookup(level=Level.PATIENT, tag=0x00100020, value="rc 1")
+    assert [r.public_id for r in found] == [patient]
