@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
-from archive.dicom.matching import fold, identifier_alias
+from archive.dicom.matching import fold
 from archive.dicom.tags import tag_number
 from archive.levels import Level
 
@@ -103,23 +103,15 @@ class IndexWriter:
     def insert_main_tags(self, resources: Iterable[tuple[int, int, dict]]) -> None:
         """The MainDicomTag rows of new resources, (id, level depth, main_tags), in one statement."""
         params: list = []
-        aliases: list = []
         for rid, level, tags in resources:
             for name, value in tags.items():
                 number = tag_number(name)
                 if number is not None:
                     params += (rid, level, number, value, fold(value))
-                    alias = identifier_alias(level, number, value)
-                    if alias is not None:
-                        aliases += (rid, level, number, alias)
         if params:
             values = ", ".join(["(%s, %s, %s, %s, %s)"] * (len(params) // 5))
             self._run("INSERT INTO archive_maindicomtag (resource_id, level, tag, value, value_folded)"
                                 f" VALUES {values}", params)
-        if aliases:   # rare: an identifier with "_", "%", non-ASCII or control characters
-            values = ", ".join(["(%s, %s, %s, %s)"] * (len(aliases) // 4))
-            self._run(f"INSERT INTO archive_identifieralias (resource_id, level, tag, value) VALUES {values}",
-                      aliases)
 
     def insert_changes(self, rows: Iterable[tuple[int, int, str]], *, date: str) -> None:
         rows = list(rows)

@@ -121,23 +121,6 @@ class MainDicomTag(models.Model):
         ]
 
 
-class IdentifierAlias(models.Model):
-    """The normalised form of a DICOM identifier (matching.IDENTIFIER_TAGS) where it differs from the value's
-    ``value_folded``: lower-case letters are found through that column already, so only values holding "_",
-    "%", non-ASCII or control characters, or outer spaces, get a row here (none for UIDs). Together they are
-    Orthanc's DicomIdentifiers, which its C-MOVE and C-GET SCP match (selectors.identifier_lookup)."""
-
-    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="identifier_aliases",
-                                 db_index=False)
-    level = models.PositiveSmallIntegerField(choices=LevelCode.choices)
-    tag = models.IntegerField()
-    value = models.TextField()     # matching.normalize_identifier of the tag's value
-
-    class Meta:
-        indexes = [models.Index(fields=["level", "tag", "value", "resource"], name="identifieralias_value"),
-                   models.Index(fields=["resource"], name="identifieralias_resource")]
-
-
 class Metadata(models.Model):
     # No index of its own: metadata_unique (resource, type) serves lookups by resource, and one index less is
     # ~1.5 WAL pages less per stored instance

@@ -18,19 +18,11 @@ from collections.abc import Iterable
 from django.db import transaction
 
 from archive import runtime, selectors
-from archive.dicom.matching import fold, identifier_alias
+from archive.dicom.matching import fold
 from archive.dicom.parse import dicom_parse
 from archive.dicom.tags import main_dicom_sequences, main_dicom_tags, main_dicom_tags_signature, tag_number
 from archive.levels import Level
-from archive.models import (
-    Attachment,
-    ContentType,
-    IdentifierAlias,
-    MainDicomTag,
-    Metadata,
-    MetadataType,
-    Resource,
-)
+from archive.models import Attachment, ContentType, MainDicomTag, Metadata, MetadataType, Resource
 from archive.settings import archive_settings
 from archive.statistics import Totals, statistics_add
 from archive.storage import compress, dicom_storage
@@ -50,14 +42,9 @@ def _set_main_tags(resource_id: int, level: Level, ds, encoding: str) -> None:
     tags = _level_tags(ds, level, encoding)
     Resource.objects.filter(id=resource_id).update(main_tags=tags)
     MainDicomTag.objects.filter(resource_id=resource_id).delete()
-    IdentifierAlias.objects.filter(resource_id=resource_id).delete()
-    numbered = [(number, value) for name, value in tags.items() if (number := tag_number(name)) is not None]
     MainDicomTag.objects.bulk_create([
         MainDicomTag(resource_id=resource_id, level=level.depth, tag=number, value=value, value_folded=fold(value))
-        for number, value in numbered])
-    IdentifierAlias.objects.bulk_create([
-        IdentifierAlias(resource_id=resource_id, level=level.depth, tag=number, value=alias)
-        for number, value in numbered if (alias := identifier_alias(level.depth, number, value)) is not None])
+        for name, value in tags.items() if (number := tag_number(name)) is not None])
     Metadata.objects.update_or_create(
         resource_id=resource_id, type=MetadataType.MainDicomTagsSignature,
         defaults={"value": main_dicom_tags_signature(level, extra=cfg.extra_main_tags(level))})

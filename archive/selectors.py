@@ -370,9 +370,7 @@ def metadata_of(*, resource: Resource) -> dict[int, tuple[str, int]]:
 
 
 def lookup_by_dicom_id(*, value: str) -> list[Resource]:
-    """Resources whose DICOM identifier (PatientID, Study/Series/SOP Instance UID) equals ``value``. Exactly,
-    not normalised as identifier_lookup: Orthanc 1.12.11 fixed its /tools/lookup, which took "1234", "_1234"
-    and "%1234" for the same PatientID (1.10.1 did)."""
+    """Resources whose DICOM identifier (PatientID, Study/Series/SOP Instance UID) equals ``value``."""
     from archive.identifiers import hash_to_public_id
 
     found = []
@@ -387,25 +385,6 @@ def lookup_by_dicom_id(*, value: str) -> list[Resource]:
         rows = MainDicomTag.objects.filter(level=level, tag=tag, value=value).values("resource_id")
         found.extend(Resource.objects.filter(level=level, id__in=rows).select_related("parent").order_by("id"))
     return found
-
-
-def identifier_lookup(*, level: Level, tag: int, value: str) -> list[Resource]:
-    """The resources of ``level`` whose identifier ``tag`` (matching.IDENTIFIER_TAGS) matches ``value`` as
-    Orthanc's LookupIdentifierExact matches it (its C-MOVE and C-GET SCP): both normalised
-    (matching.normalize_identifier), so case, "_"/"%" against spaces, outer spaces and characters outside
-    ASCII do not count. Two index lookups: the values whose fold is their normalised form (all but a few),
-    checked again on their value, and the others' IdentifierAlias rows."""
-    from archive.dicom.matching import normalize_identifier
-    from archive.models import IdentifierAlias
-
-    wanted = normalize_identifier(value)
-    ids = {rid for rid, stored in MainDicomTag.objects.filter(level=level.depth, tag=tag, value_folded=wanted)
-           .values_list("resource_id", "value") if normalize_identifier(stored) == wanted}
-    ids.update(IdentifierAlias.objects.filter(level=level.depth, tag=tag, value=wanted)
-               .values_list("resource_id", flat=True))
-    if not ids:
-        return []
-    return list(Resource.objects.filter(id__in=ids, level=level.depth).select_related("parent").order_by("id"))
 
 
 @dataclass

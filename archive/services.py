@@ -16,16 +16,7 @@ from django.db.models import Count, QuerySet
 
 from archive.errors import UnknownResource
 from archive.levels import Level
-from archive.models import (
-    Attachment,
-    Change,
-    ChangeType,
-    IdentifierAlias,
-    Label,
-    MainDicomTag,
-    Metadata,
-    Resource,
-)
+from archive.models import Attachment, Change, ChangeType, Label, MainDicomTag, Metadata, Resource
 from archive.statistics import Totals, statistics_add
 from archive.storage import dicom_storage
 from archive.timeutil import iso, utcnow
@@ -34,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 # Rows that point to a resource. Deletes use _raw_delete (no Django cascade, no per-row signals), so each
 # of these is removed explicitly before its resources; the foreign keys make a forgotten one fail loudly.
-_DEPENDENTS = (Attachment, Metadata, Label, MainDicomTag, IdentifierAlias)
+_DEPENDENTS = (Attachment, Metadata, Label, MainDicomTag)
 
 _STABLE_CHANGE = {0: ChangeType.StablePatient, 1: ChangeType.StableStudy, 2: ChangeType.StableSeries}
 

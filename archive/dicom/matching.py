@@ -83,32 +83,6 @@ def fold(text: str) -> str:
     return "".join(out)
 
 
-# Control characters (the whitespace other than the space among them) go; "%" and "_" become spaces.
-_IDENTIFIER_TRANSLATION = {**{c: None for c in range(32)}, 127: None, ord("%"): " ", ord("_"): " "}
-
-# The (level depth, tag) pairs Orthanc looks up through its normalised DicomIdentifiers: PatientID of the
-# patients, StudyInstanceUID and AccessionNumber of the studies, SeriesInstanceUID, SOPInstanceUID.
-IDENTIFIER_TAGS = frozenset({(0, 0x00100020), (1, 0x0020000D), (1, 0x00080050), (2, 0x0020000E), (3, 0x00080018)})
-
-
-def normalize_identifier(value: str) -> str:
-    """Orthanc's NormalizeIdentifier, the key of its exact identifier lookups (C-MOVE and C-GET SCP):
-    non-ASCII and control characters dropped, "%" and "_" made spaces, upper-cased, outer spaces stripped.
-    So "with_comments" finds WITH_COMMENTS, and "8 годиков" read in another character set still finds it."""
-    if not value.isascii():
-        value = "".join(c for c in value if c < "\x80")
-    return value.translate(_IDENTIFIER_TRANSLATION).upper().strip(" ")
-
-
-def identifier_alias(level: int, tag: int, value: str) -> str | None:
-    """The normalised identifier to keep beside ``value`` (models.IdentifierAlias), None when there is no
-    need: not an identifier, or normalised it equals its fold, through which it is found."""
-    if (level, tag) not in IDENTIFIER_TAGS:
-        return None
-    normalized = normalize_identifier(value)
-    return None if normalized == fold(value) else normalized
-
-
 def _refuse_wildcards(tag: int, value: str) -> None:
     if "*" in value or "?" in value:
         raise ParameterOutOfRange(f"Wildcards are not allowed on tag {tag >> 16:04x},{tag & 0xFFFF:04x}")

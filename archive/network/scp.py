@@ -587,10 +587,9 @@ def retrieve_instances(identifier: Dataset, *, each_value_found: bool = False) -
     """The instances a C-MOVE/C-GET identifier names, as OrthancMoveRequestHandler::LookupIdentifiers: the unique
     key of the QueryRetrieveLevel (at study level a non-empty AccessionNumber first), or, without a level, the
     most specific of SOPInstanceUID, SeriesInstanceUID, StudyInstanceUID, PatientID present. Each value of a
-    backslash list is looked up as Orthanc's LookupIdentifierExact (selectors.identifier_lookup: normalised, so
-    case and characters outside ASCII do not count); a wildcard is refused (it would send the whole archive).
-    With ``each_value_found`` (C-GET), a value that matches nothing refuses the request. Raises QueryRefused."""
-    from archive.selectors import identifier_lookup, resource_descendants
+    backslash list is looked up exactly: a wildcard is refused (it would send the whole archive). With
+    ``each_value_found`` (C-GET), a value that matches nothing refuses the request. Raises QueryRefused."""
+    from archive.selectors import resource_descendants
 
     text = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
     if text:
@@ -610,12 +609,11 @@ def retrieve_instances(identifier: Dataset, *, each_value_found: bool = False) -
     if any("*" in v or "?" in v for v in values):
         raise QueryRefused(f"Wildcards are not allowed on {keyword}")
     tag = pydicom.datadict.tag_for_keyword(keyword)
-    found = {value: identifier_lookup(level=level, tag=tag, value=value) for value in values}
+    resources = _exact_matches(level, tag, values)
     if each_value_found and len(values) > 1:
-        missing = [v for v, matches in found.items() if not matches]
+        missing = [v for v in values if not _exact_matches(level, tag, [v])]
         if missing:
             raise QueryRefused(f"unknown resource: {keyword}={missing[0]}")
-    resources = list({r.id: r for matches in found.values() for r in matches}.values())
     if not resources:
         raise QueryRefused(f"unknown resource: {keyword}={_text(identifier.get(keyword))}")
     instances = []
@@ -631,6 +629,14 @@ def _text(value) -> str:
     if isinstance(value, (list, pydicom.multival.MultiValue)):
         return "\\".join(str(v) for v in value)
     return str(value).strip()
+
+
+def _exact_matches(level: Level, tag: int, values: list[str]) -> list:
+    """The resources of ``level`` whose ``tag`` is one of ``values`` (no wildcard among them: exact matching)."""
+    from archive.find import FindQuery, TagConstraint, resources_find
+
+    query = FindQuery(level=level, tags=(TagConstraint(tag=tag, query="\\".join(values)),), case_sensitive=True)
+    return resources_find(query=query)
 
 
 def _syntaxes(instances: list) -> dict[str, set[str]]:

@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from archive.dicom.matching import (
-    Kind,
-    constraint_match,
-    constraint_parse,
-    fold,
-    identifier_alias,
-    normalize_identifier,
-)
+from archive.dicom.matching import Kind, constraint_match, constraint_parse, fold
 from archive.errors import ParameterOutOfRange
 
 PATIENT_NAME, STUDY_DATE, STUDY_TIME, STUDY_UID = 0x00100010, 0x00080020, 0x00080030, 0x0020000D
@@ -177,30 +170,3 @@ def test_list_of_uids():
 
 def test_empty_query_is_universal():
     assert constraint_parse(PATIENT_NAME, "", vr="PN", case_sensitive=True).kind is Kind.UNIVERSAL
-
-
-# -- identifiers, as Orthanc's NormalizeIdentifier ----------------------------------------------------------------
-
-@pytest.mark.parametrize(("value", "normalized"), [
-    ("1.2.840.113619.2.55", "1.2.840.113619.2.55"),
-    ("fYET5.0", "FYET5.0"),
-    ("WITH_COMMENTS", "WITH COMMENTS"),
-    ("50%_off", "50  OFF"),
-    ("8 годиков", "8"),
-    ("  Müller\t", "MLLER"),
-    ("a\x00b\x7fc\r\n", "ABC"),
-    ("", ""),
-])
-def test_normalize_identifier(value, normalized):
-    assert normalize_identifier(value) == normalized
-
-
-def test_identifier_alias_only_where_the_fold_differs():
-    patient_id, uid = 0x00100020, 0x0020000D
-    assert identifier_alias(0, patient_id, "abc") is None              # found through value_folded ("ABC")
-    assert identifier_alias(1, uid, "1.2.3") is None
-    assert identifier_alias(0, patient_id, "WITH_COMMENTS") == "WITH COMMENTS"
-    assert identifier_alias(0, patient_id, "8 годиков") == "8"
-    assert identifier_alias(0, patient_id, " 887") == "887"
-    assert identifier_alias(0, 0x00100010, "Doe_John") is None          # PatientName is no identifier
-    assert identifier_alias(1, patient_id, "WITH_COMMENTS") is None     # the study's copy is not looked up
