@@ -303,7 +303,7 @@ def _store(*, public_id: str, number: int, data: bytes, compressed: bool,
         raise
     storage.publish(fields["uuid"])
     if old_uuid:
-        storage.remove(old_uuid)
+        storage.retire(old_uuid)
     return row
 
 

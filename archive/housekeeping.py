@@ -15,6 +15,8 @@ from archive.storage import dicom_storage
 
 logger = logging.getLogger(__name__)
 _last_recovery = [0.0]
+_last_purge = [0.0]
+PURGE_SECONDS = 60
 
 
 def storage_recover() -> tuple[int, int]:
@@ -43,6 +45,9 @@ def housekeeper_tick() -> None:
             # start (a marker left by a crash just before a restart is younger than the grace at start).
             _last_recovery[0] = time.monotonic()
             storage_recover()
+        if time.monotonic() - _last_purge[0] > PURGE_SECONDS:
+            _last_purge[0] = time.monotonic()
+            dicom_storage().purge_replaced()
     except OperationalError as exc:
         logger.info("housekeeper: database busy (%s); retrying later", exc)
     except Exception:

@@ -209,15 +209,18 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
         if header is not None:
             storage.discard(header.uuid)
         raise
-    removed_files: list[str] = []
+    removed_files: list[str] = []     # recycled patients' files
+    replaced_files: list[str] = []    # an overwritten instance's files
     try:
         for attempt in range(_INDEX_ATTEMPTS):
             removed_files.clear()
+            replaced_files.clear()
             try:
                 with transaction.atomic():
                     status = _index_instance(parsed, ids, origin=origin, sizes=(len(data), len(stored)),
                                              md5s=(md5, stored_md5), compressed=compressed, file_uuid=file_uuid,
-                                             overwrite=overwrite, removed_files=removed_files, room=room,
+                                             overwrite=overwrite, removed_files=removed_files,
+                                             replaced_files=replaced_files, room=room,
                                              extra_metadata=tuple(metadata(ids)) if metadata else (),
                                              header=header)
                     if staging is not None:
@@ -251,6 +254,8 @@ def _instance_store(*, data: bytes, origin: Origin, overwrite: bool | None,
             storage.publish(uuid)
     for old in removed_files:
         storage.remove(old)
+    for old in replaced_files:
+        storage.retire(old)
     return StoreResult(status, ids, sop_class, sop_uid)
 
 
@@ -341,7 +346,8 @@ def _is_deadlock(error: OperationalError) -> bool:
 
 def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, sizes: tuple[int, int],
                     md5s: tuple[str, str], compressed: bool, file_uuid: str, overwrite: bool,
-                    removed_files: list[str], extra_metadata: tuple = (), room: int | None = None,
+                    removed_files: list[str], replaced_files: list[str], extra_metadata: tuple = (),
+                    room: int | None = None,
                     header: _Header | None = None) -> StoreStatus:
     """Index one instance in the caller's transaction. The hot path of every upload: plain SQL that SQLite
     and PostgreSQL both run (the ORM costs ~20x more per statement here), a handful of statements."""
@@ -359,7 +365,7 @@ def _index_instance(parsed: ParsedDicom, ids: ResourceIds, *, origin: Origin, si
             return StoreStatus.ALREADY_STORED
         # Overwrite: delete the old instance (and the ancestors it leaves empty), then store anew.
         deleted = services.resource_delete_in_transaction(level=Level.INSTANCE, public_id=ids.instance)
-        removed_files.extend(deleted.files)
+        replaced_files.extend(deleted.files)
         gone = deleted.totals
         existing = db.find(ids)
     if room is not None:

@@ -109,7 +109,7 @@ def _rewrite_file(instance_id: int, data: bytes, pixel_data_offset: int | None) 
     for uuid in staged:
         storage.publish(uuid)
     for att in old:
-        storage.remove(att.uuid)
+        storage.retire(att.uuid)
 
 
 def instances_reconstruct(instances: Iterable[Resource], *, files: bool = False) -> int:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
@@ -15,8 +14,6 @@ from archive.errors import UnknownResource
 from archive.levels import Level
 from archive.models import Attachment, ContentType, Label, MainDicomTag, Metadata, MetadataType, Resource
 from archive.storage import dicom_storage, uncompress
-
-T = TypeVar("T")
 
 LEVELS = list(Level)
 
@@ -206,45 +203,22 @@ def instance_dicom(*, instance: Resource) -> bytes:
 
 def instance_dicom_file(*, instance: Resource) -> tuple[bytes, str]:
     """The DICOM file of an instance, uncompressed, and the UUID of its attachment (Orthanc's download name)."""
-    def read(files: dict[int, tuple[str, int]]) -> tuple[bytes, str]:
-        file = files.get(ContentType.Dicom)
-        if file is None:
-            raise UnknownResource()
-        return dicom_file_read(file), file[0]
-
-    return _read_current_files(instance, read)
+    file = _instance_files(instance).get(ContentType.Dicom)
+    if file is None:
+        raise UnknownResource()
+    return dicom_file_read(file), file[0]
 
 
 def instance_dicom_until_pixel_data(*, instance: Resource) -> tuple[bytes, bool]:
     """``(the file up to its pixel data, True)`` where the archive keeps that part apart (the
     "dicom-until-pixel-data" attachment of a compressed archive: a fraction of the file to inflate), else
     ``(the whole file, False)``: for readers that stop before the pixel data. One query, as instance_dicom."""
-    def read(files: dict[int, tuple[str, int]]) -> tuple[bytes, bool]:
-        if ContentType.DicomUntilPixelData in files:
-            return dicom_file_read(files[ContentType.DicomUntilPixelData]), True
-        if ContentType.Dicom in files:
-            return dicom_file_read(files[ContentType.Dicom]), False
-        raise UnknownResource()
-
-    return _read_current_files(instance, read)
-
-
-def _read_current_files(instance: Resource, read: Callable[[dict[int, tuple[str, int]]], T],
-                        files: dict[int, tuple[str, int]] | None = None) -> T:
-    """``read`` of the instance's ``files`` (read now by default). When a file is gone, a writer may have
-    replaced the attachments since their rows were read (a reconstruction with ReconstructFiles removes the
-    old files once the new rows are committed): ``read`` runs again on the current rows. A file gone from
-    rows that did not change is lost, and the error stands."""
-    files = _instance_files(instance) if files is None else files
-    for _ in range(3):
-        try:
-            return read(files)
-        except FileNotFoundError:
-            current = _instance_files(instance)
-            if current == files:
-                raise
-            files = current
-    return read(files)
+    files = _instance_files(instance)
+    if ContentType.DicomUntilPixelData in files:
+        return dicom_file_read(files[ContentType.DicomUntilPixelData]), True
+    if ContentType.Dicom in files:
+        return dicom_file_read(files[ContentType.Dicom]), False
+    raise UnknownResource()
 
 
 def instance_dicom_header(*, instance: Resource) -> bytes:

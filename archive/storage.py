@@ -4,6 +4,11 @@ A file is written under ``.incoming/`` first and moved to ``xx/yy/uuid`` once th
 references it has committed. After a crash, ``recover()`` settles every file left in ``.incoming/``: moved
 into place if the index knows its UUID, deleted otherwise. So index and storage always agree, and the
 recovery only looks at in-flight files, never at the whole area.
+
+A file that a newer one replaced (an overwritten instance, a reconstruction, a new revision of an attachment)
+moves to ``.replaced/`` and is deleted ``REPLACED_GRACE`` seconds later: the readers that looked its UUID up
+before the replacement (a C-MOVE, a ZIP archive or a job reading the files of a study it listed at its start)
+still read it. A deleted resource's files go at once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import errno
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +28,8 @@ from django.core.files.storage import FileSystemStorage, storages
 from archive.metrics import registry as metrics
 
 INCOMING = ".incoming"
+REPLACED = ".replaced"
+REPLACED_GRACE = 900.0      # seconds: longer than a C-MOVE or an archive download of a big study
 WRITE_PIECE = 1 << 16
 
 
@@ -66,6 +74,7 @@ class DicomFileStorage(FileSystemStorage):
         self.sync = sync
         self.root = Path(location)
         (self.root / INCOMING).mkdir(parents=True, exist_ok=True)
+        (self.root / REPLACED).mkdir(exist_ok=True)
 
     def stage(self, uuid: str, data: bytes) -> None:
         """Write the bytes of a new attachment where a crash cannot make it look published."""
@@ -132,13 +141,8 @@ class DicomFileStorage(FileSystemStorage):
             pass
 
     def read(self, uuid: str) -> bytes:
-        try:
-            with open(self.root / _relative_path(uuid), "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            # The commit happened but the move did not yet (or a crash stopped it): the staged file is it.
-            with open(self.root / INCOMING / uuid, "rb") as f:
-                data = f.read()
+        with self.stream(uuid) as f:
+            data = f.read()
         metrics.counter_add(name="orthanc_storage_read_bytes", amount=len(data))
         return data
 
@@ -147,7 +151,16 @@ class DicomFileStorage(FileSystemStorage):
         try:
             return open(self.root / _relative_path(uuid), "rb")
         except FileNotFoundError:
+            pass
+        try:
+            # The commit happened but the move did not yet (or a crash stopped it): the staged file is it.
             return open(self.root / INCOMING / uuid, "rb")
+        except FileNotFoundError:
+            pass
+        try:
+            return open(self.root / REPLACED / uuid, "rb")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No such attachment: {uuid}") from None
 
     def path_of(self, uuid: str) -> str:
         return str(self.root / _relative_path(uuid))
@@ -158,6 +171,41 @@ class DicomFileStorage(FileSystemStorage):
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def retire(self, uuid: str) -> None:
+        """Remove, after REPLACED_GRACE seconds, a file that a newer one replaced (see the module's docstring);
+        a file still staged (the replaced write had not published it yet) goes too."""
+        target = self.root / REPLACED / uuid
+        for path in (self.root / _relative_path(uuid), self.root / INCOMING / uuid):
+            try:
+                os.replace(path, target)
+            except FileNotFoundError:
+                if not path.exists():
+                    continue
+                target.parent.mkdir(exist_ok=True)     # removed by hand: recreated
+                try:
+                    os.replace(path, target)
+                except FileNotFoundError:
+                    continue
+            os.utime(target)     # the grace counts from now, not from the file's last write
+            return
+
+    def purge_replaced(self, grace: float | None = None) -> int:
+        """Delete the replaced files retired more than ``grace`` seconds (REPLACED_GRACE) ago; returns how many."""
+        deadline = time.time() - (REPLACED_GRACE if grace is None else grace)
+        purged = 0
+        try:
+            entries = list(os.scandir(self.root / REPLACED))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat().st_mtime <= deadline:
+                    os.unlink(entry.path)
+                    purged += 1
+            except FileNotFoundError:
+                pass       # purged by another process meanwhile
+        return purged
 
     def staged(self) -> list[str]:
         return [p.name for p in (self.root / INCOMING).iterdir() if p.is_file()]
@@ -182,7 +230,7 @@ class DicomFileStorage(FileSystemStorage):
         """Every published attachment (a full walk: for consistency checks and tests, not hot paths)."""
         found = set()
         for _dirpath, _dirnames, filenames in os.walk(self.root):
-            if os.path.basename(_dirpath) == INCOMING:
+            if os.path.basename(_dirpath) in (INCOMING, REPLACED):
                 continue
             found.update(filenames)
         return found

@@ -171,6 +171,14 @@ class S3DicomStorage(S3Storage):
         """Delete a published attachment (one request; a leftover row is settled by ``recover``)."""
         self._delete(self.key_of(uuid))
 
+    def retire(self, uuid: str) -> None:
+        """Delete a file that a newer one replaced: at once here (readers that looked it up before the
+        replacement meet a missing object, as readers of a deleted resource do)."""
+        self.remove(uuid)
+
+    def purge_replaced(self, grace: float | None = None) -> int:
+        return 0     # retire() keeps nothing
+
     def staged(self) -> list[str]:
         """The UUIDs in flight (or left by a crash): the StagedFile rows."""
         return list(StagedFile.objects.values_list("uuid", flat=True))
