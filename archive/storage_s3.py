@@ -18,6 +18,8 @@ by a row of the index database, ``archive.models.StagedFile`` (uuid, created), n
   row, so no crash can leak an object that recovery would not find.
 - ``publish()`` (after the index commit) deletes the row: a database statement, no S3 request.
 - ``discard()`` deletes the object, then the row (row last, for the same reason as above).
+- ``retire()`` (a file that a newer one replaced: an overwrite, a reconstruction) inserts such a row, dated
+  so that recovery deletes the object REPLACED_GRACE seconds later: readers that listed it still read it.
 - ``recover(known)`` reads only the rows (cost proportional to what was in flight, never to the archive),
   keeps the objects of the UUIDs the index knows and drops their rows, and deletes the objects of the others
   (DeleteObjects, 1000 keys a request), then their rows. Rows younger than ``recover_grace`` seconds are left
@@ -53,11 +55,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from botocore.exceptions import ClientError
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 from storages.backends.s3 import S3Storage
 
 from archive.metrics import registry as metrics
 from archive.models import StagedFile
+from archive.storage import REPLACED_GRACE
 
 _ROW_BATCH = 500  # UUIDs per "DELETE ... WHERE uuid IN (...)" (SQLite's variable limit is far above)
 _CONTENT_TYPE = "application/octet-stream"  # compressed or not: the index says which
@@ -172,12 +175,24 @@ class S3DicomStorage(S3Storage):
         self._delete(self.key_of(uuid))
 
     def retire(self, uuid: str) -> None:
-        """Delete a file that a newer one replaced: at once here (readers that looked it up before the
-        replacement meet a missing object, as readers of a deleted resource do)."""
-        self.remove(uuid)
+        """Delete a file that a newer one replaced REPLACED_GRACE seconds from now (archive/storage.py says why).
+        The object stays at its key (readers need no fallback) under an in-flight row dated so that ``recover``,
+        which deletes the objects of rows the index does not reference once older than ``recover_grace``, takes
+        it then: no S3 request now, one batched DeleteObjects later. Deleted at once when recovery does not run
+        periodically (``recover_grace`` 0), or when the replaced write is itself still in flight (its row
+        exists, and its publish, still to come, drops it)."""
+        if self.recover_grace <= 0:
+            self.remove(uuid)
+            return
+        self._rows_ready()
+        try:
+            with transaction.atomic(using=StagedFile.objects.db):
+                StagedFile.objects.create(uuid=uuid, created=time.time() + max(0.0, REPLACED_GRACE - self.recover_grace))
+        except IntegrityError:
+            self.remove(uuid)
 
     def purge_replaced(self, grace: float | None = None) -> int:
-        return 0     # retire() keeps nothing
+        return 0     # the periodic recovery deletes retired objects (see retire)
 
     def staged(self) -> list[str]:
         """The UUIDs in flight (or left by a crash): the StagedFile rows."""

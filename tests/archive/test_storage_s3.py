@@ -164,6 +164,35 @@ def test_recover_drops_a_row_whose_object_was_never_written(s3_dicom, keys):
     assert keys() == set() and not StagedFile.objects.exists()
 
 
+def test_a_replaced_object_stays_readable_until_recovery_after_the_grace(s3_dicom, keys, s3_requests):
+    """archive/storage.py's REPLACED_GRACE on S3: an in-flight row dated ahead, no S3 request until recovery."""
+    from archive.storage import REPLACED_GRACE
+
+    uuid = new_uuid()
+    s3_dicom.stage(uuid, b"replaced")
+    s3_dicom.publish(uuid)
+    del s3_requests[:]
+    s3_dicom.retire(uuid)
+    assert s3_requests == []
+    assert s3_dicom.read(uuid) == b"replaced" and s3_dicom.all_uuids() == set()
+    assert s3_dicom.recover(lambda uuids: set()) == (0, 0)           # not due yet
+    assert s3_dicom.read(uuid) == b"replaced"
+    StagedFile.objects.filter(uuid=uuid).update(created=time.time() - REPLACED_GRACE)   # REPLACED_GRACE later
+    assert s3_dicom.recover(lambda uuids: set()) == (0, 1)
+    assert keys() == set() and not StagedFile.objects.exists()
+
+
+def test_retiring_a_write_still_in_flight_deletes_it_at_once(s3_dicom, keys):
+    """Two writes of one attachment: the second commits first and retires the first's object, still staged;
+    the first's publish then drops its row, so a dated row could not stay: the object goes now."""
+    uuid = new_uuid()
+    s3_dicom.stage(uuid, b"first")
+    s3_dicom.retire(uuid)
+    assert keys() == set()
+    s3_dicom.publish(uuid)
+    assert not StagedFile.objects.exists() and s3_dicom.all_uuids() == set()
+
+
 def test_recover_leaves_young_rows_to_ingests_in_flight_elsewhere(s3_dicom, keys):
     uuid, old = new_uuid(), new_uuid()
     s3_dicom.stage(uuid, b"another process is indexing this")
@@ -227,6 +256,18 @@ def test_all_uuids_stays_inside_the_prefix(s3_dicom, s3, bucket):
 
 # ingest stages on a helper thread, with a database connection of its own: real commits, not a test transaction.
 pytest_db = pytest.mark.django_db(transaction=True)
+
+
+@pytest_db
+def test_an_overwritten_instance_keeps_its_old_object_for_readers(s3_dicom, keys, orthanc_config):
+    orthanc_config(OverwriteInstances=True)
+    first = make_dicom(SOPInstanceUID="1.2.3.11", InstanceNumber="1")
+    instance_store(data=first, origin=Origin.rest(remote_ip="127.0.0.1"))
+    old = Attachment.objects.get().uuid
+    instance_store(data=make_dicom(SOPInstanceUID="1.2.3.11", InstanceNumber="2"), origin=Origin.rest(remote_ip="::1"))
+    new = Attachment.objects.get().uuid
+    assert new != old and s3_dicom.read(old) == first
+    assert s3_dicom.all_uuids() == {new} and len(keys()) == 2
 
 
 @pytest_db
