@@ -6,15 +6,18 @@ into place if the index knows its UUID, deleted otherwise. So index and storage 
 recovery only looks at in-flight files, never at the whole area.
 
 A file that a newer one replaced (an overwritten instance, a reconstruction, a new revision of an attachment)
-moves to ``.replaced/`` and is deleted ``REPLACED_GRACE`` seconds later: the readers that looked its UUID up
-before the replacement (a C-MOVE, a ZIP archive or a job reading the files of a study it listed at its start)
-still read it. A deleted resource's files go at once.
+moves to ``.replaced/<minute>/`` and is deleted ``REPLACED_GRACE`` seconds later: the readers that looked its
+UUID up before the replacement (a C-MOVE, a ZIP archive or a job reading the files of a study it listed at its
+start) still read it. One folder per minute of retirement, so that the purge removes whole folders (no stat of
+each file, no folder of a million entries when a whole archive is sent again). A deleted resource's files go
+at once.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import struct
 import threading
 import time
@@ -29,7 +32,8 @@ from archive.metrics import registry as metrics
 
 INCOMING = ".incoming"
 REPLACED = ".replaced"
-REPLACED_GRACE = 900.0      # seconds: longer than a C-MOVE or an archive download of a big study
+# Seconds: longer than a C-MOVE or an archive download of a big study; 0 deletes at once, as Orthanc does
+REPLACED_GRACE = float(os.environ.get("STORAGE_REPLACED_GRACE", "900"))
 WRITE_PIECE = 1 << 16
 
 
@@ -157,10 +161,12 @@ class DicomFileStorage(FileSystemStorage):
             return open(self.root / INCOMING / uuid, "rb")
         except FileNotFoundError:
             pass
-        try:
-            return open(self.root / REPLACED / uuid, "rb")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"No such attachment: {uuid}") from None
+        for minute in sorted(_listed(self.root / REPLACED), reverse=True):
+            try:
+                return open(self.root / REPLACED / minute / uuid, "rb")
+            except FileNotFoundError:
+                pass
+        raise FileNotFoundError(f"No such attachment: {uuid}")
 
     def path_of(self, uuid: str) -> str:
         return str(self.root / _relative_path(uuid))
@@ -175,36 +181,34 @@ class DicomFileStorage(FileSystemStorage):
     def retire(self, uuid: str) -> None:
         """Remove, after REPLACED_GRACE seconds, a file that a newer one replaced (see the module's docstring);
         a file still staged (the replaced write had not published it yet) goes too."""
-        target = self.root / REPLACED / uuid
+        if REPLACED_GRACE <= 0:
+            self.remove(uuid)
+            return
+        target = self.root / REPLACED / str(int(time.time() // 60)) / uuid
         for path in (self.root / _relative_path(uuid), self.root / INCOMING / uuid):
             try:
                 os.replace(path, target)
+                return
             except FileNotFoundError:
                 if not path.exists():
                     continue
-                target.parent.mkdir(exist_ok=True)     # removed by hand: recreated
-                try:
-                    os.replace(path, target)
-                except FileNotFoundError:
-                    continue
-            os.utime(target)     # the grace counts from now, not from the file's last write
-            return
+            target.parent.mkdir(parents=True, exist_ok=True)     # the minute's first file
+            try:
+                os.replace(path, target)
+                return
+            except FileNotFoundError:
+                continue
 
     def purge_replaced(self, grace: float | None = None) -> int:
-        """Delete the replaced files retired more than ``grace`` seconds (REPLACED_GRACE) ago; returns how many."""
+        """Delete the replaced files retired more than ``grace`` seconds (REPLACED_GRACE) ago, by whole minutes;
+        returns how many."""
         deadline = time.time() - (REPLACED_GRACE if grace is None else grace)
         purged = 0
-        try:
-            entries = list(os.scandir(self.root / REPLACED))
-        except FileNotFoundError:
-            return 0
-        for entry in entries:
-            try:
-                if entry.stat().st_mtime <= deadline:
-                    os.unlink(entry.path)
-                    purged += 1
-            except FileNotFoundError:
-                pass       # purged by another process meanwhile
+        for minute in _listed(self.root / REPLACED):
+            if minute.isdigit() and (int(minute) + 1) * 60 <= deadline:
+                folder = self.root / REPLACED / minute
+                purged += len(_listed(folder))
+                shutil.rmtree(folder, ignore_errors=True)     # another process may purge it too
         return purged
 
     def staged(self) -> list[str]:
@@ -229,11 +233,18 @@ class DicomFileStorage(FileSystemStorage):
     def all_uuids(self) -> set[str]:
         """Every published attachment (a full walk: for consistency checks and tests, not hot paths)."""
         found = set()
-        for _dirpath, _dirnames, filenames in os.walk(self.root):
-            if os.path.basename(_dirpath) in (INCOMING, REPLACED):
-                continue
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root):
+                dirnames[:] = [d for d in dirnames if d not in (INCOMING, REPLACED)]
             found.update(filenames)
         return found
+
+
+def _listed(folder: Path) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
 
 
 def dicom_storage() -> DicomFileStorage:

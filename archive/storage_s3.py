@@ -178,10 +178,10 @@ class S3DicomStorage(S3Storage):
         """Delete a file that a newer one replaced REPLACED_GRACE seconds from now (archive/storage.py says why).
         The object stays at its key (readers need no fallback) under an in-flight row dated so that ``recover``,
         which deletes the objects of rows the index does not reference once older than ``recover_grace``, takes
-        it then: no S3 request now, one batched DeleteObjects later. Deleted at once when recovery does not run
-        periodically (``recover_grace`` 0), or when the replaced write is itself still in flight (its row
-        exists, and its publish, still to come, drops it)."""
-        if self.recover_grace <= 0:
+        it then: no S3 request now, one batched DeleteObjects later. Deleted at once with STORAGE_REPLACED_GRACE
+        0, when recovery does not run periodically (``recover_grace`` 0), or when the replaced write is itself
+        still in flight (its row exists, and its publish, still to come, drops it)."""
+        if self.recover_grace <= 0 or REPLACED_GRACE <= 0:
             self.remove(uuid)
             return
         self._rows_ready()

@@ -4,11 +4,13 @@ listed a study's files before an overwrite, a reconstruction or a new attachment
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
 
 from archive import housekeeping, reconstruct, selectors, services
+from archive import storage as storage_module
 from archive.attachments import attachment_put
 from archive.ingest import Origin, instance_store
 from archive.levels import Level
@@ -25,19 +27,30 @@ def _age(path, seconds: float) -> None:
     os.utime(path, (then, then))
 
 
+def _retired_earlier(root, minutes: int) -> None:
+    """As if every file in .replaced/ had been retired ``minutes`` earlier (its folder names the minute)."""
+    for folder in sorted((root / REPLACED).iterdir()):
+        folder.rename(folder.with_name(str(int(folder.name) - minutes)))
+
+
 def test_a_retired_file_is_read_until_purged_after_its_grace(tmp_path):
     storage = DicomFileStorage(str(tmp_path))
     storage.stage("ab12-old", b"old bytes")
     storage.publish("ab12-old")
+    minutes = {str(int(time.time() // 60))}
     storage.retire("ab12-old")
+    minutes.add(str(int(time.time() // 60)))
     assert not (tmp_path / "ab" / "12" / "ab12-old").exists()
+    retired = [p.relative_to(tmp_path / REPLACED).parts for p in (tmp_path / REPLACED).rglob("*") if p.is_file()]
+    assert len(retired) == 1 and retired[0][0] in minutes and retired[0][1] == "ab12-old"   # its minute's folder
     assert storage.read("ab12-old") == b"old bytes"
     with storage.stream("ab12-old") as f:
         assert f.read() == b"old bytes"
     assert storage.all_uuids() == set()          # not an attachment of the archive any more
     assert storage.purge_replaced(grace=60) == 0
-    _age(tmp_path / REPLACED / "ab12-old", 61)
+    _retired_earlier(tmp_path, 2)
     assert storage.purge_replaced(grace=60) == 1
+    assert list((tmp_path / REPLACED).iterdir()) == []
     with pytest.raises(FileNotFoundError):
         storage.read("ab12-old")
 
@@ -65,7 +78,10 @@ def test_a_replaced_file_still_staged_is_retired_and_its_late_publish_does_nothi
 def test_retiring_a_missing_file_or_without_the_folder_is_no_error(tmp_path):
     storage = DicomFileStorage(str(tmp_path))
     storage.retire("0000-never")
-    (tmp_path / REPLACED).rmdir()
+    storage.stage("2222-file", b"2")
+    storage.publish("2222-file")
+    storage.retire("2222-file")
+    shutil.rmtree(tmp_path / REPLACED)
     storage.stage("1111-file", b"1")
     storage.publish("1111-file")
     storage.retire("1111-file")
@@ -126,8 +142,20 @@ def test_the_housekeeper_purges_retired_files_once_their_grace_is_over(orthanc_c
     monkeypatch.setattr(housekeeping, "_last_purge", [-1e9])
     housekeeping.housekeeper_tick()
     assert dicom_storage().read(old) == data          # within the grace
-    _age(storage_dir / REPLACED / old, 901)
+    _retired_earlier(storage_dir, 16)
     monkeypatch.setattr(housekeeping, "_last_purge", [-1e9])
     housekeeping.housekeeper_tick()
     assert list((storage_dir / REPLACED).iterdir()) == []
     assert dicom_storage().all_uuids() == {Attachment.objects.get().uuid}
+
+
+def test_without_a_grace_a_replaced_file_goes_at_once_as_in_orthanc(tmp_path, monkeypatch):
+    """STORAGE_REPLACED_GRACE=0."""
+    monkeypatch.setattr(storage_module, "REPLACED_GRACE", 0.0)
+    storage = DicomFileStorage(str(tmp_path))
+    storage.stage("3333-old", b"old")
+    storage.publish("3333-old")
+    storage.retire("3333-old")
+    with pytest.raises(FileNotFoundError):
+        storage.read("3333-old")
+    assert list((tmp_path / REPLACED).iterdir()) == []
