@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/network.py                         # C-STORE (two PDU sizes), C-FIND, C-MOVE
     .venv/bin/python bench/network.py --only store --count 500 --assocs 1 --pdus 16384
+    .venv/bin/python bench/network.py --only store --overwrite --assocs 1,4 --pdus 16384
     .venv/bin/python bench/network.py --only find --runs 50
     .venv/bin/python bench/network.py --only move --move-count 500
     .venv/bin/python bench/network.py --only assoc --assoc-runs 40
@@ -14,6 +15,9 @@
    the storescu processes to the exit of the last one, ours / Orthanc, and the CPU time the server's
    processes used per instance (user + system, whole process tree). One table per ``--pdus`` value: both
    servers get that MaximumPduLength (16384 is the default of both; storescu then sends PDUs of that size).
+   With ``--overwrite``, a modality sending a study again: both servers run with OverwriteInstances, the
+   files are sent once untimed, then the timed run sends them all again (each store replaces an instance:
+   ours keeps the replaced file for STORAGE_REPLACED_GRACE, archive/storage.py; Orthanc deletes it).
 2. C-FIND at the study level on the 100,000-instance archives of bench/find.py (``--data``, made by
    ``bench/find.py --sizes 100000`` or ``manage.py populate --count 100000``): PatientID=, StudyInstanceUID=
    and StudyDate= (one day) with nine return keys (ModalitiesInStudy and NumberOfStudyRelatedInstances
@@ -134,7 +138,8 @@ def bench_store(args) -> None:
         _settle_disk()
         for pdu in args.pdus:
             results: dict[tuple[str, int], list[float]] = {}
-            print(f"\nC-STORE, storescu, {args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB, "
+            print(f"\nC-STORE{' again (OverwriteInstances)' if args.overwrite else ''}, storescu, "
+                  f"{args.count} CT instances of {files[0].stat().st_size / 1e6:.2f} MB, "
                   f"MaximumPduLength {pdu} on both servers, {args.rounds} round(s); storage areas on "
                   f"{filesystem_of(tempfile.gettempdir())}")
             print(f"{'server':8} {'assocs':>6} {'stored':>7} {'seconds':>8} {'inst/s':>8} {'ours/Orthanc':>13} "
@@ -147,7 +152,8 @@ def bench_store(args) -> None:
                     for name, factory in order if round_ % 2 == 0 else order[::-1]:
                         if args.only_server and name != args.only_server:
                             continue
-                        rate, line = _store_run(factory, pdu=pdu, files=files, warmup=warmup, assocs=assocs)
+                        rate, line = _store_run(factory, pdu=pdu, files=files, warmup=warmup, assocs=assocs,
+                                                overwrite=args.overwrite)
                         results.setdefault((name, assocs), []).append(rate)
                         other = results.get(("orthanc" if name == "ours" else "ours", assocs))
                         ratio = ""
@@ -165,17 +171,24 @@ def bench_store(args) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], assocs: int) -> tuple[float, str]:
+def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], assocs: int,
+               overwrite: bool = False) -> tuple[float, str]:
     """One fresh server, the warm-up, then the files over ``assocs`` associations: (instances/s, table cells).
-    The server's archive is emptied when it stops and removed when the bench ends (servers._retire)."""
-    with factory(extra={"MaximumPduLength": pdu}) as srv:
+    With ``overwrite``, the files are stored first and the timed run replaces them. The server's archive is
+    emptied when it stops and removed when the bench ends (servers._retire)."""
+    with factory(extra={"MaximumPduLength": pdu, "OverwriteInstances": overwrite}) as srv:
         wait_dicom(srv.dicom_port)
         storescu(srv.dicom_port, warmup, 1)
-        before = instances_count(srv)
+        if overwrite:
+            storescu(srv.dicom_port, files, assocs)
+            _settle_disk()
+        before = instances_count(srv) - (len(files) if overwrite else 0)
         cpu = srv.cpu_seconds()
         seconds, codes = storescu(srv.dicom_port, files, assocs)
         cpu = srv.cpu_seconds() - cpu
         stored = instances_count(srv) - before
+        if overwrite and any(codes):
+            stored = 0      # the count cannot tell a refused resend from a stored one: storescu's status can
     rate = stored / seconds
     _settle_disk()
     return rate, f"{stored:>7} {seconds:>8.2f} {rate:>8.0f} {cpu * 1000 / max(stored, 1):>12.2f}"
@@ -481,6 +494,8 @@ def main() -> int:
     ap.add_argument("--assocs", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4])
     ap.add_argument("--pdus", type=lambda s: [int(x) for x in s.split(",")], default=[16384, 131072],
                     help="MaximumPduLength of both servers, one C-STORE table each")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="C-STORE: time a second send of the files, OverwriteInstances on both servers")
     ap.add_argument("--move-count", type=int, default=500)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--assoc-runs", type=int, default=40, help="associations per exchange in the fourth part")
