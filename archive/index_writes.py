@@ -120,6 +120,26 @@ class IndexWriter:
             self._run(f"INSERT INTO archive_change (change_type, level, public_id, date) VALUES {values}",
                                 [x for row in rows for x in (int(row[0]), row[1], row[2], date)])
 
+    def delete_instance_with_siblings(self, *, instance_id: int, public_id: str, series_id: int,
+                                      dependents: Sequence[str]) -> list[tuple[str, int, int]] | None:
+        """Delete an instance that is not the last of its series, as services._delete does (its changes, its
+        rows in the ``dependents`` tables, its resource row), for an overwrite; returns the (uuid, compressed
+        size, uncompressed size) of its attachments. None, deleting nothing, when it is the series' last: its
+        ancestors then go too, which services._delete does."""
+        if self._key_share:   # as services._delete: the resource locked before its dependents are deleted
+            self._run("SELECT id FROM archive_resource WHERE id = %s FOR UPDATE", [instance_id])
+        self._run("SELECT 1 FROM archive_resource WHERE parent_id = %s AND id <> %s LIMIT 1", [series_id, instance_id])
+        if self.cursor.fetchone() is None:
+            return None
+        self._run("DELETE FROM archive_change WHERE public_id = %s", [public_id])
+        self._run("SELECT uuid, compressed_size, uncompressed_size FROM archive_attachment WHERE resource_id = %s",
+                  [instance_id])
+        files = list(self.cursor.fetchall())
+        for table in dependents:
+            self._run(f"DELETE FROM {table} WHERE resource_id = %s", [instance_id])
+        self._run("DELETE FROM archive_resource WHERE id = %s", [instance_id])
+        return files
+
     def touch(self, ids: Sequence[int], *, now: dt.datetime) -> None:
         """A new child arrived: the ancestors' LastUpdate moves and they are no longer stable."""
         marks = ", ".join(["%s"] * len(ids))

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # Rows that point to a resource. Deletes use _raw_delete (no Django cascade, no per-row signals), so each
 # of these is removed explicitly before its resources; the foreign keys make a forgotten one fail loudly.
 _DEPENDENTS = (Attachment, Metadata, Label, MainDicomTag)
+DEPENDENT_TABLES = tuple(model._meta.db_table for model in _DEPENDENTS)   # for index_writes' plain SQL
 
 _STABLE_CHANGE = {0: ChangeType.StablePatient, 1: ChangeType.StableStudy, 2: ChangeType.StableSeries}
 

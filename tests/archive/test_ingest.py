@@ -265,3 +265,51 @@ def test_a_nul_inside_a_main_tag_value_is_stored_on_every_backend():
     assert result.status is StoreStatus.SUCCESS
     assert Resource.objects.get(level=0).main_tags["PatientName"] == "DOE"
     assert Resource.objects.get(level=1).main_tags["StudyDescription"] == "HEAD"
+
+
+def _index_state() -> dict:
+    """What an overwrite leaves in the index, without row ids, times and file UUIDs (new each store)."""
+    from archive.models import Label
+
+    by_id = dict(Resource.objects.values_list("id", "public_id"))
+    return {
+        "resources": sorted(Resource.objects.values_list("level", "public_id", "main_tags", "is_stable")),
+        "attachments": sorted((by_id[r], t, s, m) for r, t, s, m in Attachment.objects.values_list(
+            "resource_id", "content_type", "uncompressed_size", "uncompressed_md5")),
+        "metadata": sorted((by_id[r], t, v) for r, t, v in Metadata.objects.exclude(
+            type=MetadataType.ReceptionDate).values_list("resource_id", "type", "value")),
+        "labels": sorted((by_id[r], n) for r, n in Label.objects.values_list("resource_id", "name")),
+        "changes": list(Change.objects.order_by("seq").values_list("change_type", "level", "public_id")),
+        "statistics": statistics_totals(),
+    }
+
+
+@pytest.mark.parametrize("siblings", [0, 2])
+def test_overwrite_leaves_the_index_as_a_deletion_then_a_store_would(orthanc_config, monkeypatch, siblings):
+    """The overwrite of an instance whose series keeps others runs a few plain statements
+    (IndexWriter.delete_instance_with_siblings), not services' deletion: both must leave the same index (the
+    old instance's changes, metadata, labels and attachments gone, the statistics counting one instance)."""
+    from archive.index_writes import IndexWriter
+    from archive.labels import label_add
+    from archive.levels import Level
+    from archive.statistics import statistics_recount
+
+    orthanc_config(OverwriteInstances=True)
+    states = []
+    for plain in (True, False):
+        Resource.objects.all().delete()
+        Change.objects.all().delete()
+        statistics_recount()
+        if not plain:
+            monkeypatch.setattr(IndexWriter, "delete_instance_with_siblings", lambda self, **kwargs: None)
+        for k in range(siblings):
+            instance_store(data=make_dicom(SOPInstanceUID=f"1.2.3.5.{k}", InstanceNumber=str(k + 2)), origin=REST)
+        first = instance_store(data=make_dicom(SOPInstanceUID="1.2.3.5.9", ImageComments="first"), origin=REST)
+        label_add(level=Level.INSTANCE, public_id=first.ids.instance, name="old")
+        Metadata.objects.create(resource=Resource.objects.get(public_id=first.ids.instance), type=1024, value="x")
+        again = instance_store(data=make_dicom(SOPInstanceUID="1.2.3.5.9", ImageComments="second"), origin=REST)
+        assert again.status is StoreStatus.SUCCESS
+        assert Attachment.objects.filter(resource__public_id=first.ids.instance).count() == 1
+        states.append(_index_state())
+    assert states[0] == states[1]
+    assert states[0]["statistics"].instances == siblings + 1 and states[0]["labels"] == []
