@@ -685,7 +685,7 @@ def _store_contexts(instances: list, policy: SendPolicy) -> list[PresentationCon
 def handle_move(event, scp: ScpSettings):
     """evt.EVT_C_MOVE (PS3.4 C.4.2): the destination AET is looked up among the modalities."""
     if _refused(event, "Move", scp):
-        return
+        raise RequestRefused
     destination = str(event.move_destination or "").strip()
     try:
         found = registry.modality_by_aet(destination)
@@ -745,11 +745,19 @@ def _retrieve_instances_or_fail(identifier: Dataset, command: str, *, each_value
     raise RetrieveFailed(CANNOT_UNDERSTAND)
 
 
+class RequestRefused(Exception):
+    """A C-MOVE or C-GET of a caller that may not make it: the association is already aborted (_refused), so
+    nothing is answered (pynetdicom would log the handler's early return as a failure, with a traceback)."""
+
+
 class _OrthancAttempt(attempt):
     """pynetdicom's ``attempt`` (the guard around each call of a handler), answering RetrieveFailed as
     Orthanc does: its status, the sub-operation counts at zero."""
 
     def __exit__(self, exc_type, exc_val, exc_tb):
+        if isinstance(exc_val, RequestRefused):
+            self._success = False
+            return True
         if not isinstance(exc_val, RetrieveFailed):
             return super().__exit__(exc_type, exc_val, exc_tb)
         if self._assoc is not None:
@@ -766,7 +774,7 @@ class _OrthancAttempt(attempt):
 def handle_get(event, scp: ScpSettings):
     """evt.EVT_C_GET (PS3.4 C.4.3): the sub-operations go back on the same association."""
     if _refused(event, "Get", scp):
-        return
+        raise RequestRefused
     instances = _retrieve_instances_or_fail(event.identifier, "C-GET", each_value_found=True)
     bulk_data = str(event.request.AffectedSOPClassUID) != GET_WITHOUT_BULK_DATA
     caller = _caller(event)

@@ -98,7 +98,8 @@ def server(tmp_path_factory, modality):
         "JpegTransferSyntaxAccepted": False,
         "DicomModalities": {
             "scu": ["SCU", "127.0.0.1", modality.port],
-            "noecho": {"AET": "NOECHO", "Host": "127.0.0.1", "Port": 1, "AllowEcho": False, "AllowFind": False},
+            "noecho": {"AET": "NOECHO", "Host": "127.0.0.1", "Port": 1, "AllowEcho": False, "AllowFind": False,
+                       "AllowMove": False, "AllowGet": False},
         },
     }
     with live_server(tmp, **options) as srv:
@@ -791,6 +792,32 @@ def test_find_not_allowed_aborts(server, study):
     identifier.QueryRetrieveLevel = "STUDY"
     list(assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind))
     assert _aborted(assoc)
+
+
+@pytest.mark.parametrize("model", [StudyRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelGet])
+def test_move_and_get_not_allowed_abort_quietly(server, study, model):
+    """Orthanc aborts the association of a caller that may not retrieve; the refusal is one warning in the
+    log, not a handler failure (pynetdicom logged "The C-MOVE request handler must yield ..." and a
+    traceback for each refused C-MOVE)."""
+    log = server.tmp / "server.log"
+    start = log.stat().st_size
+    assoc = _associate(server, [model], aet="NOECHO")
+    assert assoc.is_established
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study[0]
+    if model is StudyRootQueryRetrieveInformationModelMove:
+        list(assoc.send_c_move(identifier, "SCU", model))
+    else:
+        list(assoc.send_c_get(identifier, model))
+    assert _aborted(assoc)
+    kind = "Move" if model is StudyRootQueryRetrieveInformationModelMove else "Get"
+    deadline = time.time() + 5
+    while f"Rejected {kind} request".encode() not in log.read_bytes()[start:] and time.time() < deadline:
+        time.sleep(0.05)
+    written = log.read_bytes()[start:].decode(errors="replace")
+    assert f"Rejected {kind} request from remote DICOM modality with AET 'NOECHO'" in written
+    assert "Traceback" not in written and "must yield" not in written
 
 
 def test_dcmtk_findscu(server, study):
