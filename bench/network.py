@@ -58,7 +58,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from servers import filesystem_of, free_port, orthanc_server, ours_server  # noqa: E402
+from servers import filesystem_of, free_port, orthanc_server, ours_server, removed  # noqa: E402
 from synth import generate_count  # noqa: E402
 
 from archive.populate import Shape, patient_info, study_info  # noqa: E402
@@ -168,7 +168,7 @@ def bench_store(args) -> None:
                     print(f"  {assocs} association(s): Orthanc {orthanc:.0f} inst/s, ours {ours:.0f} inst/s, "
                           f"ours/Orthanc {ours / orthanc:.2f}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        removed(work)
 
 
 def _store_run(factory, *, pdu: int, files: list[Path], warmup: list[Path], assocs: int,
@@ -289,7 +289,7 @@ def bench_move(args) -> None:
               f"{'dst cpu ms/inst':>16}  check")
         print("\n".join(rest_rows), flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        removed(work)
 
 
 def _find_identifier(key: str, value: str):
@@ -415,7 +415,7 @@ def bench_associations(args) -> None:
                       "(time: lower is better)")
             _association_phases(args, files[0], {"orthanc": orthanc, "ours": ours})
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        removed(work)
 
 
 def _tool_request(tool: str, *, then: tuple[str, ...] = ()) -> bytes:
