@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from servers import SERVERS, KeepAliveClient, Server, filesystem_of  # noqa: E402
+from servers import SERVERS, KeepAliveClient, Server, filesystem_of, wait_for_freed_inodes  # noqa: E402
 from synth import SynthInstance, generate_count  # noqa: E402
 
 MAX_ERRORS = 20
@@ -297,6 +297,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     if load > 0.5:
         print(f"WARNING: load average {load:.2f} before the bench: other work on this machine skews the figures")
+    wait_for_freed_inodes()
 
     results: list[RunResult] = []
     failed = 0

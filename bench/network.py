@@ -58,7 +58,14 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from servers import filesystem_of, free_port, orthanc_server, ours_server, removed  # noqa: E402
+from servers import (  # noqa: E402
+    filesystem_of,
+    free_port,
+    orthanc_server,
+    ours_server,
+    removed,
+    wait_for_freed_inodes,
+)
 from synth import generate_count  # noqa: E402
 
 from archive.populate import Shape, patient_info, study_info  # noqa: E402
@@ -130,6 +137,7 @@ def instances_count(url: str) -> int:
 
 
 def bench_store(args) -> None:
+    wait_for_freed_inodes()
     work = Path(tempfile.mkdtemp(prefix="bench-network-"))
     try:
         print(f"writing {args.count} + 20 instances to {work} ...", flush=True)
@@ -224,6 +232,7 @@ def movescu(port: int, *, called: str, destination: str, study_uid: str) -> tupl
 def bench_move(args) -> None:
     import pydicom
 
+    wait_for_freed_inodes()
     work = Path(tempfile.mkdtemp(prefix="bench-move-"))
     try:
         count = args.move_count

@@ -308,7 +308,6 @@ def _workdir(prefix: str, keep: bool, existing: Path | None = None) -> Iterator[
         existing.mkdir(parents=True, exist_ok=True)
         yield existing
         return
-    wait_for_freed_inodes()
     path = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         yield path
@@ -333,8 +332,8 @@ def _retire(folder: Path) -> None:
       the server's time to 27%; dd of 1.5 GB: 3.7 s of system time into such memory, 0.3-0.5 s into memory
       freed by removed files).
     A truncated file frees its pages and blocks at once, reused by the next run, and keeps its inode. The
-    folders are removed when the bench ends (``removed``), and the next bench waits for those inodes
-    (``wait_for_freed_inodes``)."""
+    folders are removed when the bench ends (``removed``); the next bench that creates many files waits for
+    those inodes (``wait_for_freed_inodes``)."""
     for root, _dirs, names in os.walk(folder):
         for name in names:
             try:
@@ -368,18 +367,11 @@ def removed(folder: Path) -> None:
         pass
 
 
-_waited = False
-
-
 def wait_for_freed_inodes() -> None:
-    """Before a bench's first server: if a bench removed its files less than INODE_RECENTCY_SECONDS ago,
-    wait. Until then, on ext4 without a journal, each new file or folder is allocated past those inodes
-    (perf: recently_deleted, find_get_block_common): 0.5 ms more per C-STORE for the first server started,
-    2 of 4.7 ms of its CPU per instance in one measured run, and little for the one after it."""
-    global _waited
-    if _waited:
-        return
-    _waited = True
+    """Before a bench that creates many files: if a bench or a test session removed its files less than
+    INODE_RECENTCY_SECONDS ago, wait. Until then, on ext4 without a journal, each new file or folder is
+    allocated past those inodes (perf: recently_deleted, find_get_block_common): in one measured C-STORE
+    run, 0.5 of the 4.7 ms of CPU per instance of the server that went first."""
     try:
         when = float(REMOVAL_STAMP.read_text())
     except (OSError, ValueError):
