@@ -277,6 +277,12 @@ class FastDimse(DIMSEServiceProvider):
         C-GET-RSP without identifier that follows each sub-operation, are encoded directly instead of through
         a pydicom Dataset (pynetdicom's standard EVT_DIMSE_SENT handler logs nothing for them)."""
         kind = primitive.__class__
+        if kind is C_MOVE and primitive.Status == 0xFF00 and primitive.NumberOfRemainingSuboperations == 0 \
+                and primitive.MessageIDBeingRespondedTo is not None:
+            # pynetdicom answers every sub-operation with a Pending, the last one too, then the final response;
+            # Orthanc's C-MOVE SCP answers the last one with the final response only (movescu against 1.10.1:
+            # two Pending for three instances). A C-GET's last Pending stays: Orthanc sends it too.
+            return
         if kind in (C_STORE, C_MOVE, C_GET) and primitive.MessageIDBeingRespondedTo is not None \
                 and primitive.Status is not None and primitive.ErrorComment is None \
                 and primitive.OffendingElement is None \

@@ -848,9 +848,13 @@ def test_move_study_to_known_modality(server, study, modality):
     modality.raw.clear()
     modality.pdu_lengths.clear()
     modality.originators.clear()
-    final = _move(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+    answers = _move_answers(server, "SCU", QueryRetrieveLevel="STUDY", StudyInstanceUID=study[0])
+    final = answers[-1][0]
     assert final.Status == 0x0000
     assert final.NumberOfCompletedSuboperations == 3
+    # As Orthanc 1.10.1 answers movescu: a Pending after each sub-operation but the last, whose answer is the
+    # final one (pynetdicom sent a Pending with 0 remaining first)
+    assert [(a.Status, a.NumberOfRemainingSuboperations) for a, _ds in answers[:-1]] == [(0xFF00, 2), (0xFF00, 1)]
     assert len(modality.received) == 3
     # The C-STOREs name the C-MOVE's caller and its message as their originator, as Orthanc's (pynetdicom
     # named our own AET)
