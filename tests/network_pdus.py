@@ -67,3 +67,18 @@ def pdu_read(sock) -> tuple[int, bytes]:
         assert piece, "connection closed"
         body += piece
     return data[0], body
+
+
+def store_request(sop_class: str, sop_instance: str, *, message_id: int = 1) -> bytes:
+    """A P-DATA-TF holding the command set of a C-STORE-RQ on presentation context 1, its dataset to follow."""
+    def element(tag: int, value: bytes) -> bytes:
+        return struct.pack("<HHI", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+    def uid(text: str) -> bytes:
+        return text.encode() + b"\x00" * (len(text) % 2)
+    body = (element(0x00000002, uid(sop_class)) + element(0x00000100, struct.pack("<H", 0x0001))
+            + element(0x00000110, struct.pack("<H", message_id)) + element(0x00000700, struct.pack("<H", 0))
+            + element(0x00000800, struct.pack("<H", 0x0000)) + element(0x00001000, uid(sop_instance)))
+    command = element(0x00000000, struct.pack("<I", len(body))) + body
+    pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
+    return struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv

@@ -323,6 +323,8 @@ class FastDimse(DIMSEServiceProvider):
                 if self._plain_receive():
                     primitive = store_request_primitive(command)
                     if primitive is not None:       # a C-STORE-RQ: its dataset follows
+                        if self._store_refused():
+                            return
                         primitive._context_id = context_id
                         self._message = primitive
                         continue
@@ -332,6 +334,8 @@ class FastDimse(DIMSEServiceProvider):
                 # The command set is always implicit VR little endian (PS3.7 6.3.1)
                 message.command_set = decode(message.encoded_command_set, True, True)
                 message.__class__ = _MESSAGE_TYPES[message.command_set.CommandField][1]
+                if message.__class__ is C_STORE_RQ and self._store_refused():
+                    return
                 if message.command_set.CommandDataSetType == 0x0101:   # no dataset follows
                     if not self._complete(message):
                         return
@@ -341,6 +345,17 @@ class FastDimse(DIMSEServiceProvider):
                 self._data.append(data[1:])
                 if control & 2 and not self._complete(self._message):
                     return
+
+    def _store_refused(self) -> bool:
+        """A C-STORE-RQ of a caller that may not store: the association is aborted on its command set, as
+        Orthanc's (its dispatcher checks the command before reading the dataset), instead of after the whole
+        dataset is received (a large multi-frame instance sent for nothing)."""
+        refuses = self.assoc.refuses_store
+        if refuses is None or not refuses():
+            return False
+        self._command, self._data, self._message = [], [], None
+        self.assoc.abort()
+        return True
 
     def _plain_receive(self) -> bool:
         """Whether nothing looks at received messages but the service classes: pynetdicom's standard
@@ -673,6 +688,9 @@ class FastAssociation(Association):
         self.wake_event = threading.Event()
         self.serve_inline_requests = serve_inline
         self.move_originator: str | None = None     # FastAE.associate
+        # Whether the caller may not store (set by the SCP): checked on a C-STORE-RQ's command set, so that a
+        # refused caller's association ends before its dataset is sent (FastDimse.receive_items)
+        self.refuses_store = None
         # Called by each thread the association runs besides its own (the DUL, N-EVENT-REPORT handlers) as it
         # ends: per-thread resources such as the database connections its handlers opened.
         self.thread_exit_hooks: list = []

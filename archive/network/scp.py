@@ -353,6 +353,8 @@ class _RequestHandler(FastRequestHandler):
         assoc.modalities_read = self.server.modalities_taken(self.request)
         assoc.acse = _OrthancAcse(assoc)
         assoc.thread_exit_hooks.append(connections.close_all)   # the DUL thread's database connections
+        scp = self.server.scp
+        assoc.refuses_store = lambda: _store_refused(assoc, scp)
         run = assoc.run
         server = self.server
 
@@ -380,16 +382,29 @@ def _caller(event) -> Caller:
     return event.assoc.orthanc_caller
 
 
-def _refused(event, kind: str, scp: ScpSettings) -> bool:
-    """True (and the association aborted) when the caller may not make this request."""
+def _rejected(kind: str, caller: Caller, scp: ScpSettings) -> bool:
+    """Whether the caller may not make this request (logged as Orthanc logs it)."""
     activity_mark()
-    caller = _caller(event)
     if request_allowed(kind, caller, scp):
         return False
     logger.warning("Rejected %s request from remote DICOM modality with AET %r and hostname %r",
                    kind, caller.aet, caller.ip)
+    return True
+
+
+def _refused(event, kind: str, scp: ScpSettings) -> bool:
+    """True (and the association aborted) when the caller may not make this request."""
+    if not _rejected(kind, _caller(event), scp):
+        return False
     event.assoc.abort()
     return True
+
+
+def _store_refused(assoc, scp: ScpSettings) -> bool:
+    """Whether the caller of ``assoc`` may not store; the association is then aborted on the C-STORE's command
+    set (FastDimse.receive_items), before its dataset comes."""
+    caller = getattr(assoc, "orthanc_caller", None)
+    return caller is not None and _rejected("Store", caller, scp)
 
 
 def handle_echo(event, scp: ScpSettings) -> int:
