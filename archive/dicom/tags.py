@@ -192,6 +192,12 @@ def main_dicom_tags_signature(level: Level, extra: Sequence[BaseTag] = ()) -> st
     """The MainDicomTagsSignature metadata (and ``/system``'s MainDicomTags): the level's main tags and
     extra tags, sorted, as ``gggg,eeee`` joined by ``;`` (DicomMap::ComputeSignature). A study's
     signature does not include the patient tags it stores."""
+    return _signature(level, tuple(extra))
+
+
+@functools.lru_cache(maxsize=64)
+def _signature(level: Level, extra: tuple[BaseTag, ...]) -> str:
+    # Computed for every instance stored and every /system (~15 us each): the configuration rarely changes.
     return ";".join(sorted({tag_key(t) for t in level_tags(level, extra)}))
 
 
