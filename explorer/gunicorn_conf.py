@@ -1,12 +1,12 @@
 """gunicorn settings shared by ``manage.py serve`` and the Procfile (``gunicorn -c python:explorer.gunicorn_conf``):
-gthread workers, and in each worker the metrics flusher (archive/metrics.py), started after the fork
+gthread workers (explorer.http_worker), and in each worker the metrics flusher (archive/metrics.py), started after the fork
 because a thread does not survive one. Command-line options override what is set here."""
 
 from __future__ import annotations
 
 import os
 
-worker_class = "gthread"
+worker_class = "explorer.http_worker.LingeringThreadWorker"   # gthread, serving a next request at once
 threads = int(os.environ.get("HTTP_THREADS", "4"))
 keepalive = 30
 loglevel = "warning"

@@ -134,11 +134,15 @@ class Command(BaseCommand):
         if "http" in roles and cfg.get("HttpServerEnabled", True):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
-                   "--config", "python:explorer.gunicorn_conf",   # gthread, and the metrics flusher per worker
+                   "--config", "python:explorer.gunicorn_conf",   # the metrics flusher per worker
                    "--bind", f"0.0.0.0:{cfg['HttpPort']}", "--workers", str(workers),
-                   "--worker-class", "gthread", "--threads", "4", "--keep-alive", "30", "--preload",
+                   "--worker-class", "explorer.http_worker.LingeringThreadWorker", "--threads", "4",
+                   "--keep-alive", "30", "--preload",
                    "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),
-                   "--log-level", "warning", "--access-logfile", "-" if os.environ.get("ACCESS_LOG") else "/dev/null"]
+                   "--log-level", "warning"]
+            if os.environ.get("ACCESS_LOG"):
+                # Without it, no access log at all: a log to /dev/null still formatted a line per request
+                cmd += ["--access-logfile", "-"]
             children.append(subprocess.Popen(cmd, env=os.environ.copy()))
             self.stdout.write(f"HTTP server listening on port {cfg['HttpPort']} ({workers} workers)")
 
