@@ -28,7 +28,7 @@ class OrthancError(enum.Enum):
     DATABASE = (11, "Error with the database engine", 500)
     URI_SYNTAX = (12, "Badly formatted URI", 400)
     INEXISTENT_FILE = (13, "Inexistent file", 404)
-    CANNOT_WRITE_FILE = (14, "Cannot write to file", 403)
+    CANNOT_WRITE_FILE = (14, "Cannot write to file", 500)
     BAD_FILE_FORMAT = (15, "Bad file format", 400)
     TIMEOUT = (16, "Timeout", 408)
     UNKNOWN_RESOURCE = (17, "Unknown resource", 404)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pydicom
+from django.conf import settings
 from django.http import HttpResponse
 from django.urls import path
 
 from archive import runtime, selectors, services
 from archive.dicom import json as dicom_json
-from archive.errors import ParameterOutOfRange, UnknownResource
+from archive.errors import ArchiveError, OrthancError, ParameterOutOfRange, UnknownResource
 from archive.levels import Level
 from archive.requested_tags import requested_values_many
 from archive.settings import archive_settings
@@ -20,6 +22,8 @@ from explorer.api.base import OrthancView
 from explorer.api.params import flag, requested_tags, since_and_limit, tag_format
 from explorer.api.rendering import bare_response, json_response, with_filename
 from explorer.api.representations import resource_json
+
+logger = logging.getLogger(__name__)
 
 
 def _describe(resources, request, *, expand: bool):
@@ -166,6 +170,29 @@ class InstanceFileApi(OrthancView):
         return with_filename(response, filename) if filename else response
 
 
+class InstanceExportApi(OrthancView):
+    """POST /instances/{id}/export: the DICOM file written where the body names, on the server's file system.
+    Only with RestApiWriteToFileSystemEnabled (Orthanc 1.12.0, and Debian's 1.10.1 since its security update):
+    anyone who reaches the REST API could otherwise overwrite any file the server may write. Refused, it is
+    the bare 403 that Orthanc answers, before the instance is even looked up (seen live)."""
+
+    def post(self, request, public_id: str):
+        if not settings.ORTHANC.get("RestApiWriteToFileSystemEnabled", False):
+            logger.error('The URI /instances/../export is disallowed for security reasons: set the '
+                         '"RestApiWriteToFileSystemEnabled" configuration option to true to enable it')
+            return bare_response(403)
+        instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
+        data, _uuid = selectors.instance_dicom_file(instance=instance)
+        target = request.body.decode("utf-8", errors="surrogateescape")    # the path as sent, as Orthanc reads it
+        try:
+            with open(target, "wb") as out:
+                out.write(data)
+        except (OSError, ValueError) as exc:      # ValueError: a NUL in the path
+            logger.error("Cannot write to file %r: %s", target, exc)
+            raise ArchiveError(orthanc_error=OrthancError.CANNOT_WRITE_FILE) from exc
+        return json_response({})
+
+
 def _dicomweb_json(data: bytes) -> HttpResponse:
     """The instance in DICOMweb JSON (PS3.18 F.2), binary values inline (base64), as Orthanc's /file sends it
     for ``Accept: application/dicom+json``."""
@@ -288,6 +315,7 @@ urlpatterns += [
     path("instances/<str:public_id>/simplified-tags", SimplifiedTagsApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/header", InstanceHeaderApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/file", InstanceFileApi.as_view(level=Level.INSTANCE)),
+    path("instances/<str:public_id>/export", InstanceExportApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/frames", InstanceFramesApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/content", InstanceContentApi.as_view(level=Level.INSTANCE)),
     path("instances/<str:public_id>/content/<path:subpath>", InstanceContentApi.as_view(level=Level.INSTANCE)),

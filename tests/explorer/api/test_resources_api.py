@@ -593,3 +593,29 @@ def test_an_encoded_nul_ends_the_uri_as_in_orthanc(client, three):
     assert client.get(f"/studies/{study[:-1]}%00{study[-1]}/metadata").status_code == 404
     assert len(client.get("/studies%00/ab").json()) == 3
     assert client.post("/jobs/x%00/cancel").status_code == 405
+
+
+# --- POST /instances/{id}/export (RestApiWriteToFileSystemEnabled), as Debian's Orthanc 1.10.1 answered live ---
+
+def test_export_is_refused_by_default(client, tmp_path):
+    ids = store()
+    target = tmp_path / "out.dcm"
+    for instance in (ids.instance, "nope"):     # refused before the instance is looked up
+        r = client.post(f"/instances/{instance}/export", data=str(target), content_type="text/plain")
+        assert (r.status_code, r.content) == (403, b"")
+    assert not target.exists()
+
+
+def test_export_writes_the_file_when_enabled(client, tmp_path, orthanc_config):
+    orthanc_config(RestApiWriteToFileSystemEnabled=True)
+    ids = store()
+    target = tmp_path / "out.dcm"
+    r = client.post(f"/instances/{ids.instance}/export", data=str(target), content_type="text/plain")
+    assert r.status_code == 200 and json.loads(r.content) == {}
+    assert target.read_bytes() == client.get(f"/instances/{ids.instance}/file").content
+    r = client.post("/instances/nope/export", data=str(target), content_type="text/plain")
+    assert r.status_code == 404 and json.loads(r.content)["OrthancStatus"] == 17
+    r = client.post(f"/instances/{ids.instance}/export", data=str(tmp_path / "no-such-folder" / "x.dcm"),
+                    content_type="text/plain")
+    body = json.loads(r.content)
+    assert (r.status_code, body["Message"], body["OrthancStatus"]) == (500, "Cannot write to file", 14)
