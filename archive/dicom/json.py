@@ -40,6 +40,7 @@ from pydicom.sequence import Sequence as PydicomSequence
 from pydicom.tag import BaseTag, Tag
 
 from archive.dicom.tags import ENCODING_TO_CHARSET, parse_tag, tag_key, tag_name
+from archive.errors import UnknownDicomTag
 from archive.levels import Level
 
 MAX_TAG_LENGTH = 256  # ORTHANC_MAXIMUM_TAG_LENGTH
@@ -782,7 +783,8 @@ def _parse_content_tag(part: str) -> int:
     try:
         return int(parse_tag(part))
     except ValueError:
-        raise ContentNotFound(part) from None
+        # Not a tag at all (Orthanc: 500 "Unknown DICOM tag"), where an absent one is a 404
+        raise UnknownDicomTag() from None
 
 
 def _element_bytes(elem: Any, vr: str, source: tuple | None) -> bytes:
@@ -846,7 +848,8 @@ def content_navigate(ds: Dataset, parts: Sequence[str]) -> list[str] | bytes:
     """``/instances/{id}/content/...``: a dataset lists its tags (``gggg-eeee``), a sequence its item
     indexes, a leaf gives its value bytes; ``7fe0-0010`` lists the pixel data blocks.
 
-    Raises ContentNotFound for a path that does not exist (Orthanc answers 404).
+    Raises ContentNotFound for a path that does not exist (Orthanc answers a bare 404), UnknownDicomTag for a
+    part that should be a tag and is none.
     """
     source = _source(ds)
     parts = list(parts)

@@ -236,7 +236,7 @@ class InstanceContentApi(OrthancView):
         try:
             result = dicom_json.content_navigate(ds, parts)
         except (KeyError, IndexError, ValueError):
-            raise UnknownResource() from None
+            return bare_response(404)     # as Orthanc: a path absent from the dataset gets no error body
         if isinstance(result, list):
             return json_response(result)
         return HttpResponse(result, content_type="application/octet-stream")

@@ -619,3 +619,18 @@ def test_export_writes_the_file_when_enabled(client, tmp_path, orthanc_config):
                     content_type="text/plain")
     body = json.loads(r.content)
     assert (r.status_code, body["Message"], body["OrthancStatus"]) == (500, "Cannot write to file", 14)
+
+
+def test_content_answers_as_orthanc(client):
+    """Orthanc 1.10.1 (live): an absent path is a bare 404, a part that is no tag a 500 "Unknown DICOM tag", an
+    unknown instance the JSON "Unknown resource"."""
+    ids = store(PatientName="Content^Test")
+    assert client.get(f"/instances/{ids.instance}/content/0010-0010").content.rstrip(b" \x00") == b"Content^Test"
+    for absent in ("0008-9999", "0010-0010/0", "0008-0016/extra", "0008-1140/x", "7fe0-0010/9"):
+        r = client.get(f"/instances/{ids.instance}/content/{absent}")
+        assert (r.status_code, r.content) == (404, b""), absent
+    r = client.get(f"/instances/{ids.instance}/content/zzzz")
+    body = json.loads(r.content)
+    assert (r.status_code, body["Message"], body["OrthancStatus"]) == (500, "Unknown DICOM tag", 27)
+    r = client.get("/instances/nope/content/0010-0010")
+    assert r.status_code == 404 and json.loads(r.content)["Message"] == "Unknown resource"
