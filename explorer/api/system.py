@@ -127,9 +127,33 @@ class LegacyExplorerApi(OrthancView):
         return bare_response(301, Location="../ui/")
 
 
+class FaviconApi(OrthancView):
+    """/favicon.ico, which browsers ask of any page (a REST answer opened in a tab too): as Orthanc, a redirection
+    to the explorer's icon (relative, as RootApi), under the OrthancExplorerEnabled switch."""
+
+    def get(self, request):
+        if not settings.ORTHANC.get("OrthancExplorerEnabled", True):
+            raise UnknownResource()
+        return bare_response(301, Location="app/images/favicon.ico")
+
+
+FAVICON = settings.BASE_DIR / "static" / "ui" / "favicon.ico"   # the web UI's icon, one file for both
+
+
+class ExplorerIconApi(OrthancView):
+    """/app/images/favicon.ico, where Orthanc Explorer keeps its icon: the web UI's."""
+
+    def get(self, request):
+        if not settings.ORTHANC.get("OrthancExplorerEnabled", True):
+            raise UnknownResource()
+        return text_response(FAVICON.read_bytes(), content_type="image/x-icon")
+
+
 urlpatterns = [
     path("", RootApi.as_view()),                          # only if OrthancExplorerEnabled
     path("app/explorer.html", LegacyExplorerApi.as_view()),
+    path("favicon.ico", FaviconApi.as_view()),
+    path("app/images/favicon.ico", ExplorerIconApi.as_view()),
     path("system", SystemApi.as_view()),
     path("statistics", StatisticsApi.as_view()),
     path("plugins", PluginsApi.as_view()),

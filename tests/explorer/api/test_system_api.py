@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 
 from explorer.api.system import system_info
 from tests.dicom_factory import make_dicom
@@ -131,6 +132,26 @@ def test_root_is_unknown_when_the_explorer_is_disabled(client, orthanc_config):
     response = client.get("/")
     assert response.status_code == 404
     assert response.json()["OrthancStatus"] == 17
+
+
+def test_favicon_redirects_to_the_explorers_icon_as_orthanc(client):
+    # Real Orthanc 1.10.1: GET /favicon.ico is a bare 301 to app/images/favicon.ico, an image/x-icon
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"], response.content) == (301, "app/images/favicon.ico", b"")
+    assert "Content-Type" not in response
+    icon = client.get("/app/images/favicon.ico")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/x-icon"
+    body = b"".join(icon.streaming_content) if icon.streaming else icon.content
+    assert body[:4] == b"\x00\x00\x01\x00"      # an ICO header (type 1: icon)
+    assert body == (settings.BASE_DIR / "static" / "ui" / "favicon.ico").read_bytes()
+
+
+def test_favicon_is_unknown_when_the_explorer_is_disabled(client, orthanc_config):
+    orthanc_config(OrthancExplorerEnabled=False)
+    for uri in ("/favicon.ico", "/app/images/favicon.ico"):
+        response = client.get(uri)
+        assert response.status_code == 404
+        assert response.json()["OrthancStatus"] == 17
 
 
 @pytest.mark.parametrize("uri", ["/system", "/statistics", "/plugins"])

@@ -60,6 +60,21 @@ def test_root_redirects_to_the_ui(server):
     assert requests.get(server.url + "/", timeout=10).url == server.url + "/ui/"
 
 
+def test_pages_and_rest_answers_have_the_icon(server, page):
+    # The UI declares its icon; a REST answer opened in a tab declares none, so a browser asks /favicon.ico,
+    # which redirects (as Orthanc) to app/images/favicon.ico: the same icon.
+    page.goto(server.url + "/ui/")
+    href = page.locator("link[rel=icon]").get_attribute("href")
+    assert href.endswith("/ui/favicon.ico")
+    icon = requests.get(server.url + href, timeout=10)
+    assert icon.status_code == 200 and icon.content[:4] == b"\x00\x00\x01\x00"     # an ICO header
+    answer = page.goto(server.url + "/favicon.ico")
+    assert (answer.url, answer.status, answer.headers["content-type"]) == (
+        server.url + "/app/images/favicon.ico", 200, "image/x-icon")
+    assert answer.request.redirected_from.response().status == 301
+    assert answer.body() == icon.content
+
+
 def test_study_list_filters_as_you_type_and_url_is_bookmarkable(server, page):
     page.goto(server.url + "/ui/")
     assert page.locator("h1").inner_text() == "Studies"
