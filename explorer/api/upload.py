@@ -6,6 +6,7 @@ import io
 import zipfile
 import zlib
 
+from django.conf import settings
 from django.urls import path
 
 from archive.errors import ArchiveError, BadFileFormat
@@ -15,9 +16,15 @@ from explorer.api.base import remote_ip
 from explorer.api.rendering import json_response
 from explorer.api.resources import ResourceListApi
 
-# A ZIP entry that inflates beyond this many times its compressed size is treated as a bomb.
-MAX_ZIP_RATIO = 200
-MAX_ZIP_ENTRY = 4 * 1024 * 1024 * 1024
+MB = 1024 * 1024
+
+
+def archive_file_limit() -> int | None:
+    """MaximumFileSizeInArchiveMB (Orthanc 1.12.11, default 4096; 0: none): the largest file, once inflated,
+    taken from an uploaded ZIP or gzip body, against ZIP/gzip bombs. A plain size, not a compression ratio: a
+    blank image or a segmentation's frames deflate a thousandfold and are no bomb."""
+    megabytes = int(settings.ORTHANC.get("MaximumFileSizeInArchiveMB", 4096) or 0)
+    return megabytes * MB if megabytes > 0 else None
 
 
 def upload_answer(result: StoreResult) -> dict:
@@ -28,15 +35,16 @@ def upload_answer(result: StoreResult) -> dict:
 
 def _zip_entries(data: bytes):
     """Yield (name, bytes) of the files of a ZIP, refusing bombs; directories are skipped."""
+    limit = archive_file_limit()
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             if info.is_dir():
                 continue
-            if info.file_size > MAX_ZIP_ENTRY or (
-                    info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO):
-                raise BadFileFormat(f"ZIP entry looks like a compression bomb: {info.filename!r}")
+            if limit is not None and info.file_size > limit:
+                raise BadFileFormat(f"ZIP entry larger than MaximumFileSizeInArchiveMB once inflated: "
+                                    f"{info.filename!r} ({info.file_size} bytes)")
             with archive.open(info) as f:
-                content = f.read(MAX_ZIP_ENTRY + 1)
+                content = f.read()      # no more than the entry's declared size (zipfile checks it, and its CRC)
             if len(content) != info.file_size:
                 raise BadFileFormat(f"Corrupted ZIP entry: {info.filename!r}")
             yield info.filename, content
@@ -66,14 +74,15 @@ def _gunzipped(body: bytes) -> bytes:
     """A body sent with Content-Encoding: gzip, as Orthanc (>= 1.6.0) takes it on POST /instances: what its peers
     send with Compress. Other encodings are taken as they come, as Orthanc does; one that does not inflate is
     Orthanc's internal error (500)."""
+    limit = archive_file_limit()
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = inflater.decompress(body, MAX_ZIP_ENTRY + 1)
+        data = inflater.decompress(body, limit + 1) if limit is not None else inflater.decompress(body)
     except zlib.error as exc:
         raise ArchiveError(f"Cannot decompress the gzip body: {exc}") from None
     if not inflater.eof:
         raise ArchiveError("Cannot decompress the gzip body: truncated, or larger than "
-                           f"{MAX_ZIP_ENTRY} bytes once inflated")
+                           "MaximumFileSizeInArchiveMB once inflated")
     return data
 
 

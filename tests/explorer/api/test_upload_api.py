@@ -97,14 +97,48 @@ def test_zip_with_path_traversal_names_stores_nothing_outside(client, storage_di
     assert len(dicom_storage().all_uuids()) == 1
 
 
-def test_zip_bomb_is_refused_and_nothing_stored(client):
+def _zipped(entries: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("bomb.dcm", b"\0" * (50 * 1024 * 1024))
-    response = post_dicom(client, buffer.getvalue(), "application/zip")
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _blank_image(uid: str) -> bytes:
+    """A 1024x1024 16-bit image of zeros (2 MB): deflates ~1000 times, as blank slices and segmentations do."""
+    return make_dicom(SOPInstanceUID=uid, Rows=1024, Columns=1024, PixelData=bytes(2 * 1024 * 1024))
+
+
+def test_zip_entry_over_maximum_file_size_in_archive_is_refused_and_nothing_stored(client, orthanc_config):
+    # MaximumFileSizeInArchiveMB (Orthanc 1.12.11): the largest file once inflated, against ZIP bombs
+    orthanc_config(MaximumFileSizeInArchiveMB=1)
+    body = _zipped({"small.dcm": make_dicom(SOPInstanceUID="4.1"), "bomb.dcm": bytes(50 * 1024 * 1024)})
+    assert len(body) < 100_000
+    response = post_dicom(client, body, "application/zip")
     assert response.status_code == 400
     assert response.json()["OrthancStatus"] == 15
+    assert "MaximumFileSizeInArchiveMB" in response.json()["Details"]
     assert Resource.objects.count() == 0
+    response = client.generic("POST", "/instances", gzip.compress(_blank_image("4.2")),
+                              content_type="application/dicom", HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 500 and "MaximumFileSizeInArchiveMB" in response.json()["Details"]
+    assert Resource.objects.count() == 0
+
+
+def test_zip_of_images_that_deflate_a_thousandfold_is_stored(client, orthanc_config):
+    # Not a bomb: a compression ratio says nothing; the inflated size is what MaximumFileSizeInArchiveMB bounds
+    body = _zipped({"a.dcm": _blank_image("4.3"), "b.dcm": _blank_image("4.4")})
+    assert len(body) * 500 < 4 * 1024 * 1024
+    response = post_dicom(client, body, "application/zip")
+    assert response.status_code == 200
+    assert [a["Status"] for a in response.json()] == ["Success", "Success"]
+    response = client.generic("POST", "/instances", gzip.compress(_blank_image("4.5")),
+                              content_type="application/dicom", HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 200 and response.json()["Status"] == "Success"
+    orthanc_config(MaximumFileSizeInArchiveMB=0)       # 0: no limit
+    response = post_dicom(client, _zipped({"c.dcm": _blank_image("4.6")}), "application/zip")
+    assert [a["Status"] for a in response.json()] == ["Success"]
 
 
 def test_truncated_upload_stores_nothing(client, storage_dir):
