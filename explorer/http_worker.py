@@ -25,7 +25,29 @@ _STEP = 0.0005          # the waiting is checked in steps: another connection ma
 _MAX_IN_A_ROW = 1000    # requests served on one thread before the connection goes back to the main loop
 
 
+# Bytes of a request body left unread by its answer (a 401, a 413, a 404 before the upload is read) that are
+# still read and dropped to keep the connection; beyond, it is closed: draining gigabytes a client sends would
+# hold a thread for nothing.
+UNREAD_BODY_DRAINED = 1 << 20
+
+
+def body_left_unread(req) -> float:
+    """Bytes of ``req``'s body not read yet (infinite when unknown: chunked, or up to the end of the stream)."""
+    reader = getattr(getattr(req, "body", None), "reader", None)
+    if reader is None:
+        return 0
+    if hasattr(reader, "length"):                  # Content-Length
+        return reader.length
+    if getattr(reader, "parser", None) is not None or getattr(reader, "finished", True) is False:
+        return float("inf")                         # chunked or until the end, not read to its end
+    return 0
+
+
 class LingeringThreadWorker(ThreadWorker):
+    def handle_request(self, req, conn):
+        keepalive = super().handle_request(req, conn)
+        return keepalive and body_left_unread(req) <= UNREAD_BODY_DRAINED
+
     def handle(self, conn):
         keepalive = super().handle(conn)
         served = 1

@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "explorer.api.middleware.OrthancPathMiddleware",
     "explorer.api.middleware.OrthancMethodMiddleware",
     "explorer.api.middleware.OrthancAccessMiddleware",
+    "explorer.api.middleware.RequestBodyMiddleware",   # MaximumRequestBodySizeMB, chunked bodies
     "explorer.api.middleware.OrthancPatientLevelMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "explorer.api.compression.HttpCompressionMiddleware",   # after WhiteNoise: static files are its own

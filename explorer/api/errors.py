@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout", 409: "Conflict",
-            415: "Unsupported Media Type", 416: "Requested Range Not Satisfiable", 422: "Unprocessable Entity",
-            500: "Internal Server Error",
+            413: "Request Entity Too Large", 415: "Unsupported Media Type", 416: "Requested Range Not Satisfiable",
+            422: "Unprocessable Entity", 500: "Internal Server Error",
             501: "Not Implemented", 503: "Service Unavailable", 507: "Insufficient Storage"}
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import logging
+import tempfile
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -150,6 +151,56 @@ class OrthancAccessMiddleware:
         if self.auth_enabled and not request.orthanc_user:
             return _unauthorized()
         return self.get_response(request)
+
+
+class RequestBodyMiddleware:
+    """The request body as Orthanc's HTTP server takes it, before any route reads it:
+    - larger than MaximumRequestBodySizeMB (Orthanc 1.12.11, default 8192; 0: none): refused with 413 before
+      it is read (CVE-2026-5440: an unbounded Content-Length exhausted Orthanc's memory);
+    - sent chunked (Transfer-Encoding, no Content-Length), as a client streaming a file of unknown length does:
+      read here, under the same limit, into a file that spills to disk beyond FILE_UPLOAD_MAX_MEMORY_SIZE.
+      Django reads a body by its Content-Length only, so such an upload arrived empty (400 "Bad file format"
+      where Orthanc stores it).
+    After access control: a client that may not come in learns nothing of the limit."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        megabytes = int(settings.ORTHANC.get("MaximumRequestBodySizeMB", 8192) or 0)
+        limit = megabytes * 1024 * 1024 if megabytes > 0 else None
+        declared = request.META.get("CONTENT_LENGTH") or ""
+        if declared.strip().isdigit():
+            if limit is not None and int(declared) > limit:
+                return _too_large(request, megabytes)
+        elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = _chunked_body(request.META["wsgi.input"], limit)
+            if body is None:
+                return _too_large(request, megabytes)
+            request.META["CONTENT_LENGTH"] = str(body.seek(0, 2))
+            body.seek(0)
+            request._stream = body      # what HttpRequest.read/body/POST read from
+        return self.get_response(request)
+
+
+def _chunked_body(stream, limit: int | None):
+    """The whole of a chunked body (the WSGI server has taken the chunks apart: its input ends with the body),
+    or None when it is larger than ``limit``."""
+    body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+    size = 0
+    while piece := stream.read(1 << 20):
+        size += len(piece)
+        if limit is not None and size > limit:
+            body.close()
+            return None
+        body.write(piece)
+    return body
+
+
+def _too_large(request: HttpRequest, megabytes: int) -> HttpResponse:
+    return error_response(request, OrthancError.BAD_REQUEST,
+                          f"The body of the request is larger than MaximumRequestBodySizeMB ({megabytes} MB)",
+                          status=413)
 
 
 class OrthancErrorMiddleware:
