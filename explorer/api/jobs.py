@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
@@ -243,6 +244,9 @@ def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename:
     the GET argument "extended" overrides."""
     mode = job_mode(body)
     transcode, quality = transcode_of(body, query or {})
+    # "Utf8" (1.12.11) of a POST; a GET has the configuration's ZipUseUtf8. A media's names are DICOM file IDs
+    # (IMAGES/IM0...), ASCII whatever it says.
+    utf8 = boolean_field(body, "Utf8", bool(settings.ORTHANC.get("ZipUseUtf8", False)))
     extended = media and (boolean_field(body, "Extended", extended) or "extended" in (query or {}))
     for level, public_id in resources:
         selectors.resource_get(level=level, public_id=public_id)  # Orthanc's 404 before anything starts
@@ -251,9 +255,9 @@ def _archive_answer(resources: list[tuple[Level, str]], *, body: dict, filename:
                                 parameters={
             "resources": [[level.value, public_id] for level, public_id in resources],
             "filename": filename, "description": "REST API", "transcode": transcode, "quality": quality,
-            "extended": extended})
+            "extended": extended, "utf8": utf8})
         return submitted(job)
-    entries = archive_entries(resources=resources)
+    entries = archive_entries(resources=resources, utf8=utf8)
     if media:
         # FileSet stages on disk: the ZIP is built in a temporary file, then streamed from it (deleted on close).
         target = tempfile.NamedTemporaryFile(prefix="media-", suffix=".zip")

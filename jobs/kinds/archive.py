@@ -4,7 +4,8 @@
 
 Names keep ASCII letters, digits, spaces, '_' and '.', a person name's '^' becoming a space, runs of spaces one
 space (Orthanc drops the rest: accents, '/', ',', '-', brackets, tabs; checked on real Orthanc), so DICOM text never
-becomes a path. Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
+becomes a path. With Utf8 (Orthanc 1.12.11: the request's "Utf8", else ZipUseUtf8), letters and digits of every
+script stay too ("Müller", "山田"), written as UTF-8 with the ZIP's UTF-8 flag; the rest goes as before. Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
 and "CT Axial-2", in the order of their Orthanc identifiers, as Orthanc's HierarchicalZipWriter names them:
 no file of one overwrites a file of the other when the archive is extracted; a folder without a name is
 "Unknown Patient", "Unknown Study" or "Unknown Series". Files are named by the first two letters of the modality
@@ -16,6 +17,7 @@ in upper case and 6 digits (one letter: 7 digits; no modality: 8). A file is num
 from __future__ import annotations
 
 import re
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from archive.storage import dicom_storage, uncompress
 from jobs.models import Job
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.]")
+_UNSAFE_UTF8 = re.compile(r"[^\w .]")     # \w: the letters, digits and '_' of every script
 COMPRESS_LEVEL = 1  # deflate: fast, and DICOM compresses little better at higher levels
 
 
@@ -41,9 +44,12 @@ class Entry:
     size: int         # uncompressed size in bytes
 
 
-def _folder(*values: str) -> str:
+def _folder(*values: str, utf8: bool = False) -> str:
     # Tabs and other control characters go like the rest (real Orthanc 1.10.1: "Knee\tleft" -> "Kneeleft")
-    return " ".join(_UNSAFE.sub("", " ".join(v or "" for v in values).replace("^", " ")).split()).strip(".")
+    text = " ".join(v or "" for v in values).replace("^", " ")
+    if utf8:    # composed first: an accent sent as a combining mark is no letter of its own
+        return " ".join(_UNSAFE_UTF8.sub("", unicodedata.normalize("NFC", text)).split()).strip(".")
+    return " ".join(_UNSAFE.sub("", text).split()).strip(".")
 
 
 def _named(name: str, level: str) -> str:
@@ -65,7 +71,7 @@ def _unique(used: dict[str, int], name: str) -> str:
     return name if used[name] == 1 else f"{name}-{used[name]}"
 
 
-def _series_folders(series: dict[int, Resource]) -> dict[int, str]:
+def _series_folders(series: dict[int, Resource], utf8: bool = False) -> dict[int, str]:
     """The folder of each series, patient/study/series, unique within their parent folder; siblings are named
     in the order of their Orthanc identifiers, as Orthanc walks them."""
     tree: dict[int, tuple[Resource, dict[int, tuple[Resource, list[Resource]]]]] = {}
@@ -82,14 +88,16 @@ def _series_folders(series: dict[int, Resource]) -> dict[int, str]:
             if patient_folder is None:
                 patient_folder = _unique(patient_names, _named(_folder(
                     patient.main_tags.get("PatientID", ""),
-                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", "")), "Patient"))
+                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", ""), utf8=utf8),
+                    "Patient"))
             study_folder = _unique(study_names, _named(_folder(study.main_tags.get("AccessionNumber", ""),
-                                                               study.main_tags.get("StudyDescription", "")), "Study"))
+                                                               study.main_tags.get("StudyDescription", ""),
+                                                               utf8=utf8), "Study"))
             series_names: dict[str, int] = {}
             for s in sorted(members, key=lambda r: r.public_id):
                 series_folder = _unique(series_names, _named(_folder(_folder(s.main_tags.get("Modality", "")),
-                                                                     s.main_tags.get("SeriesDescription", "")),
-                                                             "Series"))
+                                                                     s.main_tags.get("SeriesDescription", ""),
+                                                                     utf8=utf8), "Series"))
                 folders[s.id] = f"{patient_folder}/{study_folder}/{series_folder}"
     return folders
 
@@ -102,8 +110,9 @@ def _number(value) -> int | None:
     return number if 0 <= number < 1_000_000 else None
 
 
-def archive_entries(*, resources: Iterable[tuple[Level, str]]) -> list[Entry]:
-    """The files of the resources, each once, with their path in the archive. A few queries per series."""
+def archive_entries(*, resources: Iterable[tuple[Level, str]], utf8: bool = False) -> list[Entry]:
+    """The files of the resources, each once, with their path in the archive (``utf8``: names keep the letters
+    of every script). A few queries per series."""
     instances: list[Resource] = []
     seen: set[int] = set()
     for level, public_id in resources:
@@ -120,7 +129,7 @@ def archive_entries(*, resources: Iterable[tuple[Level, str]]) -> list[Entry]:
     by_series: dict[int, list[Resource]] = {}
     for instance in instances:
         by_series.setdefault(instance.parent_id, []).append(instance)
-    folders = _series_folders(series)
+    folders = _series_folders(series, utf8)
     entries = []
     for series_id, members in by_series.items():
         s = series[series_id]
@@ -167,7 +176,7 @@ def zip_job(job: Job, build: Callable[[list[Entry], Path], Iterator[float]]) -> 
     from jobs.outputs import output_path, output_register
 
     resources = [(Level(level), public_id) for level, public_id in job.parameters["resources"]]
-    entries = archive_entries(resources=resources)
+    entries = archive_entries(resources=resources, utf8=bool(job.parameters.get("utf8")))
     total = sum(e.size for e in entries)
     job.content = {"Description": job.parameters.get("description", "REST API"),
                    "InstancesCount": len(entries), "UncompressedSize": str(total),

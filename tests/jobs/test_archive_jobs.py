@@ -163,6 +163,56 @@ def test_names_keep_what_orthanc_keeps() -> None:
     assert names == ["Z9_x.y Doe John/A_1 S_1/OT a_b.cd efg/OT000000.dcm", "Z9_x.y Doe John/A_1 S_1/SEG x/SE000000.dcm"]
 
 
+UTF8_EXPECTED = ["5Yp0E BRAINIX/0 IRM cérébrale neurocrâne/CT/CT000003.dcm",
+                 "5Yp0E BRAINIX/0 IRM cérébrale neurocrâne/MR sT2WFLAIR/MR000001.dcm",
+                 "5Yp0E BRAINIX/0 IRM cérébrale neurocrâne/MR sT2WFLAIR/MR000002.dcm"]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_utf8_names_keep_the_letters_of_every_script(asynchronous: bool) -> None:
+    # "Utf8" (Orthanc 1.12.11): letters of any script stay, written with the ZIP's UTF-8 flag (bit 11); what
+    # is no letter or digit ('/', ',', '-') still goes, so that DICOM text never becomes a path
+    study = _study()
+    client = Client()
+
+    def archive(body: dict) -> bytes:
+        response = client.post(f"/studies/{study}/archive", {**body, "Asynchronous": asynchronous},
+                               content_type="application/json")
+        if asynchronous:
+            return client.get(f"{response.json()['Path']}/archive").getvalue()
+        return response.getvalue()
+
+    data = archive({"Utf8": True})
+    assert _names(data) == UTF8_EXPECTED
+    assert all(info.flag_bits & 0x800 for info in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    assert _names(archive({"Utf8": False})) == EXPECTED
+    assert _names(archive({})) == EXPECTED                     # ZipUseUtf8 is false by default
+
+
+def test_zip_use_utf8_is_the_default_of_utf8(settings) -> None:
+    study = _study()
+    settings.ORTHANC = {**settings.ORTHANC, "ZipUseUtf8": True}
+    client = Client()
+    assert _names(client.get(f"/studies/{study}/archive").getvalue()) == UTF8_EXPECTED
+    assert _names(client.post("/tools/create-archive", {"Resources": [study]},
+                              content_type="application/json").getvalue()) == UTF8_EXPECTED
+    assert _names(client.post("/tools/create-archive", {"Resources": [study], "Utf8": False},
+                              content_type="application/json").getvalue()) == EXPECTED
+    response = client.post("/tools/create-archive", {"Resources": [study], "Utf8": "yes"},
+                           content_type="application/json")
+    assert response.status_code == 400 and response.json()["Details"] == "Boolean value expected in field: Utf8"
+
+
+def test_utf8_names_of_other_scripts_and_decomposed_accents() -> None:
+    from jobs.kinds.archive import _folder
+
+    assert _folder("山田^太郎", utf8=True) == "山田 太郎"
+    assert _folder("Ivanov/Иван,-", utf8=True) == "IvanovИван"
+    assert _folder("Mu\u0308ller", utf8=True) == "Müller"          # a combining diaeresis, composed
+    assert _folder("..\x00a\tb", utf8=True) == "ab"
+    assert _folder("山田 Müller") == "Mller"                        # ASCII names, as Orthanc <= 1.12.10
+
+
 def test_media_is_a_dicomdir_file_set(tmp_path) -> None:
     import pydicom
     from pydicom.fileset import FileSet
