@@ -169,8 +169,8 @@ class RequestBodyMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         megabytes = int(settings.ORTHANC.get("MaximumRequestBodySizeMB", 8192) or 0)
         limit = megabytes * 1024 * 1024 if megabytes > 0 else None
-        declared = request.META.get("CONTENT_LENGTH") or ""
-        if declared.strip().isdigit():
+        declared = (request.META.get("CONTENT_LENGTH") or "").strip()
+        if declared.isascii() and declared.isdigit():
             if limit is not None and int(declared) > limit:
                 return _too_large(request, megabytes)
         elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():

@@ -5,7 +5,8 @@
 Names keep ASCII letters, digits, spaces, '_' and '.', a person name's '^' becoming a space, runs of spaces one
 space (Orthanc drops the rest: accents, '/', ',', '-', brackets, tabs; checked on real Orthanc), so DICOM text never
 becomes a path. With Utf8 (Orthanc 1.12.11: the request's "Utf8", else ZipUseUtf8), letters and digits of every
-script stay too ("Müller", "山田"), written as UTF-8 with the ZIP's UTF-8 flag; the rest goes as before. Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
+script stay too ("Müller", "山田"), written as UTF-8 with the ZIP's UTF-8 flag; the rest goes as before.
+Two folders of the same name in one folder (two series "CT Axial" of a study) become "CT Axial"
 and "CT Axial-2", in the order of their Orthanc identifiers, as Orthanc's HierarchicalZipWriter names them:
 no file of one overwrites a file of the other when the archive is extracted; a folder without a name is
 "Unknown Patient", "Unknown Study" or "Unknown Series". Files are named by the first two letters of the modality

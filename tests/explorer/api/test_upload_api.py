@@ -155,3 +155,19 @@ def test_unknown_route_and_resource_and_method(client):
     response = client.put("/instances")
     assert response.status_code == 405
     assert response["Allow"] == "GET,POST"   # as Orthanc 1.10.1 sends it
+
+
+def test_body_over_maximum_request_body_size_is_refused_with_413(client, orthanc_config):
+    # MaximumRequestBodySizeMB (Orthanc 1.12.11; 0: none). Through a real server in test_request_body.py.
+    orthanc_config(MaximumRequestBodySizeMB=1)
+    big = _blank_image("4.7")
+    assert len(big) > 1024 * 1024
+    response = post_dicom(client, big)
+    assert response.status_code == 413
+    assert (response.json()["HttpError"], response.json()["OrthancStatus"]) == ("Request Entity Too Large", 8)
+    response = client.put("/tools/default-encoding", big, content_type="text/plain")
+    assert response.status_code == 413
+    assert Resource.objects.count() == 0
+    assert post_dicom(client, make_dicom(SOPInstanceUID="4.8")).status_code == 200
+    orthanc_config(MaximumRequestBodySizeMB=0)
+    assert post_dicom(client, big).json()["Status"] == "Success"
