@@ -11,6 +11,7 @@ recovery at start) runs in every ``serve``: a deployment runs exactly one ``serv
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -46,6 +47,23 @@ def _jobs_watch() -> None:
         logger.info("jobs watchdog: database busy (%s); retrying later", exc)
     except Exception:
         logger.exception("jobs watchdog failed")
+
+
+def http_binds(cfg: dict) -> list[str]:
+    """gunicorn's --bind of each address of HttpBindAddresses (Orthanc 1.12.10: the HTTP server listens on
+    those only), on HttpPort; every interface without it. CommandError on anything but a list of IP addresses."""
+    port = int(cfg.get("HttpPort", 8042))
+    addresses = cfg.get("HttpBindAddresses") or []
+    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+        raise CommandError("HttpBindAddresses must be a list of IP addresses")
+    binds = []
+    for text in addresses:
+        try:
+            address = ipaddress.ip_address(text.strip())
+        except ValueError:
+            raise CommandError(f"HttpBindAddresses: not an IP address: {text!r}") from None
+        binds.append(f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}")
+    return binds or [f"0.0.0.0:{port}"]
 
 
 def _roles(options) -> frozenset[str]:
@@ -107,6 +125,7 @@ class Command(BaseCommand):
         except ArchiveError as exc:
             raise CommandError(f"The configuration's modalities or peers: {exc.details or exc}") from None
         registry_reset()  # REST-made modalities and peers last until the server stops, unless *InDatabase
+        binds = http_binds(cfg)     # a bad HttpBindAddresses stops the start before any process is started
         if not read_only:
             published, discarded = storage_recover()
             if published or discarded:
@@ -135,7 +154,7 @@ class Command(BaseCommand):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
                    "--config", "python:explorer.gunicorn_conf",   # the metrics flusher per worker
-                   "--bind", f"0.0.0.0:{cfg['HttpPort']}", "--workers", str(workers),
+                   *(arg for bind in binds for arg in ("--bind", bind)), "--workers", str(workers),
                    "--worker-class", "explorer.http_worker.LingeringThreadWorker", "--threads", "4",
                    "--keep-alive", "30", "--preload",
                    "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),
@@ -144,7 +163,7 @@ class Command(BaseCommand):
                 # Without it, no access log at all: a log to /dev/null still formatted a line per request
                 cmd += ["--access-logfile", "-"]
             children.append(subprocess.Popen(cmd, env=os.environ.copy()))
-            self.stdout.write(f"HTTP server listening on port {cfg['HttpPort']} ({workers} workers)")
+            self.stdout.write(f"HTTP server listening on {', '.join(binds)} ({workers} workers)")
 
         stopping = False
         failed = False      # a child died on its own: serve exits with an error status, as Orthanc does
