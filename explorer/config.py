@@ -125,6 +125,8 @@ def build_configuration(user: dict[str, Any], *, base_dir: Path | None = None) -
     for user_name, password in cfg["RegisteredUsers"].items():
         if not isinstance(password, str):
             raise ConfigurationError(f"The password of the registered user {user_name!r} must be a string")
+        if ":" in user_name:   # Orthanc 1.12.10 (issue 252): Basic credentials are "user:password"
+            raise ConfigurationError(f"The registered user {user_name!r}: a user name cannot contain a colon")
     _expect(cfg, "Dictionary", dict, "an object")
     for key, entry in cfg["Dictionary"].items():
         _check_dictionary_entry(key, entry)

@@ -44,6 +44,7 @@ def test_folder_of_files_is_merged(tmp_path):
     ('{"HttpPort": "abc"}', "HttpPort"),
     ('{"MaximumStorageMode": "Delete"}', "MaximumStorageMode"),
     ('{"RegisteredUsers": {"a": 1}}', "registered user"),
+    ('{"RegisteredUsers": {"a:b": "c"}}', "cannot contain a colon"),
     ('{"DefaultEncoding": "Klingon"}', "DefaultEncoding"),
     ('{"Dictionary": {"zz,1": ["LO", "Name"]}}', "Dictionary"),
     ('{"Dictionary": {"0009,1001": "LO"}}', "Dictionary"),
