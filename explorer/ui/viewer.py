@@ -120,7 +120,9 @@ def _overlay(study: Resource, row: browser.SeriesRow) -> dict:
         "patient": browser.person_name(st.get("PatientName")), "patientId": st.get("PatientID", ""),
         "birth": " ".join(x for x in (browser.dicom_date(st.get("PatientBirthDate")), sex) if x),
         "study": st.get("StudyDescription", ""),
-        "date": " ".join(x for x in (browser.dicom_date(st.get("StudyDate")), st.get("AccessionNumber", "")) if x),
+        "date": " ".join(x for x in (browser.dicom_date(st.get("StudyDate")), browser.dicom_time(st.get("StudyTime")))
+                         if x),
+        "accession": f"Acc. {st['AccessionNumber']}" if st.get("AccessionNumber") else "",
         "series": " ".join(x for x in (se.get("Modality", ""), f"#{se['SeriesNumber']}" if se.get("SeriesNumber")
                                        else "", se.get("SeriesDescription", "")) if x),
     }

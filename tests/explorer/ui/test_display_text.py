@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.ui.browser import dicom_date, person_name
+from explorer.ui.browser import dicom_date, dicom_time, person_name
 
 
 @pytest.mark.parametrize(("value", "shown"), [
@@ -15,6 +15,15 @@ from explorer.ui.browser import dicom_date, person_name
 ])
 def test_dicom_date(value, shown) -> None:
     assert dicom_date(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("143012.123456", "14:30:12"), ("143012", "14:30:12"), ("1430", "14:30"), ("14", "14:00"),
+    ("14:30:12", "14:30:12"),          # ACR-NEMA times, as they are
+    ("", ""), (None, ""), (" 0930 ", "09:30"), ("12345", "12345"),
+])
+def test_dicom_time(value, shown) -> None:
+    assert dicom_time(value) == shown
 
 
 @pytest.mark.parametrize(("value", "shown"), [

@@ -179,6 +179,7 @@ def test_open_series_from_its_page(server, page):
     assert "VIEW, ER" in overlay and "CT VIEWER" in overlay and "CT #1 CT AXIAL" in overlay
     assert f"Image {CT_SLICES // 2 + 1}/{CT_SLICES}" in overlay and "Position" in overlay
     assert "W 400 L 40" in overlay
+    assert "2024-01-02 10:10:10" in overlay and "Acc. A1" in overlay     # study date and time, accession apart
     r, g, b, _ = _pixel(page)
     assert r == g == b and 150 <= r <= 180          # 100 HU in W 400 L 40
     assert _pixel(page, 0.02, 0.5)[:3] == [0, 0, 0]  # the black around the image
