@@ -10,7 +10,21 @@ worker_class = "explorer.http_worker.LingeringThreadWorker"   # gthread, serving
 threads = int(os.environ.get("HTTP_THREADS", "4"))
 keepalive = 30
 loglevel = "warning"
-accesslog = "-" if os.environ.get("ACCESS_LOG") else None
+accesslog = "-" if os.environ.get("ACCESS_LOG") else None   # none at all, not one formatted to /dev/null
+
+
+def _bind() -> list[str]:
+    # The configuration's HttpBindAddresses on its HttpPort: the Procfile's web processes listen where
+    # `serve` would (serve, and the tests, pass --bind, which wins over this)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "explorer.settings")
+    from django.conf import settings
+
+    from explorer.http_binds import http_binds
+
+    return http_binds(settings.ORTHANC)
+
+
+bind = _bind()
 
 
 def post_fork(server, worker) -> None:

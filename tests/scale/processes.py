@@ -58,8 +58,9 @@ class HttpProcess:
 
 @contextlib.contextmanager
 def http_process(tmp: Path, *, config: dict, database_url: str, env: dict | None = None,
-                 ready_path: str = "/system") -> Iterator[HttpProcess]:
-    """gunicorn alone (no migrate, no jobs, no DICOM) on the given configuration and database."""
+                 ready_path: str = "/system", bind: bool = True) -> Iterator[HttpProcess]:
+    """gunicorn alone (no migrate, no jobs, no DICOM) on the given configuration and database. ``bind``
+    False: no --bind, as the Procfile's web line (the configuration's HttpBindAddresses then apply)."""
     config = {**config, "HttpPort": free_port()}
     cfg_path = tmp / f"orthanc-{config['HttpPort']}.json"
     cfg_path.write_text(json.dumps(config))
@@ -68,7 +69,7 @@ def http_process(tmp: Path, *, config: dict, database_url: str, env: dict | None
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "explorer.wsgi:application", "-c", "python:explorer.gunicorn_conf",
-             "--bind", f"127.0.0.1:{config['HttpPort']}", "--workers", "2", "--preload"],
+             *(["--bind", f"127.0.0.1:{config['HttpPort']}"] if bind else []), "--workers", "2", "--preload"],
             cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{config['HttpPort']}"
     try:

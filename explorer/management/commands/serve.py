@@ -11,7 +11,6 @@ recovery at start) runs in every ``serve``: a deployment runs exactly one ``serv
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from archive.housekeeping import housekeeper_tick, storage_recover
 from archive.settings import archive_settings
+from explorer.http_binds import http_binds
 
 logger = logging.getLogger(__name__)
 ALL_ROLES = frozenset({"http", "dicom", "jobs"})
@@ -47,23 +47,6 @@ def _jobs_watch() -> None:
         logger.info("jobs watchdog: database busy (%s); retrying later", exc)
     except Exception:
         logger.exception("jobs watchdog failed")
-
-
-def http_binds(cfg: dict) -> list[str]:
-    """gunicorn's --bind of each address of HttpBindAddresses (Orthanc 1.12.10: the HTTP server listens on
-    those only), on HttpPort; every interface without it. CommandError on anything but a list of IP addresses."""
-    port = int(cfg.get("HttpPort", 8042))
-    addresses = cfg.get("HttpBindAddresses") or []
-    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
-        raise CommandError("HttpBindAddresses must be a list of IP addresses")
-    binds = []
-    for text in addresses:
-        try:
-            address = ipaddress.ip_address(text.strip())
-        except ValueError:
-            raise CommandError(f"HttpBindAddresses: not an IP address: {text!r}") from None
-        binds.append(f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}")
-    return binds or [f"0.0.0.0:{port}"]
 
 
 def _roles(options) -> frozenset[str]:
@@ -153,15 +136,11 @@ class Command(BaseCommand):
         if "http" in roles and cfg.get("HttpServerEnabled", True):
             workers = options["workers"] or max(2, (os.cpu_count() or 1) * 2)
             cmd = [sys.executable, "-m", "gunicorn", "explorer.wsgi:application",
-                   "--config", "python:explorer.gunicorn_conf",   # the metrics flusher per worker
-                   *(arg for bind in binds for arg in ("--bind", bind)), "--workers", str(workers),
-                   "--worker-class", "explorer.http_worker.LingeringThreadWorker", "--threads", "4",
-                   "--keep-alive", "30", "--preload",
-                   "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20),
-                   "--log-level", "warning"]
-            if os.environ.get("ACCESS_LOG"):
-                # Without it, no access log at all: a log to /dev/null still formatted a line per request
-                cmd += ["--access-logfile", "-"]
+                   # worker class, threads, keep-alive, log level, access log and the per-worker metrics
+                   # flusher: as the Procfile's web processes
+                   "--config", "python:explorer.gunicorn_conf",
+                   *(arg for bind in binds for arg in ("--bind", bind)), "--workers", str(workers), "--preload",
+                   "--timeout", str(int(cfg.get("HttpRequestTimeout", 30)) * 20)]
             children.append(subprocess.Popen(cmd, env=os.environ.copy()))
             self.stdout.write(f"HTTP server listening on {', '.join(binds)} ({workers} workers)")
 

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from explorer.management.commands.serve import http_binds
 from tests.live import free_port, live_server
+from tests.scale.processes import http_process
 
 
 def test_http_binds_of_the_configuration():
@@ -37,3 +38,13 @@ def test_the_http_server_listens_on_the_bind_addresses_only(tmp_path):
         assert not _answers("127.0.0.2", port)
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.2", port)) != 0     # refused: nothing listens there
+
+
+def test_the_procfile_web_process_listens_on_the_bind_addresses_too(tmp_path):
+    # The Procfile starts gunicorn without --bind: explorer/gunicorn_conf.py binds the configuration's addresses
+    with live_server(tmp_path) as first, http_process(
+            tmp_path, config={**first.config, "HttpBindAddresses": ["127.0.0.1", "127.0.0.3"]},
+            database_url=first.database_url, bind=False) as web:
+        port = int(web.url.rsplit(":", 1)[1])
+        assert _answers("127.0.0.1", port) and _answers("127.0.0.3", port)
+        assert not _answers("127.0.0.2", port)
