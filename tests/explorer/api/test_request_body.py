@@ -30,11 +30,11 @@ def _chunks(data: bytes, size: int = 10_000):
         yield data[start:start + size]
 
 
-def _post_chunked(server, path: str, data: bytes, headers: dict | None = None) -> tuple[int, bytes]:
+def _post_chunked(server, path: str, data: bytes) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(*_address(server), timeout=60)
     try:
         # A generator has no length: http.client sends it chunked (Transfer-Encoding: chunked)
-        conn.request("POST", path, body=_chunks(data), headers={"Content-Type": "application/dicom", **(headers or {})},
+        conn.request("POST", path, body=_chunks(data), headers={"Content-Type": "application/dicom"},
                      encode_chunked=True)
         response = conn.getresponse()
         return response.status, response.read()

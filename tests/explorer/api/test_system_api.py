@@ -141,7 +141,7 @@ def test_favicon_redirects_to_the_explorers_icon_as_orthanc(client):
     assert "Content-Type" not in response
     icon = client.get("/app/images/favicon.ico")
     assert icon.status_code == 200 and icon["Content-Type"] == "image/x-icon"
-    body = b"".join(icon.streaming_content) if icon.streaming else icon.content
+    body = icon.content
     assert body[:4] == b"\x00\x00\x01\x00"      # an ICO header (type 1: icon)
     assert body == (settings.BASE_DIR / "static" / "ui" / "favicon.ico").read_bytes()
 
