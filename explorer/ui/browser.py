@@ -17,6 +17,7 @@ from archive.models import Label, Resource
 from archive.runtime import default_encoding
 from archive.settings import archive_settings
 from archive.statistics import Totals, statistics_totals
+from explorer.ui import content_kind
 from explorer.ui.filters import StudyFilter
 
 PAGE_SIZE = 50
@@ -78,6 +79,11 @@ class StudyRow:
     @property
     def study_date(self) -> str:
         return dicom_date(self.tags.get("StudyDate"))
+
+    @property
+    def image_series(self) -> list[SeriesRow]:
+        """The series the viewer can show (a report or a PDF has no place there)."""
+        return [row for row in self.series if row.has_images]
 
 
 def study_rows(studies: list[Resource]) -> list[StudyRow]:
@@ -148,10 +154,15 @@ class SeriesRow:
     series: Resource
     instance_count: int
     preview_instance: str | None   # public ID of the middle instance, for the thumbnail
+    kind: str = content_kind.IMAGE  # what the middle instance holds (explorer.ui.content_kind)
 
     @property
     def tags(self) -> dict:
         return self.series.main_tags
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.instance_count) and self.kind == content_kind.IMAGE
 
 
 @dataclass
@@ -169,6 +180,11 @@ class StudyView:
     def study_date(self) -> str:
         return dicom_date(self.tags.get("StudyDate"))
 
+    @property
+    def image_series(self) -> list[SeriesRow]:
+        """The series the viewer can show (a report or a PDF has no place there)."""
+        return [row for row in self.series if row.has_images]
+
 
 def series_rows(series: list[Resource]) -> list[SeriesRow]:
     """Each series with its instance count and its middle instance (by index in series), in one query."""
@@ -178,11 +194,13 @@ def series_rows(series: list[Resource]) -> list[SeriesRow]:
         for parent_id, rid, index, public_id in (Resource.objects.filter(parent_id__in=ids)
                                                  .values_list("parent_id", "id", "index_in_series", "public_id")):
             members[parent_id].append((index if index is not None else 1 << 30, rid, public_id))
+    middles = {s.id: sorted(members[s.id])[len(members[s.id]) // 2] for s in series if members[s.id]}
+    kinds = content_kind.instance_kinds(m[1] for m in middles.values())   # a series is taken as its middle
     rows = []
     for s in series:
-        items = sorted(members[s.id])
-        middle = items[len(items) // 2][2] if items else None
-        rows.append(SeriesRow(series=s, instance_count=len(items), preview_instance=middle))
+        middle = middles.get(s.id)
+        rows.append(SeriesRow(series=s, instance_count=len(members[s.id]), preview_instance=middle and middle[2],
+                              kind=kinds[middle[1]] if middle else content_kind.OTHER))
     return rows
 
 
@@ -207,6 +225,15 @@ class SeriesView:
     study: Resource
     instances: list[Resource]
     more: bool
+    kinds: dict[int, str] = field(default_factory=dict)   # instance id -> explorer.ui.content_kind
+
+    @property
+    def cards(self) -> list[tuple[Resource, str]]:
+        return [(i, self.kinds.get(i.id, content_kind.IMAGE)) for i in self.instances]
+
+    @property
+    def has_images(self) -> bool:
+        return content_kind.IMAGE in self.kinds.values()
 
 
 SERIES_PAGE = 500
@@ -217,8 +244,9 @@ def series_view(*, public_id: str) -> SeriesView:
     study = Resource.objects.select_related("parent").get(id=series.parent_id)
     instances = list(Resource.objects.filter(parent_id=series.id).order_by("index_in_series", "id")
                      [:SERIES_PAGE + 1])
-    return SeriesView(series=series, study=study, instances=instances[:SERIES_PAGE],
-                      more=len(instances) > SERIES_PAGE)
+    shown = instances[:SERIES_PAGE]
+    return SeriesView(series=series, study=study, instances=shown, more=len(instances) > SERIES_PAGE,
+                      kinds=content_kind.instance_kinds(i.id for i in shown))
 
 
 # --- Tags of an instance ------------------------------------------------------------------------------
@@ -265,6 +293,7 @@ class InstanceView:
     series: Resource
     tags: list[TagNode]
     query: str
+    kind: str = content_kind.IMAGE
 
 
 def instance_view(*, public_id: str, query: str = "") -> InstanceView:
@@ -276,5 +305,5 @@ def instance_view(*, public_id: str, query: str = "") -> InstanceView:
     full = dicom_json.dataset_to_json(ds, fmt="full", default_encoding=default_encoding(),
                                       dictionary=archive_settings().dictionary)
     return InstanceView(instance=instance, series=series, tags=_nodes(full, query.strip().casefold()),
-                        query=query.strip())
+                        query=query.strip(), kind=content_kind.instance_kinds([instance.id])[instance.id])
 

@@ -142,16 +142,20 @@ def viewer_page(*, series_ids: list[str], layout: str) -> ViewerPage:
     first = selectors.resource_get(level=Level.SERIES, public_id=series_ids[0])
     study = Resource.objects.select_related("parent").get(id=first.parent_id)
     rows = browser.series_rows(sorted(Resource.objects.filter(parent_id=study.id), key=browser._series_key))
+    # Only series with images are offered (a report or a PDF has nothing to show here); a series without
+    # any asked for by name stays, and its viewport says it has no images
+    rows = [r for r in rows if r.has_images or r.series.public_id in series_ids]
     known = {r.series.public_id: r for r in rows}
     layout = layout if layout in LAYOUTS else "1x1"
     chosen = [sid for sid in series_ids if sid in known][:4]
-    with_images = [r.series.public_id for r in rows if r.instance_count] or [first.public_id]
+    with_images = [r.series.public_id for r in rows if r.has_images] or [first.public_id]
     for sid in with_images * 4:
         if len(chosen) >= LAYOUTS[layout]:
             break
         if sid not in chosen or len(chosen) >= len(with_images):
             chosen.append(sid)
-    slices = {sid: series_slices(series=known[sid].series) for sid in dict.fromkeys(chosen)}
+    slices = {sid: series_slices(series=known[sid].series) if known[sid].has_images else []
+              for sid in dict.fromkeys(chosen)}
     config = {
         "layout": layout,
         "selected": chosen,
@@ -308,7 +312,9 @@ def frame_pixels(request: HttpRequest, public_id: str, frame: int) -> HttpRespon
     else:
         try:
             decoded, ds = pixels.frame_decoded(stored=stored, frame=frame)
-        except ArchiveError as exc:   # ParameterOutOfRange (404), CannotDecode (415)
+        except decode.CannotDecode as exc:   # whatever Orthanc's error code (NotImplemented, BadFileFormat)
+            return HttpResponse(exc.details or "", status=415, content_type="text/plain")
+        except ArchiveError as exc:          # ParameterOutOfRange (404)
             return HttpResponse(exc.details or "", status=exc.http_status, content_type="text/plain")
         body, info = frame_payload(decoded, ds, frame)
         response = HttpResponse(body, content_type="application/octet-stream")
