@@ -62,13 +62,15 @@
     if (link) link.setAttribute("aria-expanded", "true");
   });
 
-  // A thumbnail the server cannot render (no pixel data, unsupported syntax) becomes a grey tile.
+  // A thumbnail the server cannot render (a broken file, an unsupported syntax) becomes a grey tile that
+  // says so, as the server's own tile of a series without images.
   document.addEventListener("error", function (event) {
     var img = event.target;
     if (img.tagName === "IMG" && (img.classList.contains("thumb") || img.classList.contains("preview"))) {
-      img.classList.add("missing");
-      img.removeAttribute("src");
-      img.alt = "No preview";
+      var tile = document.createElement("span");
+      tile.className = (img.classList.contains("thumb") ? "thumb" : "preview") + " placeholder missing";
+      tile.textContent = "No preview";
+      img.replaceWith(tile);
     }
   }, true);
 })();

@@ -120,3 +120,13 @@ def test_viewer_frame_of_a_report_is_unsupported_media(server):
     # the viewer never asks, but an address typed by hand: 415 like the REST image routes, not a server error
     answer = requests.get(server.url + f"/ui/viewer/instances/{server.sr['ID']}/frames/0/pixels", timeout=10)
     assert answer.status_code == 415 and "BitsAllocated" in answer.text
+
+
+def test_a_thumbnail_that_cannot_be_rendered_becomes_a_tile(server, page):
+    # An image class without pixels (a header-only anonymized CR, say): tried, refused (415), then a tile
+    broken = _store(server, make_dicom(PatientID="NI-2", StudyInstanceUID="1.2.78.2", SeriesInstanceUID="1.2.78.2.1",
+                                       Modality="CR", SOPClassUID="1.2.840.10008.5.1.4.1.1.1", PixelData=None))
+    page.goto(server.url + f"/ui/studies/{broken['ParentStudy']}")
+    tile = page.locator(".series-grid .thumb.placeholder")
+    tile.wait_for()
+    assert tile.inner_text() == "No preview" and page.locator(".series-grid img").count() == 0
