@@ -192,7 +192,16 @@
     if (frame.color) return [128, 256];
     var a = frame.min * frame.slope + frame.intercept, b = frame.max * frame.slope + frame.intercept;
     var lo = Math.min(a, b), hi = Math.max(a, b);
+    // A flat frame (a segmentation's empty first frame): its value black, anything above it white, rather
+    // than a width-1 window centred on it, which shows it white
+    if (hi === lo) return [lo + 0.5, 1];
     return [(lo + hi) / 2, Math.max(hi - lo, 1)];
+  }
+
+  // The default window was taken from a flat frame, without window tags: the first frame with a range
+  // replaces it, unless the window was chosen by hand meanwhile.
+  function provisional(frame) {
+    return !frame.color && !(frame.windows && frame.windows.length) && frame.min === frame.max;
   }
 
   // --- a viewport ----------------------------------------------------------------------------------------
@@ -329,7 +338,11 @@
     var shown = this.shown && this.shown.state === "ready" ? this.shown : null;
     if (shown) {
       var frame = shown.frame;
-      if (!this.window) { this.window = defaultWindow(frame); this.presets(frame); }
+      if (!this.window || (this.windowProvisional && !provisional(frame))) {
+        if (!this.window) this.presets(frame);
+        this.window = defaultWindow(frame);
+        this.windowProvisional = provisional(frame);
+      }
       if (!this.image || this.image.width !== frame.columns || this.image.height !== frame.rows) {
         this.offscreen.width = frame.columns;
         this.offscreen.height = frame.rows;
@@ -405,6 +418,7 @@
 
   Viewport.prototype.setWindow = function (center, width) {
     this.window = [center, Math.max(width, 1)];
+    this.windowProvisional = false;
     this.changed();
   };
 
@@ -416,6 +430,7 @@
     else if (name === "reset") {
       this.fit = true; this.pan = [0, 0]; this.invert = false;
       this.window = frame ? defaultWindow(frame) : null;
+      this.windowProvisional = !!frame && provisional(frame);
     } else if (name === "play") this.setPlaying(!this.playing);
     this.changed();
     syncToolbar();

@@ -73,6 +73,16 @@ def _colour() -> bytes:
                       HighBit=7, PixelRepresentation=0, PixelData=img.tobytes())
 
 
+def _segmentation() -> bytes:
+    """A segmentation-like multi-frame without window tags: an empty first frame, then a 255 square."""
+    frames = np.zeros((3, 32, 32), dtype=np.uint8)
+    frames[1, 8:24, 8:24] = 255
+    return make_dicom(PatientName="VIEW^SEG", PatientID="V-2", StudyInstanceUID=f"{STUDY}9",
+                      SeriesInstanceUID=f"{STUDY}9.1", Modality="SEG", SOPClassUID="1.2.840.10008.5.1.4.1.1.66.4",
+                      NumberOfFrames="3", Rows=32, Columns=32, BitsAllocated=8, BitsStored=8, HighBit=7,
+                      ImagePositionPatient=None, ImageOrientationPatient=None, PixelData=frames.tobytes())
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with live_server(tmp_path_factory.mktemp("viewer")) as s:
@@ -80,6 +90,7 @@ def server(tmp_path_factory):
         s.ct = [_store(s, _ct_slice(k)) for k in order][0]["ParentSeries"]
         s.mf = _store(s, _multiframe())
         s.colour = _store(s, _colour())["ParentSeries"]
+        s.seg = _store(s, _segmentation())["ParentSeries"]
         yield s
 
 
@@ -436,3 +447,18 @@ def test_tablet_in_dark_theme(browser, server):
         shot(page, "viewer_tablet_dark")
     finally:
         context.close()
+
+
+def test_a_flat_first_frame_does_not_blank_the_series(server, page):
+    # The default window of a frame without window tags is its range; a flat one (a segmentation's empty
+    # first frame) shows black, and the first frame with a range sets the window: the mask shows white on black
+    _open(page, server, f"series={server.seg}")
+    assert _state(page)["index"] == "0"
+    assert _pixel(page)[:3] == [0, 0, 0]
+    page.locator(STAGE).focus()
+    page.keyboard.press("ArrowDown")
+    _wait_state(page, "index", "1")
+    page.wait_for_function(f"document.querySelector({STAGE!r}).dataset.ww === '255'")
+    assert _pixel(page)[:3] == [255, 255, 255]
+    assert _pixel(page, 0.5, 0.02)[:3] == [0, 0, 0]       # outside the image or the square: black
+    assert "W 255 L 128" in page.locator(".viewport:not([hidden]) .overlay").inner_text()
