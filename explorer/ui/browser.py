@@ -56,7 +56,7 @@ def person_name(value: str | None) -> str:
     parts = [p for p in value.split("=")[0].split("^") if p]
     if len(parts) >= 2:
         return f"{parts[0]}, {' '.join(parts[1:])}"
-    return parts[0] if parts else value
+    return parts[0] if parts else ""     # "^^^^": all components empty, no name
 
 
 @dataclass

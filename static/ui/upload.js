@@ -7,6 +7,16 @@
 
   function $(id) { return document.getElementById(id); }
 
+  // As the pages show them (explorer/ui/browser.py): DOE^JOHN -> DOE, JOHN; 20240131 -> 2024-01-31
+  function personName(value) {
+    var parts = String(value || "").split("=")[0].split("^").filter(function (p) { return p; });
+    return parts.length >= 2 ? parts[0] + ", " + parts.slice(1).join(" ") : (parts[0] || "");
+  }
+
+  function dicomDate(value) {
+    return /^\d{8}$/.test(value) ? value.slice(0, 4) + "-" + value.slice(4, 6) + "-" + value.slice(6) : value;
+  }
+
   function el(tag, cls, text) {
     var node = document.createElement(tag);
     if (cls) node.className = cls;
@@ -125,9 +135,9 @@
       return r.ok ? r.json() : null;
     }).then(function (s) {
       if (!s) return;
-      var patient = (s.PatientMainDicomTags || {}).PatientName || "(no name)";
+      var patient = personName((s.PatientMainDicomTags || {}).PatientName) || "(no name)";
       var desc = (s.MainDicomTags || {}).StudyDescription || "(no description)";
-      var date = (s.MainDicomTags || {}).StudyDate || "";
+      var date = dicomDate((s.MainDicomTags || {}).StudyDate || "");
       a.textContent = patient + " · " + desc + (date ? " · " + date : "");
     }).catch(function () { /* the ID stays */ });
   };

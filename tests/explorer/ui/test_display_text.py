@@ -28,7 +28,7 @@ def test_dicom_time(value, shown) -> None:
 
 @pytest.mark.parametrize(("value", "shown"), [
     ("DOE^JOHN", "DOE, JOHN"), ("DOE^JOHN^^DR", "DOE, JOHN DR"), ("Anonymized", "Anonymized"),
-    ("Yamada^Tarou=山田^太郎", "Yamada, Tarou"), ("", ""),
+    ("Yamada^Tarou=山田^太郎", "Yamada, Tarou"), ("", ""), ("^^^^", ""), ("CRUMB^BERT^^^", "CRUMB, BERT"),
 ])
 def test_person_name(value, shown) -> None:
     assert person_name(value) == shown

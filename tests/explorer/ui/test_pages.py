@@ -381,3 +381,27 @@ def test_every_page_fits_a_tablet_in_both_themes(server, browser, scheme):
         requests.delete(f"{server.url}/studies/{study}/labels/tablet-check", timeout=10)
         requests.delete(f"{server.url}/modalities/tablet", timeout=10)
     assert problems == [], problems
+
+
+def test_names_and_dates_read_the_same_on_every_page(server):
+    # A DICOM PN reads "Family, Given" and a DA reads YYYY-MM-DD wherever a page shows them (breadcrumbs,
+    # confirmations, facts), and an all-empty PN ("^^^^") is no name at all
+    stored = _store(server, make_dicom(PatientName="CRUMB^BERT^^^", PatientID="UI-9", StudyInstanceUID="1.2.77.9",
+                                       SeriesInstanceUID="1.2.77.9.1", StudyDate="20190304",
+                                       ReferringPhysicianName="^^^^"))
+    pages = {
+        "series": f"/ui/series/{stored['ParentSeries']}",
+        "instance": f"/ui/instances/{stored['ID']}",
+        "viewer": f"/ui/viewer?series={stored['ParentSeries']}",
+        "delete": f"/ui/studies/{stored['ParentStudy']}/delete",
+    }
+    for name, path in pages.items():
+        html = requests.get(server.url + path, timeout=10).text
+        crumbs = html.partition('aria-label="Breadcrumb"')[2].partition("</nav>")[0]
+        assert "CRUMB, BERT" in html and "CRUMB^BERT" not in crumbs, name
+        if name != "instance":      # whose tag tree shows the values as they are
+            assert "CRUMB^BERT" not in html, name
+    download = requests.get(server.url + f"/ui/studies/{stored['ParentStudy']}/download", timeout=10).text
+    assert "2019-03-04" in download and "20190304" not in download
+    study = requests.get(server.url + f"/ui/studies/{stored['ParentStudy']}", timeout=10).text
+    assert "Referring physician" not in study and "^^^^" not in study

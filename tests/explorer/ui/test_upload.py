@@ -68,6 +68,7 @@ def test_upload_files_and_a_zip_with_progress_and_summary(server, page, tmp_path
     assert links.count() == 2
     page.wait_for_function("[...document.querySelectorAll('#upload-studies a')].every(a => a.textContent.includes('UPLOAD'))")
     assert "<script>alert(1)</script>" in links.first.inner_text()
+    assert links.first.inner_text().startswith("UPLOAD, ULLA · ") and links.first.inner_text().endswith(" · 2024-01-02")
     assert axe_violations(page) == []
     shot(page, "upload_1_summary")
     links.first.click()
