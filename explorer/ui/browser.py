@@ -131,10 +131,9 @@ def study_list(*, filters: StudyFilter, cursor: Cursor | None, today: dt.date, b
                      count=count, count_cap=COUNT_CAP)
 
 
-def known_labels() -> list[str]:
-    from archive.labels import labels_all
-
-    return labels_all()
+def study_labels() -> list[str]:
+    """The labels of studies, those the study list filters by (a series' or a patient's would match none)."""
+    return sorted(Label.objects.filter(resource__level=Level.STUDY.depth).values_list("name", flat=True).distinct())
 
 
 @dataclass

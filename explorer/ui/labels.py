@@ -31,7 +31,9 @@ def labels_context(*, level: Level, public_id: str, error: str = "", value: str 
     return {"label_level": level.value.lower(), "label_public_id": public_id, "labels": mine,
             "known_labels": [name for name in labels_all() if name not in mine],
             "label_url": reverse(f"ui:labels-{level.value.lower()}", args=[public_id]),
-            "label_error": error, "label_value": value, "label_links": level is not Level.PATIENT}
+            "label_error": error, "label_value": value,
+            # a study's chip links to the studies with that label; the study list filters studies only
+            "label_links": level is Level.STUDY}
 
 
 @require_http_methods(["GET", "POST"])

@@ -49,7 +49,7 @@ def study_list(request: HttpRequest) -> HttpResponse:
     before = None if cursor else Cursor.decode(request.GET.get("before", ""))
     listing = browser.study_list(filters=filters, cursor=cursor, before=before, today=_today())
     context = {"filters": filters, "listing": listing, "cursor": cursor or before, "modalities": MODALITIES,
-               "labels": browser.known_labels(),
+               "labels": browser.study_labels(),
                "pages": {"first": _page_query(filters), "next": _page_query(filters, after=listing.next),
                          "previous": _page_query(filters, before=listing.previous)},
                "sort_links": {key: filters.sort_link(key) for key in SORTS}}
