@@ -57,6 +57,9 @@ def resource_labels(request: HttpRequest, level: Level, public_id: str) -> HttpR
                 return HttpResponseRedirect(reverse(f"ui:{level.value.lower()}", args=[public_id]))
     context = labels_context(level=level, public_id=public_id, error=error, value=value)
     if htmx:
+        # The box is swapped whole: the focus goes back to its field (htmx honours autofocus in new content),
+        # not to the top of the page, for the keyboard and screen reader users who added or removed a label
+        context["label_focus"] = request.method == "POST"
         return render(request, "ui/_labels.html", context, status=status)
     resource = selectors.resource_get(level=level, public_id=public_id)
     context.update({"resource": resource, "level": level,

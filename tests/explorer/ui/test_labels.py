@@ -48,8 +48,14 @@ def test_add_and_remove_a_label_on_a_study(server, page):
     shot(page, "labels_1_added")
     # the chip links to the study list filtered by the label
     assert box.get_by_role("link", name="urgent_2024").get_attribute("href") == "/ui?label=urgent_2024"
-    box.get_by_role("button", name="Remove label urgent_2024").click()
+    # the box is swapped whole: the focus comes back to its field, not to the top of the page
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'name'"
+                           " && document.activeElement.closest('#labels-study') !== null")
+    box.get_by_role("button", name="Remove label urgent_2024").focus()
+    page.keyboard.press("Enter")
     page.wait_for_selector("#labels-study :text('No labels.')")
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'name'"
+                           " && document.activeElement.closest('#labels-study') !== null")
     assert _labels(server, "studies", study) == []
 
 
