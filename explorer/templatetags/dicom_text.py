@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django import template
 
-from explorer.ui.browser import dicom_date, person_name
+from explorer.ui.browser import dicom_date, dicom_time, person_name
 
 register = template.Library()
 register.filter("person", person_name)       # DOE^JOHN -> DOE, JOHN
 register.filter("dicomdate", dicom_date)     # 20240131 -> 2024-01-31
+register.filter("dicomtime", dicom_time)     # 143012.123 -> 14:30:12

@@ -41,11 +41,13 @@ def dicom_date(value: str | None) -> str:
 
 def dicom_time(value: str | None) -> str:
     """A DICOM TM for reading: ``143012.123`` as ``14:30:12``, ``1430`` as ``14:30``; the ACR-NEMA form
-    ``14:30:12`` and anything else as it is."""
+    ``14:30:12.392`` as ``14:30:12``; anything else as it is."""
     value = (value or "").strip()
     digits = value.partition(".")[0]
     if digits.isdigit() and len(digits) in (2, 4, 6):
         return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2)) + ("" if len(digits) > 2 else ":00")
+    if len(digits) in (5, 8) and digits.replace(":", "").isdigit() and digits[2] == ":":
+        return digits
     return value
 
 

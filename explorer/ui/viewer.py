@@ -130,8 +130,8 @@ def _overlay(study: Resource, row: browser.SeriesRow) -> dict:
 
 def _series_label(row: browser.SeriesRow) -> str:
     t = row.tags
-    return (f"{t.get('SeriesNumber') or '?'} · {t.get('SeriesDescription') or '(no description)'}"
-            f" · {t.get('Modality', '')} · {row.instance_count}")
+    return " · ".join(x for x in (t.get("SeriesNumber") or "?", t.get("SeriesDescription") or "(no description)",
+                                  t.get("Modality", ""), str(row.instance_count)) if x)
 
 
 def viewer_page(*, series_ids: list[str], layout: str) -> ViewerPage:

@@ -19,7 +19,7 @@ def test_dicom_date(value, shown) -> None:
 
 @pytest.mark.parametrize(("value", "shown"), [
     ("143012.123456", "14:30:12"), ("143012", "14:30:12"), ("1430", "14:30"), ("14", "14:00"),
-    ("14:30:12", "14:30:12"),          # ACR-NEMA times, as they are
+    ("14:30:12", "14:30:12"), ("15:32:26.392000", "15:32:26"), ("14:30", "14:30"),   # ACR-NEMA times
     ("", ""), (None, ""), (" 0930 ", "09:30"), ("12345", "12345"),
 ])
 def test_dicom_time(value, shown) -> None:
@@ -32,3 +32,15 @@ def test_dicom_time(value, shown) -> None:
 ])
 def test_person_name(value, shown) -> None:
     assert person_name(value) == shown
+
+
+def test_viewer_series_label_skips_what_is_missing() -> None:
+    from archive.models import Resource
+    from explorer.ui.browser import SeriesRow
+    from explorer.ui.viewer import _series_label
+
+    row = SeriesRow(series=Resource(main_tags={"SeriesNumber": "3", "SeriesDescription": "AX T1", "Modality": "MR"}),
+                    instance_count=20, preview_instance=None)
+    assert _series_label(row) == "3 · AX T1 · MR · 20"
+    assert _series_label(SeriesRow(series=Resource(main_tags={}), instance_count=1, preview_instance=None)) == (
+        "? · (no description) · 1")

@@ -405,3 +405,4 @@ def test_names_and_dates_read_the_same_on_every_page(server):
     assert "2019-03-04" in download and "20190304" not in download
     study = requests.get(server.url + f"/ui/studies/{stored['ParentStudy']}", timeout=10).text
     assert "Referring physician" not in study and "^^^^" not in study
+    assert "<dd>2019-03-04 10:10:10</dd>" in study        # StudyTime 101010
