@@ -127,8 +127,12 @@ class StudyFilter:
             if value and number is not None:
                 tags.append(TagConstraint(tag=number, query=value))
 
-        for keyword, value in (("PatientName", self.name), ("PatientID", self.pid),
-                               ("AccessionNumber", self.accession), ("StudyDescription", self.description)):
+        # A name is typed as the pages show it ("Buc, Jérôme", "buc j") or as DICOM stores it ("BUC^J"): its
+        # words, in that order, anywhere in the name
+        words = [w for w in re.split(r"[\s,^]+", self.name) if w]
+        add("PatientName", "*" + "*".join(words) + "*" if words else "")
+        for keyword, value in (("PatientID", self.pid), ("AccessionNumber", self.accession),
+                               ("StudyDescription", self.description)):
             add(keyword, f"*{value}*" if value else "")
         add("StudyDate", self.date_range(today=today))
         add("ModalitiesInStudy", "\\".join(self.modality))

@@ -22,6 +22,14 @@ def test_text_fields_match_contains():
                         tag_number("AccessionNumber"): "*A9*", tag_number("StudyDescription"): "*chest*"}
 
 
+def test_a_name_is_searched_by_its_words_as_shown_or_as_stored():
+    name = tag_number("PatientName")
+    for typed in ("buc, j", "Buc^J", "buc j", " buc ,  j "):
+        assert _tags(StudyFilter.from_query(QueryDict(f"name={typed}")))[name] == (
+            "*buc*j*" if typed != "Buc^J" else "*Buc*J*"), typed
+    assert name not in _tags(StudyFilter.from_query(QueryDict("name=%2C%20%5E")))   # no word: no constraint
+
+
 def test_question_marks_and_backslashes_are_dropped():
     # "?" would need the files (find's recheck); "\" would make a list
     assert StudyFilter.from_query(QueryDict("name=a%3Fb%5Cc")).name == "abc"

@@ -89,6 +89,11 @@ def test_study_list_filters_as_you_type_and_url_is_bookmarkable(server, page):
     assert sorted(_rows(bookmarked)) == ["GOLDSMITH, BOB", "SMITH, ANNA"]
     assert bookmarked.get_by_label("Patient name").input_value() == "smi"
     bookmarked.close()
+    # typed the way the list shows it
+    page.get_by_label("Patient name").fill("smith, an")
+    page.wait_for_url(re.compile(r"name=smith"))
+    page.wait_for_function("document.querySelectorAll('table.studies tbody tr').length === 1")
+    assert _rows(page) == ["SMITH, ANNA"]
 
 
 def test_sort_by_column(server, page):
