@@ -79,6 +79,14 @@ class LiveServer:
         self.config = config
         self.database_url = database_url
 
+    def upload(self, data: bytes) -> dict:
+        """POST /instances of one file; its answer (ID, ParentSeries, ...). Raises on an error status."""
+        import requests
+
+        answer = requests.post(self.url + "/instances", data=data, timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
     def kill(self) -> None:
         """SIGKILL the whole process group: the server, its workers and anything they run."""
         with contextlib.suppress(ProcessLookupError):

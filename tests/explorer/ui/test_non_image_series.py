@@ -37,24 +37,19 @@ def test_kind_of(sop_class, pixels, kind):
     assert kind_of(sop_class, has_pixel_data=pixels) == kind
 
 
-def _store(server, data: bytes) -> dict:
-    answer = requests.post(server.url + "/instances", data=data, timeout=30)
-    answer.raise_for_status()
-    return answer.json()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with live_server(tmp_path_factory.mktemp("nonimage")) as s:
         common = {"PatientName": "MIXED^MIA", "PatientID": "NI-1", "StudyInstanceUID": STUDY}
-        s.ct = _store(s, make_dicom(**common, SeriesInstanceUID=f"{STUDY}.1", SeriesNumber="1"))
-        s.sr = _store(s, make_dicom(**common, **NO_PIXELS, SeriesInstanceUID=f"{STUDY}.2", SeriesNumber="2",
-                                    SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11", Modality="SR",
-                                    SeriesDescription="Report"))
-        s.pdf = _store(s, make_dicom(**common, **NO_PIXELS, SeriesInstanceUID=f"{STUDY}.3", SeriesNumber="3",
-                                     SOPClassUID="1.2.840.10008.5.1.4.1.1.104.1", Modality="DOC",
-                                     SeriesDescription="Referral letter", EncapsulatedDocument=PDF_BYTES,
-                                     MIMETypeOfEncapsulatedDocument="application/pdf"))
+        s.ct = s.upload(make_dicom(**common, SeriesInstanceUID=f"{STUDY}.1", SeriesNumber="1"))
+        s.sr = s.upload(make_dicom(**common, **NO_PIXELS, SeriesInstanceUID=f"{STUDY}.2", SeriesNumber="2",
+                                   SOPClassUID="1.2.840.10008.5.1.4.1.1.88.11", Modality="SR",
+                                   SeriesDescription="Report"))
+        s.pdf = s.upload(make_dicom(**common, **NO_PIXELS, SeriesInstanceUID=f"{STUDY}.3", SeriesNumber="3",
+                                    SOPClassUID="1.2.840.10008.5.1.4.1.1.104.1", Modality="DOC",
+                                    SeriesDescription="Referral letter", EncapsulatedDocument=PDF_BYTES,
+                                    MIMETypeOfEncapsulatedDocument="application/pdf"))
         yield s
 
 
@@ -124,8 +119,8 @@ def test_viewer_frame_of_a_report_is_unsupported_media(server):
 
 def test_a_thumbnail_that_cannot_be_rendered_becomes_a_tile(server, page):
     # An image class without pixels (a header-only anonymized CR, say): tried, refused (415), then a tile
-    broken = _store(server, make_dicom(PatientID="NI-2", StudyInstanceUID="1.2.78.2", SeriesInstanceUID="1.2.78.2.1",
-                                       Modality="CR", SOPClassUID="1.2.840.10008.5.1.4.1.1.1", PixelData=None))
+    broken = server.upload(make_dicom(PatientID="NI-2", StudyInstanceUID="1.2.78.2", SeriesInstanceUID="1.2.78.2.1",
+                                      Modality="CR", SOPClassUID="1.2.840.10008.5.1.4.1.1.1", PixelData=None))
     page.goto(server.url + f"/ui/studies/{broken['ParentStudy']}")
     tile = page.locator(".series-grid .thumb.placeholder")
     tile.wait_for()

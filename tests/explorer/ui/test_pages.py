@@ -18,11 +18,6 @@ from tests.samples import sample_path
 TODAY = dt.date.today().strftime("%Y%m%d")
 
 
-def _store(server, data: bytes) -> dict:
-    answer = requests.post(server.url + "/instances", data=data, timeout=30)
-    answer.raise_for_status()
-    return answer.json()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -33,15 +28,15 @@ def server(tmp_path_factory):
             ("goldsmith", "GOLDSMITH^BOB", "UI-2", "20210607", "MR", "MR BRAIN"),
             ("jones", "JONES^CARL", "UI-3", TODAY, "US", "US ABDOMEN"),
         ]:
-            s.ids[key] = _store(s, make_dicom(PatientName=name, PatientID=pid, StudyDate=date, Modality=modality,
-                                              StudyDescription=desc, StudyInstanceUID=f"1.2.77.{pid[-1]}",
-                                              SeriesInstanceUID=f"1.2.77.{pid[-1]}.1", AccessionNumber=f"ACC{pid}"))
+            s.ids[key] = s.upload(make_dicom(PatientName=name, PatientID=pid, StudyDate=date, Modality=modality,
+                                             StudyDescription=desc, StudyInstanceUID=f"1.2.77.{pid[-1]}",
+                                             SeriesInstanceUID=f"1.2.77.{pid[-1]}.1", AccessionNumber=f"ACC{pid}"))
         item = Dataset()
         item.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
         item.ReferencedSOPInstanceUID = "1.2.77.99.1"
-        s.ids["seq"] = _store(s, make_dicom(PatientName="SEQ^DORA", PatientID="UI-4", StudyInstanceUID="1.2.77.4",
-                                            SeriesInstanceUID="1.2.77.4.1",
-                                            ReferencedStudySequence=Sequence([item])))
+        s.ids["seq"] = s.upload(make_dicom(PatientName="SEQ^DORA", PatientID="UI-4", StudyInstanceUID="1.2.77.4",
+                                           SeriesInstanceUID="1.2.77.4.1",
+                                           ReferencedStudySequence=Sequence([item])))
         yield s
 
 
@@ -167,8 +162,8 @@ def test_instance_tags_search_and_sequences(server, page):
 
 
 def test_delete_study_with_confirmation(server, page):
-    answer = _store(server, make_dicom(PatientName="DELETE^ME", PatientID="UI-DEL", StudyInstanceUID="1.2.77.50",
-                                       SeriesInstanceUID="1.2.77.50.1"))
+    answer = server.upload(make_dicom(PatientName="DELETE^ME", PatientID="UI-DEL", StudyInstanceUID="1.2.77.50",
+                                      SeriesInstanceUID="1.2.77.50.1"))
     page.goto(server.url + f"/ui/studies/{answer['ParentStudy']}")
     page.get_by_role("link", name="Delete study…").click()
     assert page.locator("h1").inner_text() == "Delete this study?"
@@ -195,7 +190,7 @@ def test_protect_and_unprotect_patient(server, page):
 
 
 def test_xss_sample_renders_as_text(server, page):
-    answer = _store(server, sample_path("2017-06-27-XSSInjection.dcm").read_bytes())
+    answer = server.upload(sample_path("2017-06-27-XSSInjection.dcm").read_bytes())
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     for url in ("/ui/?name=HelloWorld", f"/ui/patients/{answer['ParentPatient']}",
@@ -217,8 +212,8 @@ def test_xss_sample_renders_as_text(server, page):
 
 def test_next_and_previous_pages_are_keyset_links(server, page):
     for i in range(53):
-        _store(server, make_dicom(PatientName=f"PAGER^{i:02d}", PatientID=f"PG{i}", StudyInstanceUID=f"1.2.78.{i}",
-                                  SeriesInstanceUID=f"1.2.78.{i}.1"))
+        server.upload(make_dicom(PatientName=f"PAGER^{i:02d}", PatientID=f"PG{i}", StudyInstanceUID=f"1.2.78.{i}",
+                                 SeriesInstanceUID=f"1.2.78.{i}.1"))
     page.goto(server.url + "/ui/?name=pager&sort=name")
     assert len(_rows(page)) == 50
     assert "53 matching studies" in page.locator("p.count").inner_text()      # an exact count: few matches
@@ -391,9 +386,9 @@ def test_every_page_fits_a_tablet_in_both_themes(server, browser, scheme):
 def test_names_and_dates_read_the_same_on_every_page(server):
     # A DICOM PN reads "Family, Given" and a DA reads YYYY-MM-DD wherever a page shows them (breadcrumbs,
     # confirmations, facts), and an all-empty PN ("^^^^") is no name at all
-    stored = _store(server, make_dicom(PatientName="CRUMB^BERT^^^", PatientID="UI-9", StudyInstanceUID="1.2.77.9",
-                                       SeriesInstanceUID="1.2.77.9.1", StudyDate="20190304",
-                                       ReferringPhysicianName="^^^^"))
+    stored = server.upload(make_dicom(PatientName="CRUMB^BERT^^^", PatientID="UI-9", StudyInstanceUID="1.2.77.9",
+                                      SeriesInstanceUID="1.2.77.9.1", StudyDate="20190304",
+                                      ReferringPhysicianName="^^^^"))
     pages = {
         "series": f"/ui/series/{stored['ParentSeries']}",
         "instance": f"/ui/instances/{stored['ID']}",

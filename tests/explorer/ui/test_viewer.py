@@ -25,11 +25,6 @@ SIZE = 64
 STAGE = ".viewport:not([hidden]) .vp-stage"
 
 
-def _store(server, data: bytes) -> dict:
-    answer = requests.post(server.url + "/instances", data=data, timeout=30)
-    answer.raise_for_status()
-    return answer.json()
-
 
 def _ct_slice(k: int) -> bytes:
     """A 64x64 CT slice: air (-1000 HU) around a disc of 100 HU, a bone-bright square (1000 HU) whose place
@@ -87,10 +82,10 @@ def _segmentation() -> bytes:
 def server(tmp_path_factory):
     with live_server(tmp_path_factory.mktemp("viewer")) as s:
         order = [5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6]   # stored out of order: the viewer sorts by position
-        s.ct = [_store(s, _ct_slice(k)) for k in order][0]["ParentSeries"]
-        s.mf = _store(s, _multiframe())
-        s.colour = _store(s, _colour())["ParentSeries"]
-        s.seg = _store(s, _segmentation())["ParentSeries"]
+        s.ct = [s.upload(_ct_slice(k)) for k in order][0]["ParentSeries"]
+        s.mf = s.upload(_multiframe())
+        s.colour = s.upload(_colour())["ParentSeries"]
+        s.seg = s.upload(_segmentation())["ParentSeries"]
         yield s
 
 
@@ -346,7 +341,7 @@ def test_cine_on_a_synthetic_multiframe(server, page):
 
 def test_cine_on_a_multiframe_sample(server, page):
     data = sample_path("Issue16.dcm").read_bytes()       # 34 frames, JPEG baseline, YBR: decoded by the server
-    series = _store(server, data)["ParentSeries"]
+    series = server.upload(data)["ParentSeries"]
     _open(page, server, f"series={series}")
     assert _state(page)["count"] == "34"
     page.get_by_role("button", name="Play").click()
@@ -401,7 +396,7 @@ def test_layout_2x2_shows_series_side_by_side(server, page):
 
 
 def test_xss_sample_is_inert_in_the_overlay(server, page):
-    answer = _store(server, sample_path("2017-06-27-XSSInjection.dcm").read_bytes())
+    answer = server.upload(sample_path("2017-06-27-XSSInjection.dcm").read_bytes())
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(server.url + f"/ui/viewer?series={answer['ParentSeries']}")
