@@ -82,11 +82,6 @@ class StudyRow:
     def study_date(self) -> str:
         return dicom_date(self.tags.get("StudyDate"))
 
-    @property
-    def image_series(self) -> list[SeriesRow]:
-        """The series the viewer can show (a report or a PDF has no place there)."""
-        return [row for row in self.series if row.has_images]
-
 
 def study_rows(studies: list[Resource]) -> list[StudyRow]:
     """Rows for studies (loaded with their parent): modalities, series counts and labels in two queries."""

@@ -23,9 +23,8 @@ _NO_PIXELS_PREFIXES = tuple(_STORAGE + p for p in (
     "200.",   # CT/XA defined procedure protocols
 )) + ("1.2.840.10008.5.1.4.34.",)   # RT beams delivery instructions and the like
 _NO_PIXELS = frozenset(_STORAGE + p for p in (
-    "481.3", "481.4", "481.5", "481.6", "481.7", "481.8", "481.9", "481.10", "481.11", "481.12", "481.13",
-    "481.14", "481.15", "481.16", "481.17", "481.18", "481.19", "481.20", "481.21", "481.22", "481.23",
-    "481.24", "481.25", "481.26",           # RT structure sets, plans, treatment records... (not RT Image, RT Dose)
+    *(f"481.{n}" for n in range(3, 27)),    # RT structure sets, plans, treatment records... (481.1 RT Image
+                                            # and 481.2 RT Dose are images)
     "66", "66.1", "66.2", "66.3", "66.5", "66.6",   # raw data, registrations, fiducials, surface seg., tracts
     "67", "90.1",                            # real world value mapping, content assessment results
 ))
