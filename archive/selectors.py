@@ -375,7 +375,9 @@ def lookup_by_dicom_id(*, value: str) -> list[Resource]:
 
     found = []
     patient = Resource.objects.filter(level=0, public_id=hash_to_public_id(value)).first()
-    if patient is not None:
+    # Orthanc indexes the PatientID its patient was created with: none when that first file had none (real
+    # 1.10.1: "" finds the patient of an empty PatientID, not the one of an absent PatientID)
+    if patient is not None and "PatientID" in patient.main_tags:
         found.append(patient)
     # Through the (level, tag, value) index of MainDicomTag: the JSON column has no index to search.
     keys = {1: 0x0020000D, 2: 0x0020000E, 3: 0x00080018}  # Study/Series/SOP Instance UID

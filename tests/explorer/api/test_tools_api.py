@@ -241,6 +241,14 @@ def test_lookup_of_an_empty_identifier_finds_the_patient_without_patient_id(clie
         assert answer == [{"ID": ids["ParentPatient"], "Path": f"/patients/{ids['ParentPatient']}", "Type": "Patient"}]
 
 
+def test_lookup_of_an_empty_identifier_skips_a_patient_created_without_patient_id(client):
+    """Real Orthanc 1.10.1: a patient created by a file without PatientID has no identifier to find, even
+    after a file with an empty one joined it (the same patient, da39a3ee-...)."""
+    upload(client, PatientID=None, StudyInstanceUID="5.9.1", SeriesInstanceUID="5.9.1.1")
+    upload(client, PatientID="", StudyInstanceUID="5.9.2", SeriesInstanceUID="5.9.2.1")
+    assert client.post("/tools/lookup", "", content_type="text/plain").json() == []
+
+
 def test_lookup_refuses_wildcards(client):
     response = client.post("/tools/lookup", "PAT*", content_type="text/plain")
     assert_error(response, 400, 3, "Wildcards are not allowed on tag 0010,0020")
