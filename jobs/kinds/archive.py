@@ -89,7 +89,8 @@ def _series_folders(series: dict[int, Resource], utf8: bool = False) -> dict[int
             if patient_folder is None:
                 patient_folder = _unique(patient_names, _named(_folder(
                     patient.main_tags.get("PatientID", ""),
-                    study.main_tags.get("PatientName", "") or patient.main_tags.get("PatientName", ""), utf8=utf8),
+                    # the patient's own name, as Orthanc: its studies may carry others (same PatientID)
+                    patient.main_tags.get("PatientName", "") or study.main_tags.get("PatientName", ""), utf8=utf8),
                     "Patient"))
             study_folder = _unique(study_names, _named(_folder(study.main_tags.get("AccessionNumber", ""),
                                                                study.main_tags.get("StudyDescription", ""),

@@ -142,6 +142,17 @@ def test_unnamed_folders_and_file_names_as_orthanc() -> None:
     assert sum(n.split("/")[2] == "Unknown Series" for n in names) == 1   # the series without a modality
 
 
+def test_patient_folder_takes_the_patients_name() -> None:
+    # Two studies of one PatientID under different names: the patient keeps the name it was created with, and
+    # its folder is named after it for both studies (real Orthanc 1.10.1), whatever study comes first
+    for study, name in (("1.2.11", "FIRST^NAME"), ("1.2.10", "OTHER^NAME")):   # 1.2.10's study ID sorts first
+        ids = instance_store(data=make_dicom(PatientID="PX", PatientName=name, StudyInstanceUID=study,
+                                             SeriesInstanceUID=f"{study}.1", SOPInstanceUID=f"{study}.1.1"),
+                             origin=Origin()).ids
+    names = _names(Client().get(f"/patients/{ids.patient}/archive").getvalue())
+    assert len(names) == 2 and {n.split("/")[0] for n in names} == {"PX FIRST NAME"}
+
+
 def test_create_archive_of_several_resources() -> None:
     study = _study()
     client = Client()
