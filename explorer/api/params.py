@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from archive.dicom.tags import parse_tag
-from archive.errors import BadParameterType, BadRequest, ParameterOutOfRange
+from archive.errors import BadParameterType, BadRequest, ParameterOutOfRange, UnknownDicomTag
 
 
 def flag(request: HttpRequest, name: str) -> bool:
@@ -73,8 +73,8 @@ def requested_tags(request: HttpRequest) -> list | None:
             continue
         try:
             tags.append(parse_tag(item))
-        except ValueError:
-            raise BadRequest(f"Unknown DICOM tag: {item}") from None
+        except ValueError:   # 1.12's ParseListOfTags: UnknownDicomTag (500), as RequestedTags of /tools/find
+            raise UnknownDicomTag(f"Unknown DICOM tag: {item}") from None
     return tags
 
 

@@ -634,3 +634,15 @@ def test_content_answers_as_orthanc(client):
     assert (r.status_code, body["Message"], body["OrthancStatus"]) == (500, "Unknown DICOM tag", 27)
     r = client.get("/instances/nope/content/0010-0010")
     assert r.status_code == 404 and json.loads(r.content)["Message"] == "Unknown resource"
+
+
+@pytest.mark.django_db
+def test_an_unknown_requested_tag_is_the_same_error_on_get_and_find(client):
+    # Orthanc 1.12's ParseListOfTags throws UnknownDicomTag (27, HTTP 500), as RequestedTags of /tools/find
+    instance_store(data=make_dicom(), origin=Origin())
+    listed = client.get("/studies?expand&requested-tags=NoSuchTag")
+    found = client.post("/tools/find", {"Level": "Study", "Query": {}, "RequestedTags": ["NoSuchTag"]},
+                        content_type="application/json")
+    for answer in (listed, found):
+        assert answer.status_code == 500 and answer.json()["OrthancStatus"] == 27, answer.content
+    assert listed.json()["Details"] == "Unknown DICOM tag: NoSuchTag"
