@@ -24,7 +24,7 @@ from archive.dicom import decode, render
 from archive.dicom.decode import CannotDecode
 from archive.dicom.render import Mode
 from archive.dicom.slices import ordered_slices
-from archive.errors import ArchiveError, BadRequest, NotImplementedYet, UnknownResource
+from archive.errors import ArchiveError, BadRequest, NotImplementedYet, ParameterOutOfRange, UnknownResource
 from archive.levels import Level
 from explorer.api.base import OrthancView
 from explorer.api.params import boolean_argument
@@ -243,7 +243,8 @@ class NumpyFrameApi(OrthancView):
     def get(self, request, public_id: str, frame: str):
         stored = _stored(public_id)
         if not frame.strip().isdigit():
-            raise BadRequest('Expected an unsigned integer for the "frame" argument')
+            # real Orthanc 1.10.1: "Parameter out of range" (3) with this text, for "abc" and "-1" alike
+            raise ParameterOutOfRange('Expected an unsigned integer for the "frame" argument')
         compress, rescale = boolean_argument(request, "compress", False), boolean_argument(request, "rescale", True)
         frames = _numpy_frames(stored, range(int(frame.strip()), int(frame.strip()) + 1))
         return _numpy_response(frames, rescale=rescale, stacked=False, compress=compress)

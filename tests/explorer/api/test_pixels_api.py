@@ -122,6 +122,14 @@ def test_raw_and_raw_gz() -> None:
     assert packed["Content-Type"] == "application/gzip" and gzip.decompress(packed.content) == raw.content
 
 
+def test_numpy_of_a_frame_that_is_no_number() -> None:
+    first = store()
+    for frame in ("abc", "-1"):
+        answer = Client().get(f"/instances/{first}/frames/{frame}/numpy")
+        assert answer.status_code == 400 and answer.json()["OrthancStatus"] == 3, answer.content
+        assert answer.json()["Details"] == 'Expected an unsigned integer for the "frame" argument'
+
+
 def test_numpy_of_an_instance_and_a_series() -> None:
     first = store(SOPInstanceUID="1.2.3.100", InstanceNumber="2", ImagePositionPatient=[0, 0, 2])
     store(SOPInstanceUID="1.2.3.101", InstanceNumber="1", ImagePositionPatient=[0, 0, 1])
