@@ -160,6 +160,13 @@ class SeriesRow:
     def has_images(self) -> bool:
         return bool(self.instance_count) and self.kind == content_kind.IMAGE
 
+    @property
+    def label(self) -> str:
+        """The series as the viewer's menu names it: number, description, modality, instance count."""
+        t = self.tags
+        return " · ".join(x for x in (t.get("SeriesNumber") or "?", t.get("SeriesDescription") or "(no description)",
+                                      t.get("Modality", ""), str(self.instance_count)) if x)
+
 
 @dataclass
 class StudyView:

@@ -128,12 +128,6 @@ def _overlay(study: Resource, row: browser.SeriesRow) -> dict:
     }
 
 
-def _series_label(row: browser.SeriesRow) -> str:
-    t = row.tags
-    return " · ".join(x for x in (t.get("SeriesNumber") or "?", t.get("SeriesDescription") or "(no description)",
-                                  t.get("Modality", ""), str(row.instance_count)) if x)
-
-
 def viewer_page(*, series_ids: list[str], layout: str) -> ViewerPage:
     """The viewer on ``series_ids`` (the first one's study gives the choice of series); as many viewports as
     ``layout`` has, the empty ones filled with the study's next series."""
@@ -159,7 +153,7 @@ def viewer_page(*, series_ids: list[str], layout: str) -> ViewerPage:
     config = {
         "layout": layout,
         "selected": chosen,
-        "series": {r.series.public_id: {"label": _series_label(r), "overlay": _overlay(study, r)} for r in rows},
+        "series": {r.series.public_id: {"label": r.label, "overlay": _overlay(study, r)} for r in rows},
         "slices": slices,
         "slicesUrl": "/ui/viewer/series/{id}/slices",
         "pixelsUrl": PIXELS_URL,

@@ -37,7 +37,9 @@ def test_person_name(value, shown) -> None:
 def test_viewer_series_label_skips_what_is_missing() -> None:
     from archive.models import Resource
     from explorer.ui.browser import SeriesRow
-    from explorer.ui.viewer import _series_label
+
+    def _series_label(row: SeriesRow) -> str:
+        return row.label
 
     row = SeriesRow(series=Resource(main_tags={"SeriesNumber": "3", "SeriesDescription": "AX T1", "Modality": "MR"}),
                     instance_count=20, preview_instance=None)
