@@ -13,6 +13,7 @@ renders it (the REST error body, a C-FIND failure status).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,8 +281,14 @@ def _order_by(body: dict) -> tuple[OrderKey, ...]:
 def _response_content(body: dict) -> frozenset[str] | None:
     if "ResponseContent" not in body:
         return None
+    return response_content_parse(body["ResponseContent"])
+
+
+def response_content_parse(items: Iterable) -> frozenset[str]:
+    """The parts of a ResponseContent (the /tools/find body field, or the ``response-content`` argument of
+    the resource lists); an unknown part is an error."""
     values = set()
-    for item in body["ResponseContent"]:
+    for item in items:
         if item not in RESPONSE_CONTENT:
             raise ParameterOutOfRange(f"Unsupported value for ResponseContent: {item}")
         values.add(item)

@@ -26,21 +26,29 @@ from explorer.api.representations import format_tags, main_tags_of, resource_jso
 def find_answer(resources: list[Resource], request: FindRequest) -> list:
     """The /tools/find answer: IDs, Orthanc's legacy description (Expand), or the ResponseContent parts."""
     content = request.response_content
-    if content is None and not request.expand or content is not None and not content:
+    if content is None and not request.expand:
+        return [r.public_id for r in resources]
+    return resources_described(resources, content, fmt=request.fmt, tags=list(request.requested_tags))
+
+
+def resources_described(resources: list[Resource], content: frozenset[str] | None, *, fmt: str,
+                        tags: list) -> list:
+    """Each resource as its ResponseContent parts (an empty set: the IDs), or Orthanc's legacy description
+    when ``content`` is None; with the values of the requested ``tags``. Shared by /tools/find and the
+    resource lists' ``response-content``."""
+    if content is not None and not content:
         return [r.public_id for r in resources]
     details = selectors.resource_details(resources)
-    tags = list(request.requested_tags)
-
     values = requested_values_many(resources, tags) if tags else {}
 
     def requested(resource: Resource) -> dict | None:
         return values[resource.id] if tags else None
 
     if content is None:
-        return [resource_json(r, details, fmt=request.fmt, requested=requested(r)) for r in resources]
+        return [resource_json(r, details, fmt=fmt, requested=requested(r)) for r in resources]
     extra = selectors.resources_extras(resources, metadata="Metadata" in content,
                                        attachments="Attachments" in content)
-    return [_content_json(r, details, extra, content, request.fmt, requested(r)) for r in resources]
+    return [_content_json(r, details, extra, content, fmt, requested(r)) for r in resources]
 
 
 _PARENT_KEY = {Level.STUDY: "ParentPatient", Level.SERIES: "ParentStudy", Level.INSTANCE: "ParentSeries"}

@@ -1,4 +1,4 @@
-"""Orthanc's GET arguments: presence flags, expand, since/limit, tag format, requested tags."""
+"""Orthanc's GET arguments: presence flags, expand, since/limit, tag format, requested tags, response content."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from archive.dicom.tags import parse_tag
 from archive.errors import BadParameterType, BadRequest, ParameterOutOfRange, UnknownDicomTag
+from archive.find_request import response_content_parse
 
 
 def flag(request: HttpRequest, name: str) -> bool:
@@ -78,3 +79,12 @@ def requested_tags(request: HttpRequest) -> list | None:
     return tags
 
 
+
+
+def response_content(request: HttpRequest) -> frozenset[str] | None:
+    """The ``response-content`` argument of the resource lists (1.12.5): ``;``-separated parts, as the
+    ResponseContent of /tools/find; None when absent."""
+    raw = request.GET.get("response-content")
+    if raw is None:
+        return None
+    return response_content_parse(item.strip() for item in raw.split(";") if item.strip())

@@ -19,7 +19,8 @@ from archive.requested_tags import requested_values_many
 from archive.settings import archive_settings
 from archive.statistics import resource_statistics
 from explorer.api.base import OrthancView
-from explorer.api.params import flag, requested_tags, since_and_limit, tag_format
+from explorer.api.find import resources_described
+from explorer.api.params import flag, requested_tags, response_content, since_and_limit, tag_format
 from explorer.api.rendering import bare_response, json_response, with_filename
 from explorer.api.representations import resource_json
 
@@ -43,6 +44,11 @@ def _one(resource, request):
 class ResourceListApi(OrthancView):
     def get(self, request):
         since, limit = since_and_limit(request)
+        content = response_content(request)
+        if content is not None:     # 1.12.5: the parts asked for, whether or not ``expand`` is there
+            resources = selectors.resource_list(level=self.level, since=since, limit=limit)
+            return json_response(resources_described(resources, content, fmt=tag_format(request, default="simplify"),
+                                                     tags=requested_tags(request) or []))
         if not flag(request, "expand"):
             return json_response(selectors.resource_public_ids(level=self.level, since=since, limit=limit))
         resources = selectors.resource_list(level=self.level, since=since, limit=limit)

@@ -176,6 +176,46 @@ def test_expand_false_gives_ids(client, three, level):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+def test_response_content_gives_the_parts_asked_for(client, three, level):
+    """1.12.5: ``response-content``, ``;``-separated, as /tools/find's ResponseContent; with or without expand."""
+    for query in ("response-content=MainDicomTags;Parent", "expand&response-content=Parent;MainDicomTags"):
+        items = client.get(f"/{level.plural}?{query}&since=1&limit=1").json()
+        assert len(items) == 1
+        item = items[0]
+        assert (item["ID"], item["Type"]) == (id_at(three[1], level), level.value)
+        parent = {Level.STUDY: "ParentPatient", Level.SERIES: "ParentStudy", Level.INSTANCE: "ParentSeries"}
+        expected = {"ID", "Type", "MainDicomTags"} | ({parent[level]} if level in parent else set()) \
+            | ({"PatientMainDicomTags"} if level is Level.STUDY else set())
+        assert set(item) == expected
+        if level in parent:
+            assert item[parent[level]] == id_at(three[1], list(Level)[level.depth - 1])
+    labelled = client.get(f"/{level.plural}?response-content=Labels&requested-tags=PatientID").json()
+    assert [(r["Labels"], r["RequestedTags"]) for r in labelled] == [([], {"PatientID": f"P{i}"}) for i in range(3)]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_response_content_empty_gives_ids_and_unknown_is_an_error(client, three, level):
+    assert client.get(f"/{level.plural}?expand&response-content=").json() == [id_at(ids, level) for ids in three]
+    response = client.get(f"/{level.plural}?response-content=MainDicomTags;Everything")
+    assert response.status_code == 400
+    assert (response.json()["OrthancStatus"], response.json()["Details"]) == (
+        3, "Unsupported value for ResponseContent: Everything")
+
+
+def test_response_content_list_takes_a_fixed_number_of_queries(client):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/instances?response-content=Parent;MainDicomTags;Metadata;Labels").status_code == 200
+        return len(captured)
+
+    store(SOPInstanceUID="1.9.1")
+    one = queries()
+    for i in range(5):
+        store(SOPInstanceUID=f"1.9.1.{i}", SeriesInstanceUID=f"1.9.{i}")
+    assert queries() == one
+
+
+@pytest.mark.parametrize("level", LEVELS)
 def test_since_and_limit_give_a_page(client, three, level):
     assert client.get(f"/{level.plural}?since=1&limit=1").json() == [id_at(three[1], level)]
 
