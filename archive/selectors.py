@@ -389,6 +389,16 @@ def lookup_by_dicom_id(*, value: str) -> list[Resource]:
     return found
 
 
+def instance_ids_by_sop_uid(uids: list[str]) -> dict[str, str]:
+    """SOP Instance UID -> Orthanc ID of the instances the archive holds among ``uids`` (one query, through
+    the (level, tag, value) index; the first 500 UIDs)."""
+    uids = [uid for uid in uids[:500] if "\x00" not in uid]
+    if not uids:
+        return {}
+    rows = MainDicomTag.objects.filter(level=3, tag=0x00080018, value__in=uids)
+    return dict(rows.order_by("-resource_id").values_list("value", "resource__public_id"))
+
+
 @dataclass
 class Extras:
     """Metadata and attachments of many resources, for /tools/find's ResponseContent (1.12.5)."""

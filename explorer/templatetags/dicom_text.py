@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from explorer.ui.browser import dicom_date, dicom_time, person_name
+from explorer.ui.reading import dicom_date, dicom_time, person_name
 
 register = template.Library()
 register.filter("person", person_name)       # DOE^JOHN -> DOE, JOHN

@@ -17,8 +17,9 @@ from archive.models import Label, Resource
 from archive.runtime import default_encoding
 from archive.settings import archive_settings
 from archive.statistics import Totals, statistics_totals
-from explorer.ui import content_kind
+from explorer.ui import content_kind, structured_report
 from explorer.ui.filters import StudyFilter
+from explorer.ui.reading import dicom_date, person_name
 
 PAGE_SIZE = 50
 # A filtered list is counted exactly up to this many matches, and shown as "more than" beyond: the count
@@ -27,38 +28,6 @@ PAGE_SIZE = 50
 # but ~0.7-1.8 s to count to 10,000; selective ones (a patient ID, a label, no match) count exactly in
 # 2-40 ms either way. The unfiltered list is counted by the running totals, exactly and for free.
 COUNT_CAP = 1_000
-
-
-def dicom_date(value: str | None) -> str:
-    """``20240131`` as ``2024-01-31``, and so the ACR-NEMA form ``2024.01.31`` (older files and modalities still
-    write it); anything else as it is."""
-    if value and len(value) == 10 and value[4] == value[7] == "." and (value[:4] + value[5:7] + value[8:]).isdigit():
-        value = value.replace(".", "")
-    if value and len(value) == 8 and value.isdigit():
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value or ""
-
-
-def dicom_time(value: str | None) -> str:
-    """A DICOM TM for reading: ``143012.123`` as ``14:30:12``, ``1430`` as ``14:30``; the ACR-NEMA form
-    ``14:30:12.392`` as ``14:30:12``; anything else as it is."""
-    value = (value or "").strip()
-    digits = value.partition(".")[0]
-    if digits.isdigit() and len(digits) in (2, 4, 6):
-        return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2)) + ("" if len(digits) > 2 else ":00")
-    if len(digits) in (5, 8) and digits.replace(":", "").isdigit() and digits[2] == ":":
-        return digits
-    return value
-
-
-def person_name(value: str | None) -> str:
-    """A DICOM PN for reading: ``DOE^JOHN`` -> ``DOE, JOHN`` (first component group only)."""
-    if not value:
-        return ""
-    parts = [p for p in value.split("=")[0].split("^") if p]
-    if len(parts) >= 2:
-        return f"{parts[0]}, {' '.join(parts[1:])}"
-    return parts[0] if parts else ""     # "^^^^": all components empty, no name
 
 
 @dataclass
@@ -297,6 +266,7 @@ class InstanceView:
     tags: list[TagNode]
     query: str
     kind: str = content_kind.IMAGE
+    report: structured_report.Report | None = None     # an SR document's content, for reading
 
 
 def instance_view(*, public_id: str, query: str = "") -> InstanceView:
@@ -308,5 +278,6 @@ def instance_view(*, public_id: str, query: str = "") -> InstanceView:
     full = dicom_json.dataset_to_json(ds, fmt="full", default_encoding=default_encoding(),
                                       dictionary=archive_settings().dictionary)
     return InstanceView(instance=instance, series=series, tags=_nodes(full, query.strip().casefold()),
-                        query=query.strip(), kind=content_kind.instance_kinds([instance.id])[instance.id])
+                        query=query.strip(), kind=content_kind.instance_kinds([instance.id])[instance.id],
+                        report=structured_report.report_of(full, instances_of=selectors.instance_ids_by_sop_uid))
 

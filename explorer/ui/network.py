@@ -26,9 +26,9 @@ from archive.identifiers import hash_to_public_id
 from archive.levels import Level
 from archive.models import DicomQuery, Resource
 from archive.network import queries, registry, scu
-from explorer.ui.browser import dicom_date, person_name
 from explorer.ui.errors import ui_errors
 from explorer.ui.jobs import JobRow
+from explorer.ui.reading import dicom_date, person_name
 from explorer.ui.views import htmx_partial
 from jobs import engine
 from jobs.kinds import dicom as dicom_jobs

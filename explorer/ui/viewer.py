@@ -34,6 +34,7 @@ from archive.levels import Level
 from archive.models import Resource
 from explorer.ui import browser
 from explorer.ui.errors import ui_errors
+from explorer.ui.reading import dicom_date, dicom_time, person_name
 
 LAYOUTS = {"1x1": 1, "1x2": 2, "2x2": 4}
 PIXELS_URL = "/ui/viewer/instances/{id}/frames/{frame}/pixels"
@@ -117,10 +118,10 @@ def _overlay(study: Resource, row: browser.SeriesRow) -> dict:
     st, se = study.main_tags, row.series.main_tags
     sex = st.get("PatientSex", "")
     return {
-        "patient": browser.person_name(st.get("PatientName")), "patientId": st.get("PatientID", ""),
-        "birth": " ".join(x for x in (browser.dicom_date(st.get("PatientBirthDate")), sex) if x),
+        "patient": person_name(st.get("PatientName")), "patientId": st.get("PatientID", ""),
+        "birth": " ".join(x for x in (dicom_date(st.get("PatientBirthDate")), sex) if x),
         "study": st.get("StudyDescription", ""),
-        "date": " ".join(x for x in (browser.dicom_date(st.get("StudyDate")), browser.dicom_time(st.get("StudyTime")))
+        "date": " ".join(x for x in (dicom_date(st.get("StudyDate")), dicom_time(st.get("StudyTime")))
                          if x),
         "accession": f"Acc. {st['AccessionNumber']}" if st.get("AccessionNumber") else "",
         "series": " ".join(x for x in (se.get("Modality", ""), f"#{se['SeriesNumber']}" if se.get("SeriesNumber")

@@ -28,6 +28,17 @@ def browser():
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(request, monkeypatch):
+    """Playwright's sync API keeps its event loop running in this thread once the session's browser started,
+    and Django's async-safety check takes that for async code: a database test of this folder that runs
+    after a browser test would fail with SynchronousOnlyOperation. Nothing runs concurrently here, so
+    Django's documented escape hatch is set, for the database tests only (the live servers are processes of
+    their own, started without it)."""
+    if request.node.get_closest_marker("django_db"):
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
 @pytest.fixture
 def page(browser, request):
     """A fresh page (light theme, desktop size); its screenshot is saved when the test ends."""

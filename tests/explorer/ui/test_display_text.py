@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.ui.browser import dicom_date, dicom_time, person_name
+from explorer.ui.reading import dicom_date, dicom_time, person_name
 
 
 @pytest.mark.parametrize(("value", "shown"), [

@@ -72,7 +72,9 @@ def test_study_page_shows_reports_and_pdfs_without_asking_for_images(server, pag
     assert cards.nth(0).locator("img.thumb").count() == 1
     report, letter = cards.nth(1), cards.nth(2)
     assert report.locator("img").count() == 0 and report.locator(".thumb.placeholder").inner_text() == "SR"
-    assert "no images" in report.inner_text()
+    assert "no images" not in report.inner_text()      # an SR series: its report to read instead
+    assert report.get_by_role("link", name="Read report of series 2").get_attribute("href") == \
+        f"/ui/instances/{server.sr['ID']}#report-title"
     assert cards.nth(0).get_by_role("link", name="View series 1 in the viewer").count() == 1
     assert report.get_by_role("link", name="View series 2 in the viewer").count() == 0
     assert letter.locator("img").count() == 0 and letter.locator(".thumb.placeholder").inner_text() == "PDF"
