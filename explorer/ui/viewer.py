@@ -154,7 +154,8 @@ def viewer_page(*, series_ids: list[str], layout: str) -> ViewerPage:
     config = {
         "layout": layout,
         "selected": chosen,
-        "series": {r.series.public_id: {"label": r.label, "overlay": _overlay(study, r)} for r in rows},
+        "series": {r.series.public_id: {"label": r.label, "overlay": _overlay(study, r),
+                                        "modality": r.series.main_tags.get("Modality", "")} for r in rows},
         "slices": slices,
         "slicesUrl": "/ui/viewer/series/{id}/slices",
         "pixelsUrl": PIXELS_URL,

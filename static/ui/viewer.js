@@ -210,6 +210,7 @@
   var fpsInput = document.getElementById("viewer-fps");
   var presetSelect = document.getElementById("viewer-preset");
   var filePresets = document.getElementById("viewer-file-presets");
+  var ctPresets = document.getElementById("viewer-ct-presets");
 
   function Viewport(section) {
     this.section = section;
@@ -250,6 +251,7 @@
     this.series = id;
     this.slices = slices || [];
     this.index = Math.floor(this.slices.length / 2);
+    this.fileWindows = [];
     if (this.slices.length && this.slices[0].n > 1 && this.slices.length === this.slices[0].n) this.index = 0;
     this.window = null;
     this.fit = true;
@@ -263,6 +265,7 @@
     this.slider.max = String(Math.max(this.slices.length, 1));
     this.slider.disabled = this.slices.length < 2;
     this.status.textContent = this.slices.length ? "" : "No images in this series.";
+    if (this === active) showFilePresets(this);
     this.changed();
     pump();
   };
@@ -548,6 +551,8 @@
   }
 
   function showFilePresets(vp) {
+    // Hounsfield windows mean nothing on other modalities (an MR's values are arbitrary units)
+    ctPresets.disabled = ((config.series[vp.series] || {}).modality || "") !== "CT";
     while (filePresets.firstChild) filePresets.removeChild(filePresets.firstChild);
     (vp.fileWindows || []).forEach(function (w, n) {
       var option = document.createElement("option");

@@ -264,6 +264,20 @@ def test_presets_and_the_files_windows(server, page):
     assert _state(page)["wc"] == "40"
 
 
+def test_ct_presets_only_on_ct(server, page):
+    """Hounsfield windows are offered on a CT series only; switching the series updates the choice."""
+    _open(page, server, f"series={server.mf['ParentSeries']}")      # XA
+    ct_group = page.locator("#viewer-ct-presets")
+    assert ct_group.evaluate("g => g.disabled") is True
+    page.locator(".vp-series").first.select_option(server.ct)
+    page.wait_for_function("document.querySelectorAll('#viewer-file-presets option').length === 1")
+    assert ct_group.evaluate("g => g.disabled") is False
+    assert page.locator("#viewer-file-presets option").all_inner_texts() == ["Window 1 (W 400 L 40)"]
+    page.locator(".vp-series").first.select_option(server.colour)
+    page.wait_for_function("document.getElementById('viewer-ct-presets').disabled")
+    assert page.locator("#viewer-file-presets option").count() == 0     # not the CT's window any more
+
+
 def test_invert(server, page):
     _open(page, server, f"series={server.ct}")
     grey = _pixel(page)[0]
