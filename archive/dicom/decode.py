@@ -452,11 +452,11 @@ def frame_raw(ds: Dataset, frame: int) -> tuple[bytes, str]:
     """The stored bytes of one frame and their Content-Type (Orthanc's /frames/{n}/raw): a slice of native pixel
     data, or the fragments of an encapsulated frame joined."""
     info = image_info(ds, pixel_data=False)
+    count = frames_count(ds)
+    if not 0 <= frame < count:      # checked first, as Orthanc 1.10.1 (a file without pixels, frame 1 of 1)
+        raise ParameterOutOfRange()
     if "PixelData" not in ds and not is_psmct_rle1(ds):
         raise BadFileFormat("Cannot access a raw frame")
-    count = frames_count(ds)
-    if not 0 <= frame < count:
-        raise ParameterOutOfRange()
     syntax = transfer_syntax(ds)
     if "PixelData" in ds and ds["PixelData"].is_undefined_length:
         content_type = ("image/jpeg" if syntax == JPEG_BASELINE else

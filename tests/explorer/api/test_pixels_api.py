@@ -122,6 +122,19 @@ def test_raw_and_raw_gz() -> None:
     assert packed["Content-Type"] == "application/gzip" and gzip.decompress(packed.content) == raw.content
 
 
+def test_raw_frame_of_a_file_without_pixels() -> None:
+    """The frame number is checked against NumberOfFrames (1 when absent) before the pixel data, as Orthanc
+    1.10.1 answers DummyCT.dcm (frame 1: out of range) and Issue22-NoPixelData.dcm (24 frames: bad file)."""
+    client = Client()
+    one = store(PixelData=None)
+    many = store(PixelData=None, NumberOfFrames="24", SOPInstanceUID="1.2.3.24")
+    for instance, frame, status, details in ((one, 0, 15, "Cannot access a raw frame"), (one, 1, 3, None),
+                                             (many, 1, 15, "Cannot access a raw frame"), (many, 24, 3, None)):
+        answer = client.get(f"/instances/{instance}/frames/{frame}/raw")
+        assert answer.status_code == 400 and answer.json()["OrthancStatus"] == status, (frame, answer.content)
+        assert answer.json().get("Details") == details
+
+
 def test_numpy_of_a_frame_that_is_no_number() -> None:
     first = store()
     for frame in ("abc", "-1"):
