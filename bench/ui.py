@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ui.py                      # 1,000,000 instances if /tmp/find-bench has it, else 100,000
     .venv/bin/python bench/ui.py --count 100000 --runs 20
+    .venv/bin/python bench/ui.py --part report        # a structured report's instance page
 
 The archive is bench/find.py's (``--data``/sqlite-N, built by ``manage.py populate --count N`` when missing:
 ~3 minutes for 100,000 instances, ~30 for 1,000,000). Our server starts on it as a user starts it
@@ -32,6 +33,11 @@ The viewer (``--part viewer``, or ``all``) runs on a server of its own: a 200-sl
   window-center/width, a different window each time).
 
 Goals (issue 8): first image <= 500 ms, scrolling >= 30 frames/s, window/level drag >= 30 updates/s.
+
+The structured report (``--part report``, or ``all``), on a server of its own: 100 small CT instances and a
+comprehensive SR of 60 sections of 40 items (TEXT, NUM, CODE, and IMAGE references to the CTs, ~2,460 items,
+past the page's 2,000-item cut): the server time of its instance page (tags tree, report, one query for the
+cited images) beside a CT's instance page, and the page sizes. Goal: the study list's, <= 150 ms.
 """
 
 from __future__ import annotations
@@ -284,6 +290,112 @@ def viewer_bench(runs: int) -> None:
     line("server round trip per window (if it windowed)", trips, "ms  (GET /rendered, 50 calls; avoided)")
 
 
+REPORT_SECTIONS, REPORT_ITEMS_PER_SECTION, REPORT_IMAGES = 60, 40, 100
+
+
+def _code(value: str, meaning: str, scheme: str = "99BENCH"):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def report_files(sections: int, per_section: int, images: int) -> tuple[list[bytes], bytes]:
+    """``images`` small CT instances and one comprehensive SR citing them: ``sections`` CONTAINERs of
+    ``per_section`` items each (TEXT, NUM in UCUM units, CODE, and an IMAGE reference to one of the CTs)."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    def dataset(sop_class: str, sop_uid: str, series: str, **values) -> bytes:
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
+        ds.PatientID, ds.PatientName, ds.StudyInstanceUID = "REPORT-BENCH", "Report^Bench", "1.2.777.1"
+        ds.SeriesInstanceUID, ds.Modality = series, values.pop("Modality")
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, sop_uid
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+
+    cts = [dataset("1.2.840.10008.5.1.4.1.1.2", f"1.2.777.1.1.{i}", "1.2.777.1.1", Modality="CT",
+                   InstanceNumber=str(i), Rows=8, Columns=8, BitsAllocated=16, BitsStored=16, HighBit=15,
+                   PixelRepresentation=0, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2",
+                   PixelData=bytes(128)) for i in range(images)]
+
+    def item(relationship: str, value_type: str, concept: str, **values) -> Dataset:
+        it = Dataset()
+        it.RelationshipType, it.ValueType = relationship, value_type
+        it.ConceptNameCodeSequence = Sequence([_code(concept[:8], concept)])
+        for keyword, value in values.items():
+            setattr(it, keyword, value)
+        return it
+
+    content = []
+    for s in range(sections):
+        children = []
+        for k in range(per_section):
+            kind = k % 4
+            if kind == 0:
+                children.append(item("CONTAINS", "TEXT", "Finding", TextValue=f"Section {s} finding {k}: no change."))
+            elif kind == 1:
+                measured = Dataset()
+                measured.NumericValue = f"{k}.5"
+                measured.MeasurementUnitsCodeSequence = Sequence([_code("mm", "millimeter", "UCUM")])
+                children.append(item("CONTAINS", "NUM", "Diameter", MeasuredValueSequence=Sequence([measured])))
+            elif kind == 2:
+                children.append(item("HAS PROPERTIES", "CODE", "Laterality",
+                                     ConceptCodeSequence=Sequence([_code("7771000", "Left", "SCT")])))
+            else:
+                ref = Dataset()
+                ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+                ref.ReferencedSOPInstanceUID = f"1.2.777.1.1.{(s * per_section + k) % images}"
+                children.append(item("INFERRED FROM", "IMAGE", "Source image", ReferencedSOPSequence=Sequence([ref])))
+        content.append(item("CONTAINS", "CONTAINER", f"Section {s}", ContinuityOfContent="SEPARATE",
+                            ContentSequence=Sequence(children)))
+    sr = dataset("1.2.840.10008.5.1.4.1.1.88.33", "1.2.777.1.2.1", "1.2.777.1.2", Modality="SR", ValueType="CONTAINER",
+                 ConceptNameCodeSequence=Sequence([_code("18748-4", "Diagnostic imaging report", "LN")]),
+                 ContinuityOfContent="SEPARATE", CompletionFlag="COMPLETE", VerificationFlag="UNVERIFIED",
+                 ContentSequence=Sequence(content))
+    return cts, sr
+
+
+def report_bench(runs: int) -> None:
+    """The instance page of a large structured report (explorer/ui/structured_report.py) beside that of a CT."""
+    items = REPORT_SECTIONS * (REPORT_ITEMS_PER_SECTION + 1)
+    print(f"\n[instance page of a structured report of {items} items citing {REPORT_IMAGES} images, SQLite]",
+          flush=True)
+    cts, sr = report_files(REPORT_SECTIONS, REPORT_ITEMS_PER_SECTION, REPORT_IMAGES)
+    with ours_server() as srv:
+        parts = urlsplit(srv.url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+        ids = []
+        for data in [*cts, sr]:
+            conn.request("POST", "/instances", body=data, headers={"Content-Type": "application/dicom"})
+            answer = conn.getresponse()
+            ids.append(json.loads(answer.read())["ID"])
+        client = Client(srv.url)
+        print(f"  server time, ms (p50 / p95 over {runs} runs; goal <= {GOAL_SERVER_MS:.0f}), page size:")
+        for name, instance in (("CT instance page (no report)", ids[0]), ("report instance page", ids[-1])):
+            times, size = [], 0
+            for i in range(runs + 1):
+                ms, status, body = client.get(f"/ui/instances/{instance}")
+                if status != 200:
+                    raise RuntimeError(f"/ui/instances/{instance}: HTTP {status}")
+                if i:
+                    times.append(ms)
+                size = len(body)
+            flag = "" if statistics.median(times) <= GOAL_SERVER_MS else "   <-- over the goal"
+            print(f"  {name:<36} {statistics.median(times):8.1f} {_p(times, 0.95):8.1f}   {size / 1024:7.1f} KB{flag}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -293,11 +405,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="populate processes")
     ap.add_argument("--data", type=Path, default=Path("/tmp/find-bench"))
-    ap.add_argument("--part", choices=["all", "list", "viewer"], default="all")
+    ap.add_argument("--part", choices=["all", "list", "viewer", "report"], default="all")
     ap.add_argument("--viewer-runs", type=int, default=5)
     args = ap.parse_args()
     if args.part == "viewer":
         viewer_bench(args.viewer_runs)
+        return 0
+    if args.part == "report":
+        report_bench(args.runs)
         return 0
 
     count = args.count
@@ -329,6 +444,7 @@ def main() -> int:
               f"p95 {_p(answers, 0.95):7.1f}  (goal <= {GOAL_FILTER_MS:.0f}; 300 ms debounce not counted)")
     if args.part == "all":
         viewer_bench(args.viewer_runs)
+        report_bench(args.runs)
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
     return 0
 

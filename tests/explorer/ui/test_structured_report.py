@@ -226,3 +226,33 @@ def test_report_page(server, page):
     report.get_by_role("link", name="Image").first.click()
     page.wait_for_load_state("networkidle")
     assert page.url.endswith(f"/ui/instances/{server.ct['ID']}")
+
+
+@pytest.mark.django_db
+def test_tag_tree_of_a_large_report_is_cut(monkeypatch):
+    """The tags tree lists the file's top-level tags and nested ones up to TAG_TREE_BUDGET; the sequences past
+    it say how many items they hold; the page says so and links the JSON."""
+    from django.test import Client
+
+    monkeypatch.setattr(browser, "TAG_TREE_BUDGET", 40)
+    many = report_dataset(ContentSequence=Sequence(
+        [content_item("CONTAINS", "CONTAINER", f"Section {i}", ContentSequence=Sequence(
+            [content_item("CONTAINS", "TEXT", "Line", TextValue=f"{i}.{k}") for k in range(5)]))
+         for i in range(20)]))
+    rest = Origin.rest(remote_ip="127.0.0.1", username="")
+    sr = instance_store(data=make_dicom(**vars_of(many)), origin=rest).ids.instance
+    view = browser.instance_view(public_id=sr)
+    top = {n.key for n in view.tags}
+    assert {"0010,0010", "0040,a730", "0040,a491"} <= top                  # every top-level tag
+    content = next(n for n in view.tags if n.key == "0040,a730")
+    assert len(content.items) == 20 and not content.hidden_items
+    sections = [next(n for n in item if n.key == "0040,a730") for item in content.items]
+    assert sections[0].items and not sections[0].hidden_items               # listed while the budget lasts
+    assert sections[-1].hidden_items == 5 and not sections[-1].items        # then counted, not listed
+    assert view.tags[0].tree_cut
+    page = Client().get(f"/ui/instances/{sr}").content.decode()
+    assert "5 items, not listed here" in page
+    assert f'<a href="/instances/{sr}/tags">tags as JSON</a>' in page
+    assert len(view.report.items) == 20                                     # the report is not cut by it
+    small = browser.instance_view(public_id=instance_store(data=make_dicom(), origin=rest).ids.instance)
+    assert not small.tags[0].tree_cut
