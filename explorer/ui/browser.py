@@ -232,7 +232,6 @@ class TagNode:
     items: list[list[TagNode]] = field(default_factory=list)  # sequences: one list of nodes per item
     match: bool = False         # the search hits this node or something inside it
     hidden_items: int = 0       # a sequence's items not listed (TAG_TREE_BUDGET spent)
-    tree_cut: bool = False      # on the first top-level node: some sequence of the tree is not listed
 
     @property
     def is_sequence(self) -> bool:
@@ -278,8 +277,6 @@ def _nodes(full: dict, needle: str, budget: _Budget | None = None, *, nested: bo
         if needle and kind == "Sequence" and mine and not inside and not node.hidden_items:
             # the sequence itself matched: keep its whole content visible
             node.items = [_nodes(item, "", budget, nested=True) for item in entry.get("Value") or []]
-    if not nested and budget.spent and nodes:
-        nodes[0].tree_cut = True
     return nodes
 
 
@@ -291,6 +288,7 @@ class InstanceView:
     query: str
     kind: str = content_kind.IMAGE
     report: structured_report.Report | None = None     # an SR document's content, for reading
+    tags_cut: bool = False                              # some sequence's items are not listed (TAG_TREE_BUDGET)
 
 
 def instance_view(*, public_id: str, query: str = "") -> InstanceView:
@@ -301,7 +299,9 @@ def instance_view(*, public_id: str, query: str = "") -> InstanceView:
     ds = dicom_json.read_for_json(selectors.instance_dicom(instance=instance))
     full = dicom_json.dataset_to_json(ds, fmt="full", default_encoding=default_encoding(),
                                       dictionary=archive_settings().dictionary)
-    return InstanceView(instance=instance, series=series, tags=_nodes(full, query.strip().casefold()),
+    budget = _Budget(TAG_TREE_BUDGET)
+    tags = _nodes(full, query.strip().casefold(), budget)
+    return InstanceView(instance=instance, series=series, tags=tags, tags_cut=budget.spent,
                         query=query.strip(), kind=content_kind.instance_kinds([instance.id])[instance.id],
                         report=structured_report.report_of(full, instances_of=selectors.instance_ids_by_sop_uid))
 

@@ -249,10 +249,12 @@ def test_tag_tree_of_a_large_report_is_cut(monkeypatch):
     sections = [next(n for n in item if n.key == "0040,a730") for item in content.items]
     assert sections[0].items and not sections[0].hidden_items               # listed while the budget lasts
     assert sections[-1].hidden_items == 5 and not sections[-1].items        # then counted, not listed
-    assert view.tags[0].tree_cut
+    assert view.tags_cut
     page = Client().get(f"/ui/instances/{sr}").content.decode()
     assert "5 items, not listed here" in page
     assert f'<a href="/instances/{sr}/tags">tags as JSON</a>' in page
     assert len(view.report.items) == 20                                     # the report is not cut by it
     small = browser.instance_view(public_id=instance_store(data=make_dicom(), origin=rest).ids.instance)
-    assert not small.tags[0].tree_cut
+    assert not small.tags_cut
+    searched = Client().get(f"/ui/instances/{sr}?q=zzz-nothing", HTTP_HX_REQUEST="true").content.decode()
+    assert "No tag matches “zzz-nothing” among those listed." in searched and "tags as JSON" in searched
