@@ -239,7 +239,7 @@ class TagNode:
 
 
 # Nested tags the instance page lists at most: a dose report or a segmentation holds tens of thousands
-# (23,000 nodes, 4 MB of HTML, ~0.5 s to render for a 2,500-item SR: bench/ui.py --part report). The file's
+# (23,000 nodes, 4 MB of HTML, ~0.4 s to render for a 2,500-item SR: bench/ui.py --part report). The file's
 # top-level tags are always listed; sequences past the budget say how many items they hold, not listed.
 TAG_TREE_BUDGET = 3000
 
