@@ -291,9 +291,10 @@ class InstanceView:
     tags_cut: bool = False                              # some sequence's items are not listed (TAG_TREE_BUDGET)
 
 
-def instance_view(*, public_id: str, query: str = "") -> InstanceView:
+def instance_view(*, public_id: str, query: str = "", with_report: bool = True) -> InstanceView:
     """The instance and its tags in Orthanc's full format as a tree; ``query`` keeps the tags whose key,
-    name or value contains it (case-insensitive), and the sequences that hold one."""
+    name or value contains it (case-insensitive), and the sequences that hold one; ``with_report``: an SR
+    document's report too (the tag search's fragment does not show it)."""
     instance = selectors.resource_get(level=Level.INSTANCE, public_id=public_id)
     series = Resource.objects.select_related("parent__parent").get(id=instance.parent_id)
     ds = dicom_json.read_for_json(selectors.instance_dicom(instance=instance))
@@ -303,5 +304,6 @@ def instance_view(*, public_id: str, query: str = "") -> InstanceView:
     tags = _nodes(full, query.strip().casefold(), budget)
     return InstanceView(instance=instance, series=series, tags=tags, tags_cut=budget.spent,
                         query=query.strip(), kind=content_kind.instance_kinds([instance.id])[instance.id],
-                        report=structured_report.report_of(full, instances_of=selectors.instance_ids_by_sop_uid))
+                        report=structured_report.report_of(full, instances_of=selectors.instance_ids_by_sop_uid)
+                        if with_report else None)
 

@@ -99,8 +99,9 @@ def series_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 @csrf_protect
 @ui_errors
 def instance_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    view = browser.instance_view(public_id=public_id, query=request.GET.get("q", "")[:100])
-    template = "ui/_tags.html" if htmx_partial(request) else "ui/instance.html"
+    partial = htmx_partial(request)     # the tag search: the tags alone, no report to build
+    view = browser.instance_view(public_id=public_id, query=request.GET.get("q", "")[:100], with_report=not partial)
+    template = "ui/_tags.html" if partial else "ui/instance.html"
     return render(request, template, {"view": view})
 
 

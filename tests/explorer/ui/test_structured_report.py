@@ -254,6 +254,7 @@ def test_tag_tree_of_a_large_report_is_cut(monkeypatch):
     assert "5 items, not listed here" in page
     assert f'<a href="/instances/{sr}/tags">tags as JSON</a>' in page
     assert len(view.report.items) == 20                                     # the report is not cut by it
+    assert browser.instance_view(public_id=sr, with_report=False).report is None    # the tag search's fragment
     small = browser.instance_view(public_id=instance_store(data=make_dicom(), origin=rest).ids.instance)
     assert not small.tags_cut
     searched = Client().get(f"/ui/instances/{sr}?q=zzz-nothing", HTTP_HX_REQUEST="true").content.decode()
