@@ -244,6 +244,11 @@ class TagNode:
 TAG_TREE_BUDGET = 3000
 
 
+# Orthanc's JSON gives text over 256 bytes as TooLong; the page shows it, up to this many bytes: a report's
+# findings are often longer (its TEXT items), and so are comments and descriptions.
+PAGE_TAG_LENGTH = 65536
+
+
 class _Budget:
     def __init__(self, left: int) -> None:
         self.left = left
@@ -299,7 +304,7 @@ def instance_view(*, public_id: str, query: str = "", with_report: bool = True) 
     series = Resource.objects.select_related("parent__parent").get(id=instance.parent_id)
     ds = dicom_json.read_for_json(selectors.instance_dicom(instance=instance))
     full = dicom_json.dataset_to_json(ds, fmt="full", default_encoding=default_encoding(),
-                                      dictionary=archive_settings().dictionary)
+                                      dictionary=archive_settings().dictionary, max_length=PAGE_TAG_LENGTH)
     budget = _Budget(TAG_TREE_BUDGET)
     tags = _nodes(full, query.strip().casefold(), budget)
     return InstanceView(instance=instance, series=series, tags=tags, tags_cut=budget.spent,

@@ -185,6 +185,20 @@ def test_latin2_report_decoded_as_the_tags():
 
 
 @pytest.mark.django_db
+def test_long_text_is_read_whole():
+    """A report's findings are often longer than the 256 bytes Orthanc's JSON keeps (TooLong)."""
+    findings = "Findings: " + "the lesion is stable; " * 100
+    long_report = report_dataset(ContentSequence=Sequence([content_item("CONTAINS", "TEXT", "Findings",
+                                                                          TextValue=findings)]))
+    rest = Origin.rest(remote_ip="127.0.0.1", username="")
+    sr = instance_store(data=make_dicom(**vars_of(long_report)), origin=rest).ids.instance
+    view = browser.instance_view(public_id=sr)
+    assert view.report.items[0].value == findings.strip()
+    content = next(n for n in view.tags if n.key == "0040,a730")
+    assert next(n for n in content.items[0] if n.key == "0040,a160").value == findings.strip()
+
+
+@pytest.mark.django_db
 def test_instance_view_links_the_cited_images_the_archive_holds():
     rest = Origin.rest(remote_ip="127.0.0.1", username="")
     ct = instance_store(data=make_dicom(SOPInstanceUID="1.2.99.1.1"), origin=rest).ids
