@@ -39,6 +39,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as PydicomSequence
 from pydicom.tag import BaseTag, Tag
 
+from archive.dicom.items import sequence_items, undefined_length_sequence
 from archive.dicom.tags import ENCODING_TO_CHARSET, parse_tag, tag_key, tag_name
 from archive.errors import UnknownDicomTag
 from archive.levels import Level
@@ -506,17 +507,23 @@ def _first(pair: tuple[int, Any]) -> int:
     return pair[0]
 
 
-def _sequence_items(ds: Dataset, tag: int, elem: Any, creator: str | None) -> list[Dataset] | None:
-    """The items of a sequence element (parsed by pydicom on first access), None for a leaf."""
+def _sequence_items(ds: Dataset, tag: int, elem: Any, creator: str | None) -> list | None:
+    """The items of a sequence element, None for a leaf: a raw sequence's read by items.sequence_items (no
+    pydicom Dataset per item), one pydicom has read already (undefined length, built in memory) as it is."""
     value = elem.value
-    if isinstance(value, PydicomSequence):
+    if type(value) is list or isinstance(value, PydicomSequence):
         # includes implicit-VR elements of undefined length that pydicom parsed as items
         return value
     vr = elem.VR
-    if vr is None and type(elem) is RawDataElement:
+    raw = type(elem) is RawDataElement
+    if vr is None and raw:
         vr = _dictionary_vr(tag, creator)
     if vr != "SQ":
         return None
+    if raw:
+        if value is None and elem.length:
+            elem = _load_deferred(elem, _source(ds))
+        return sequence_items(elem.value or b"", implicit=elem.is_implicit_VR, little=elem.is_little_endian)
     value = ds[tag].value
     return value if isinstance(value, PydicomSequence) else None
 
@@ -564,11 +571,59 @@ def _dataset_full(ds: Dataset, ctx: _Context, *, depth: int, whole: bool) -> dic
 def read_for_json(data: bytes, *, header_only: bool = False) -> Dataset:
     """Parse a stored file for the JSON routes: raw elements, values over 4 KB read only when needed
     (binary ones never), the pixel data left out when ``header_only``. Where DCMTK puts the end of the
-    meta group is worked out by the functions below (``meta_boundary``), not here."""
-    import pydicom
-    from pydicom.filebase import DicomBytesIO
+    meta group is worked out by the functions below (``meta_boundary``), not here.
 
-    return pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=header_only, defer_size=4096, force=True)
+    pydicom's dcmread, except for the top-level sequences of undefined length, which it would read whole
+    into a Dataset per item (a 500-frame enhanced MR: 0.1 s): their items are read by items.py (RawItem),
+    the rest as dcmread reads it. The elements come in the same order, with the same values and errors. Such a
+    sequence is a RawDataElement whose value is its list of items: for this module's functions, which read
+    ``_dict``; pydicom's own ``ds[tag]`` cannot convert it."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filereader import data_element_generator, read_partial
+
+    stopped: list[int] = []
+
+    def stop(tag: int, vr: str | None, length: int) -> bool:
+        # dcmread's stop_before_pixels, and every element of undefined length
+        if length == _UNDEFINED_LENGTH or header_only and tag in _PIXEL_DATA_TAGS:
+            stopped.append(tag)
+            return True
+        return False
+
+    ds = read_partial(DicomBytesIO(data), stop, defer_size=4096, force=True)
+    if not stopped:
+        return ds
+    source = _source(ds)[1]     # the file read (a deflated file's inflated data), at the stopped element
+    if not hasattr(source, "getvalue"):
+        raise OSError("a DICOM dataset without its buffer")
+    body = source.getvalue()
+    implicit, little = ds.original_encoding
+    elements = ds._dict
+    while stopped:
+        tag = stopped.pop()
+        if header_only and tag in _PIXEL_DATA_TAGS:
+            break
+        pos = source.tell()
+        sequence = undefined_length_sequence(body, pos, implicit=implicit, little=little)
+        try:
+            if sequence is not None:
+                elements[sequence[0].tag] = sequence[0]
+                source.seek(sequence[1])
+            else:
+                # not a sequence (encapsulated pixel data...): read by pydicom, deferred as dcmread does
+                element = next(data_element_generator(source, implicit, little, defer_size=4096))
+                elements[element.tag] = element
+            for element in data_element_generator(source, implicit, little, stop_when=stop, defer_size=4096):
+                elements[element.tag] = element
+        except EOFError:
+            # dcmread's read_dataset keeps no element of a dataset whose reading ended so (a dict comprehension)
+            elements.clear()
+            break
+    return ds
+
+
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
 
 
 def inject_empty_pixel_data(ds: Dataset) -> Dataset:
