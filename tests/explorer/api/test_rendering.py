@@ -48,3 +48,19 @@ def test_what_orjson_refuses_takes_the_json_modules_way() -> None:
 def test_strings_with_spaces_and_newlines_keep_them() -> None:
     data = {"Name": "Doe  Jane\n    Indented", "Deep": [[{"A": "  two"}]]}
     assert dumps(data) == json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
+
+
+_deep_values = st.recursive(
+    st.none() | st.integers() | st.text(),
+    lambda children: st.lists(children, min_size=1, max_size=2) | st.dictionaries(st.text(), children, min_size=1,
+                                                                                   max_size=2),
+    max_leaves=60,
+)
+
+
+@given(_deep_values)
+def test_deep_answers_are_written_as_json_dumps_indent_3(data) -> None:
+    # past ten levels (structured reports) the re-indentation splits instead of replacing level by level
+    for _ in range(12):
+        data = {"Value": [data, "  x\n  y"]}
+    assert dumps(data) == json.dumps(data, ensure_ascii=False, indent=3).encode("utf-8")
