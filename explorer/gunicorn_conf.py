@@ -32,3 +32,24 @@ def post_fork(server, worker) -> None:
 
     registry.http_threads = worker.cfg.threads   # orthanc_available_http_threads_count
     metrics_flusher_start()
+
+
+# Objects allocated (container objects, net) between two collections of the youngest generation: Python's 700
+# makes a big answer (the tags of a 500-frame enhanced MR or a long structured report: ~200,000 dicts and lists)
+# run hundreds of collections, each walking what survived the last ones. Measured on a structured report's
+# /tags: 170 ms with Python's settings, 120 ms with the start-up frozen, 98 ms frozen with 10,000 (80 ms without
+# any collection).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def post_worker_init(worker) -> None:
+    # What the worker loaded (Django, the URLconf and its views, pydicom's dictionaries) lives as long as it:
+    # frozen, it is walked by no collection, as in the DICOM server (dicomserver.py)
+    import gc
+    from importlib import import_module
+
+    from django.conf import settings
+
+    import_module(settings.ROOT_URLCONF)   # the views' modules, loaded now rather than by the first request
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
