@@ -3,6 +3,13 @@ Orthanc, on an archive with and without StorageCompression.
 
     .venv/bin/python bench/tags.py                       # both servers, both settings, ~2 minutes
     .venv/bin/python bench/tags.py --count 20 --runs 10 --no-orthanc
+    .venv/bin/python bench/tags.py --nested --runs 20         # big nested documents instead
+
+``--nested``: three files whose tags are deep trees rather than a flat list, uploaded to each server (no
+compression): a comprehensive SR of 60 sections of 40 items (2,460 content items, 7,300 sequence items at all
+depths: bench/ui.py's report), and the header of a 500-frame enhanced MR (per-frame functional groups: 3,500
+items), written once with sequences of defined length and once of undefined length (pydicom reads these at
+once, item by item, where it reads the others when asked).
 
 ``--count`` synthetic 512x512 CT instances (bench/synth.py, 0.53 MB each, one study) are uploaded to each
 server. Compressed, both servers keep the file up to its pixel data apart ("dicom-until-pixel-data") and read
@@ -47,12 +54,94 @@ def _measure(sides: dict[str, tuple[KeepAliveClient, list[str], str]], route: st
     return times
 
 
+NESTED_ROUTES = ("/instances/{i}/tags", "/instances/{i}/tags?simplify")
+
+
+def enhanced_mr(frames: int, *, undefined_length: bool) -> bytes:
+    """An enhanced MR instance of ``frames`` 4x4 frames, without pixel data: what matters is its per-frame
+    functional groups (six sequences of one item in each frame's item)."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4.1", f"1.2.778.{int(undefined_length)}"
+    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = "ENHANCED-BENCH", "Enhanced^MR", "1.2.778"
+    ds.SeriesInstanceUID, ds.Modality, ds.NumberOfFrames, ds.Rows, ds.Columns = "1.2.778.1", "MR", frames, 4, 4
+    groups = []
+    for i in range(frames):
+        content, position, orientation = Dataset(), Dataset(), Dataset()
+        content.FrameAcquisitionNumber, content.StackID, content.InStackPositionNumber = i, "1", i + 1
+        content.DimensionIndexValues = [1, i + 1]
+        position.ImagePositionPatient = [-100.0, -100.0, i * 1.5]
+        orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        measures, window, timing = Dataset(), Dataset(), Dataset()
+        measures.PixelSpacing, measures.SliceThickness = [0.5, 0.5], 1.5
+        window.WindowCenter, window.WindowWidth = 300, 600
+        timing.RepetitionTime, timing.FlipAngle, timing.EchoTrainLength = 2000, 90, 1
+        frame = Dataset()
+        frame.FrameContentSequence, frame.PlanePositionSequence = Sequence([content]), Sequence([position])
+        frame.PlaneOrientationSequence, frame.PixelMeasuresSequence = Sequence([orientation]), Sequence([measures])
+        frame.FrameVOILUTSequence = Sequence([window])
+        frame.MRTimingAndRelatedParametersSequence = Sequence([timing])
+        groups.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(groups)
+
+    def undefined(dataset: Dataset) -> None:
+        for element in dataset:
+            if element.VR == "SQ":
+                element.is_undefined_length = True
+                for item in element.value:
+                    item.is_undefined_length_sequence_item = True
+                    undefined(item)
+
+    if undefined_length:
+        undefined(ds)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def bench_nested(args) -> None:
+    from ui import report_files
+
+    files = {"SR, 2,460 items": report_files(60, 40, 10)[1],
+             "enhanced MR, defined lengths": enhanced_mr(500, undefined_length=False),
+             "enhanced MR, undefined lengths": enhanced_mr(500, undefined_length=True)}
+    print(f"Nested documents; {args.runs} requests per route and server; ms")
+    print(f"{'file':32} {'route':30} {'ours p50':>9} {'p90':>7} {'orthanc p50':>12} {'p90':>7} {'ratio p50':>10}")
+    with ours_server() as ours, orthanc_server() as orthanc:
+        clients = {"ours": KeepAliveClient(ours.url), "orthanc": KeepAliveClient(orthanc.url)}
+        try:
+            for label, data in files.items():
+                loaded = {name: (client, *_load(client, [data])) for name, client in clients.items()}
+                for route in NESTED_ROUTES:
+                    times = {name: sorted(t) for name, t in _measure(loaded, route, args.runs).items()}
+                    ours_t, orth_t = times["ours"], times["orthanc"]
+                    ratio = statistics.median(ours_t) / statistics.median(orth_t)
+                    print(f"{label:32} {route:30} {statistics.median(ours_t):9.1f} {ours_t[int(len(ours_t) * .9)]:7.1f}"
+                          f" {statistics.median(orth_t):12.1f} {orth_t[int(len(orth_t) * .9)]:7.1f} {ratio:10.2f}",
+                          flush=True)
+        finally:
+            for client in clients.values():
+                client.close()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=10, help="CT instances uploaded to each server")
     ap.add_argument("--runs", type=int, default=40, help="requests per route and server")
     ap.add_argument("--no-orthanc", action="store_true", help="ours only")
+    ap.add_argument("--nested", action="store_true", help="big nested documents instead of CT instances")
     args = ap.parse_args()
+    if args.nested:
+        bench_nested(args)
+        return 0
     files = [inst.to_bytes() for inst in generate_count(args.count, instances_per_series=args.count)]
     print(f"{args.count} CT instances of {len(files[0]) / 1e6:.2f} MB; {args.runs} requests per route; ms")
     for compression in (False, True):
