@@ -64,13 +64,20 @@
 
   // A thumbnail the server cannot render (a broken file, an unsupported syntax) becomes a grey tile that
   // says so, as the server's own tile of a series without images.
+  function tileInstead(img) {
+    var tile = document.createElement("span");
+    tile.className = (img.classList.contains("thumb") ? "thumb" : "preview") + " placeholder missing";
+    tile.textContent = "No preview";
+    img.replaceWith(tile);
+  }
   document.addEventListener("error", function (event) {
     var img = event.target;
     if (img.tagName === "IMG" && (img.classList.contains("thumb") || img.classList.contains("preview"))) {
-      var tile = document.createElement("span");
-      tile.className = (img.classList.contains("thumb") ? "thumb" : "preview") + " placeholder missing";
-      tile.textContent = "No preview";
-      img.replaceWith(tile);
+      tileInstead(img);
     }
   }, true);
+  // and one that failed before this script ran (deferred: a big page's preview can fail while it is parsed)
+  document.querySelectorAll("img.thumb, img.preview").forEach(function (img) {
+    if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) tileInstead(img);
+  });
 })();

@@ -3,6 +3,8 @@ are instead of asking for thumbnails that cannot exist, and the viewer offers th
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -127,3 +129,13 @@ def test_a_thumbnail_that_cannot_be_rendered_becomes_a_tile(server, page):
     tile = page.locator(".series-grid .thumb.placeholder")
     tile.wait_for()
     assert tile.inner_text() == "No preview" and page.locator(".series-grid img").count() == 0
+    # its instance page too, when the preview fails before ui.js (deferred) listens: ui.js held back here
+    def late_script(route) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    page.route("**/static/ui/ui*.js", late_script)
+    page.goto(server.url + f"/ui/instances/{broken['ID']}")
+    tile = page.locator(".instance-head .preview.placeholder")
+    tile.wait_for()
+    assert tile.inner_text() == "No preview" and page.locator(".instance-head img").count() == 0
