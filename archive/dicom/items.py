@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from io import BytesIO
 from struct import Struct
+from typing import BinaryIO
 
 from pydicom import config
 from pydicom.charset import default_encoding
 from pydicom.datadict import _dictionary_vr_fast
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.filereader import data_element_generator
 from pydicom.fileutil import read_undefined_length_value
 from pydicom.tag import BaseTag, SequenceDelimiterTag
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
@@ -198,3 +200,55 @@ def undefined_length_sequence(data: bytes, pos: int, *, implicit: bool, little: 
         return None
     items, end = _sequence(_Reader(data, little), value_pos, _UNDEFINED, implicit)
     return RawDataElement(BaseTag(tag), VR_.SQ, _UNDEFINED, items, value_pos, implicit, little), end
+
+
+# --- Top-level datasets: pydicom's readers stopped at each sequence of undefined length --------------------
+
+_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
+
+
+class SequenceStop:
+    """A ``stop_when`` for pydicom's readers (dcmread's read_partial, read_dataset): stops at each top-level
+    element of undefined length, which ``read_rest`` then reads, and at the pixel data when asked to (as
+    dcmread's ``stop_before_pixels``)."""
+
+    def __init__(self, *, before_pixels: bool) -> None:
+        self.before_pixels = before_pixels
+        self.stopped: list[int] = []
+
+    def __call__(self, tag: int, vr: str | None, length: int) -> bool:
+        if length == _UNDEFINED or self.before_pixels and tag in _PIXEL_DATA_TAGS:
+            self.stopped.append(tag)
+            return True
+        return False
+
+
+def read_rest(elements: dict, fp: BinaryIO, stop: SequenceStop, *, implicit: bool, little: bool,
+              defer_size: int | None) -> None:
+    """Go on reading the dataset that pydicom stopped (``stop``) at an element of undefined length, into
+    ``elements`` (its ``_dict``), as pydicom would have: a sequence into RawItems (a RawDataElement whose
+    value is the list of its items, for json.py's functions: pydicom's ``ds[tag]`` cannot convert it), any
+    other value (encapsulated pixel data) and the elements after it by pydicom's own element reader, with
+    ``defer_size``, until the next such element, the pixel data (``stop.before_pixels``) or the end. ``fp``
+    is the file pydicom read (a deflated file's inflated data), at the element it stopped at."""
+    body = fp.getvalue()       # type: ignore[attr-defined]   BytesIO: the bytes themselves, not a copy
+    while stop.stopped:
+        tag = stop.stopped.pop()
+        if stop.before_pixels and tag in _PIXEL_DATA_TAGS:
+            return
+        found = undefined_length_sequence(body, fp.tell(), implicit=implicit, little=little)
+        try:
+            if found is not None:
+                elements[found[0].tag] = found[0]
+                fp.seek(found[1])
+            else:
+                element = next(data_element_generator(fp, implicit, little, defer_size=defer_size))
+                elements[element.tag] = element
+            for element in data_element_generator(fp, implicit, little, stop_when=stop, defer_size=defer_size):
+                elements[element.tag] = element
+        except EOFError:
+            if config.settings.reading_validation_mode == config.RAISE:
+                raise
+            # read_dataset keeps no element of a dataset whose reading ended so (its dict comprehension)
+            elements.clear()
+            return

@@ -39,7 +39,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as PydicomSequence
 from pydicom.tag import BaseTag, Tag
 
-from archive.dicom.items import sequence_items, undefined_length_sequence
+from archive.dicom.items import SequenceStop, read_rest, sequence_items
 from archive.dicom.tags import ENCODING_TO_CHARSET, parse_tag, tag_key, tag_name
 from archive.errors import UnknownDicomTag
 from archive.levels import Level
@@ -579,51 +579,17 @@ def read_for_json(data: bytes, *, header_only: bool = False) -> Dataset:
     sequence is a RawDataElement whose value is its list of items: for this module's functions, which read
     ``_dict``; pydicom's own ``ds[tag]`` cannot convert it."""
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filereader import data_element_generator, read_partial
+    from pydicom.filereader import read_partial
 
-    stopped: list[int] = []
-
-    def stop(tag: int, vr: str | None, length: int) -> bool:
-        # dcmread's stop_before_pixels, and every element of undefined length
-        if length == _UNDEFINED_LENGTH or header_only and tag in _PIXEL_DATA_TAGS:
-            stopped.append(tag)
-            return True
-        return False
-
+    stop = SequenceStop(before_pixels=header_only)
     ds = read_partial(DicomBytesIO(data), stop, defer_size=4096, force=True)
-    if not stopped:
-        return ds
-    source = _source(ds)[1]     # the file read (a deflated file's inflated data), at the stopped element
-    if not hasattr(source, "getvalue"):
-        raise OSError("a DICOM dataset without its buffer")
-    body = source.getvalue()
-    implicit, little = ds.original_encoding
-    elements = ds._dict
-    while stopped:
-        tag = stopped.pop()
-        if header_only and tag in _PIXEL_DATA_TAGS:
-            break
-        pos = source.tell()
-        sequence = undefined_length_sequence(body, pos, implicit=implicit, little=little)
-        try:
-            if sequence is not None:
-                elements[sequence[0].tag] = sequence[0]
-                source.seek(sequence[1])
-            else:
-                # not a sequence (encapsulated pixel data...): read by pydicom, deferred as dcmread does
-                element = next(data_element_generator(source, implicit, little, defer_size=4096))
-                elements[element.tag] = element
-            for element in data_element_generator(source, implicit, little, stop_when=stop, defer_size=4096):
-                elements[element.tag] = element
-        except EOFError:
-            # dcmread's read_dataset keeps no element of a dataset whose reading ended so (a dict comprehension)
-            elements.clear()
-            break
+    if stop.stopped:
+        source = _source(ds)[1]     # the file read (a deflated file's inflated data), at the stopped element
+        if not hasattr(source, "getvalue"):
+            raise OSError("a DICOM dataset without its buffer")
+        implicit, little = ds.original_encoding
+        read_rest(ds._dict, source, stop, implicit=implicit, little=little, defer_size=4096)
     return ds
-
-
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-_PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00009, 0x7FE00008})
 
 
 def inject_empty_pixel_data(ds: Dataset) -> Dataset:

@@ -185,3 +185,20 @@ def test_read_for_json_reads_top_level_sequences_of_undefined_length_as_raw_item
     assert expected["0040,a730"]["Type"] == "Sequence" and len(expected["0040,a730"]["Value"]) == 6
     header = read_for_json(undefined, header_only=True)
     assert 0x7FE00010 not in header._dict and 0x0040A730 in header._dict
+
+
+def test_ingest_parse_reads_top_level_sequences_of_undefined_length_as_raw_items() -> None:
+    from archive.dicom.parse import dicom_parse
+    from archive.dicom.tags import main_dicom_tags
+    from archive.errors import BadFileFormat
+    from archive.levels import Level
+
+    undefined, defined = _file(True), _file(False)
+    parsed, reference = dicom_parse(undefined), dicom_parse(defined)
+    assert all(type(item) is RawItem for item in parsed.dataset._dict[0x0040A730].value)
+    for level in Level:
+        assert main_dicom_tags(parsed.dataset, level) == main_dicom_tags(reference.dataset, level)
+    assert undefined[parsed.pixel_data_offset:parsed.pixel_data_offset + 4] == b"\xe0\x7f\x10\x00"
+    # cut inside the sequence: refused, as pydicom's own reading makes it refused
+    with pytest.raises(BadFileFormat):
+        dicom_parse(undefined[:parsed.pixel_data_offset - 40])
