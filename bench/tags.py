@@ -9,7 +9,8 @@ Orthanc, on an archive with and without StorageCompression.
 compression): a comprehensive SR of 60 sections of 40 items (2,460 content items, 7,300 sequence items at all
 depths: bench/ui.py's report), and the header of a 500-frame enhanced MR (per-frame functional groups: 3,500
 items), written once with sequences of defined length and once of undefined length (pydicom reads these at
-once, item by item, where it reads the others when asked).
+once, item by item, where it reads the others when asked); the upload of ``--runs`` such enhanced MRs
+(POST /instances, one at a time) is timed too.
 
 ``--count`` synthetic 512x512 CT instances (bench/synth.py, 0.53 MB each, one study) are uploaded to each
 server. Compressed, both servers keep the file up to its pixel data apart ("dicom-until-pixel-data") and read
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,9 +59,9 @@ def _measure(sides: dict[str, tuple[KeepAliveClient, list[str], str]], route: st
 NESTED_ROUTES = ("/instances/{i}/tags", "/instances/{i}/tags?simplify")
 
 
-def enhanced_mr(frames: int, *, undefined_length: bool) -> bytes:
+def enhanced_mr(frames: int, *, undefined_length: bool, number: int = 0) -> bytes:
     """An enhanced MR instance of ``frames`` 4x4 frames, without pixel data: what matters is its per-frame
-    functional groups (six sequences of one item in each frame's item)."""
+    functional groups (six sequences of one item in each frame's item). ``number`` makes the SOP Instance UID."""
     import io
 
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -67,7 +69,7 @@ def enhanced_mr(frames: int, *, undefined_length: bool) -> bytes:
     from pydicom.uid import ExplicitVRLittleEndian
 
     ds = Dataset()
-    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4.1", f"1.2.778.{int(undefined_length)}"
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4.1", f"1.2.778.{int(undefined_length)}.{number}"
     ds.PatientID, ds.PatientName, ds.StudyInstanceUID = "ENHANCED-BENCH", "Enhanced^MR", "1.2.778"
     ds.SeriesInstanceUID, ds.Modality, ds.NumberOfFrames, ds.Rows, ds.Columns = "1.2.778.1", "MR", frames, 4, 4
     groups = []
@@ -118,6 +120,21 @@ def bench_nested(args) -> None:
     with ours_server() as ours, orthanc_server() as orthanc:
         clients = {"ours": KeepAliveClient(ours.url), "orthanc": KeepAliveClient(orthanc.url)}
         try:
+            for undefined_length in (False, True):
+                uploads = [enhanced_mr(500, undefined_length=undefined_length, number=n) for n in range(args.runs + 1)]
+                times: dict[str, list[float]] = {name: [] for name in clients}
+                for n, data in enumerate(uploads):
+                    for name, client in clients.items():
+                        started = time.perf_counter()
+                        client.upload([data])
+                        if n:    # the first upload is a warm-up
+                            times[name].append((time.perf_counter() - started) * 1000)
+                ours_t, orth_t = sorted(times["ours"]), sorted(times["orthanc"])
+                label = f"enhanced MR, {'undefined' if undefined_length else 'defined'} lengths"
+                print(f"{label:32} {'POST /instances':30} {statistics.median(ours_t):9.1f} "
+                      f"{ours_t[int(len(ours_t) * .9)]:7.1f} {statistics.median(orth_t):12.1f} "
+                      f"{orth_t[int(len(orth_t) * .9)]:7.1f} {statistics.median(ours_t) / statistics.median(orth_t):10.2f}",
+                      flush=True)
             for label, data in files.items():
                 loaded = {name: (client, *_load(client, [data])) for name, client in clients.items()}
                 for route in NESTED_ROUTES:
