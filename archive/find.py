@@ -21,14 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydicom
 from django.db.models import Exists, F, FloatField, Func, Lookup, OuterRef, Q, QuerySet, Subquery, TextField
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.filebase import DicomBytesIO
 from pydicom.tag import Tag
 
 from archive import runtime
-from archive.dicom.json import tag_value
+from archive.dicom.json import read_for_json, tag_value
 from archive.dicom.matching import Constraint, Kind, constraint_match, constraint_parse, fold
 from archive.dicom.tags import MAIN_DICOM_TAGS, tag_name
 from archive.levels import Level
@@ -507,7 +505,7 @@ def _candidate_value(resource: Resource, constraint: Constraint, store: Level | 
     if "ds" not in cache:
         try:
             data = instance_dicom_header(instance=instance_first(resource=resource))
-            cache["ds"] = pydicom.dcmread(DicomBytesIO(data), stop_before_pixels=True, force=True)
+            cache["ds"] = read_for_json(data, header_only=True)
         except Exception:  # a resource without a readable file matches no constraint on its content
             logger.warning("find: cannot read the file of %s", resource.public_id, exc_info=True)
             cache["ds"] = None

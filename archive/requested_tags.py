@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import pydicom
 from django.db.models import Count
 from pydicom.datadict import keyword_for_tag
 from pydicom.tag import BaseTag
@@ -146,12 +145,11 @@ def requested_values_many(resources: Iterable[Resource], tags: list[BaseTag], *,
 
 
 def _from_file(resource: Resource, tags: list[BaseTag], file_of: Callable[..., Resource]) -> dict[str, Any]:
-    from archive.dicom.json import dataset_to_json
+    from archive.dicom.json import dataset_to_json, read_for_json
 
     try:
-        # force: a file stored without preamble and file meta (a raw dataset, as Orthanc accepts) reads too
-        ds = pydicom.dcmread(pydicom.filebase.DicomBytesIO(instance_dicom_header(instance=file_of(
-            resource=resource))), stop_before_pixels=True, force=True)
+        # forced: a file stored without preamble and file meta (a raw dataset, as Orthanc accepts) reads too
+        ds = read_for_json(instance_dicom_header(instance=file_of(resource=resource)), header_only=True)
     except Exception:
         return {}
     values = dataset_to_json(ds, fmt="simplify")
