@@ -1,13 +1,16 @@
-"""Sequence items read straight from the bytes of a sequence, for the conversions to JSON (json.py).
+"""Sequence items read straight from the bytes of a sequence, for the conversions to JSON (json.py) and the
+ingest (parse.py).
 
 Why: pydicom turns each item into a Dataset, whose construction costs ~20 us (a score of attribute sets);
 a 2,460-item structured report has 7,300 items at all depths, 0.4 s of the 0.7 s of its
-``/instances/{id}/tags``. An item here is a ``RawItem``: its elements by tag in ``_dict``, as
-RawDataElements, which is all json.py reads of a Dataset. The reading is pydicom 3.0's, step for step
-(``read_sequence``, ``read_sequence_item``, ``read_dataset`` and ``data_element_generator`` of
-pydicom/filereader.py, without deferred values or a character set, which json.py takes from the top-level
-dataset as Orthanc does): the same items, the same elements, the same values, the same errors for data cut
-short. A sequence of undefined length in an item is read at once, its value the list of its RawItems.
+``/instances/{id}/tags``, and a sequence of undefined length is read so, whole, as soon as the file is (a
+500-frame enhanced MR: 60-100 ms before the first of its tags is looked at). An item here is a ``RawItem``:
+its elements by tag in ``_dict``, as RawDataElements, which is all json.py reads of a Dataset. The reading is
+pydicom 3.0's, step for step (``read_sequence``, ``read_sequence_item``, ``read_dataset`` and
+``data_element_generator`` of pydicom/filereader.py, without deferred values or a character set, which
+json.py takes from the top-level dataset as Orthanc does): the same items, the same elements, the same values,
+the same errors for data cut short. A sequence of undefined length is read at once, its value the list of its
+RawItems; at the top level, ``SequenceStop`` and ``read_rest`` take those over from pydicom's readers.
 """
 
 from __future__ import annotations
