@@ -112,31 +112,13 @@ def _elements(reader: _Reader, pos: int, length: int | None, implicit: bool
         vr_bytes = data[pos + 4:pos + 6]
         if len(vr_bytes) == 2 and not (0x40 < vr_bytes[0] < 0x5B and 0x40 < vr_bytes[1] < 0x5B):
             implicit = True
-    implicit_header, explicit_header, uint4 = _IMPLICIT[little], _EXPLICIT[little], _UINT4[little]
     elements: dict[int, RawDataElement] = {}
     start = pos
     while length is None or pos - start < length:
         if pos + 8 > end:
             pos = end
             break
-        if implicit:
-            vr = None
-            group, elem, value_length = implicit_header(data, pos)
-            pos += 8
-        else:
-            group, elem, raw_vr, value_length = explicit_header(data, pos)
-            pos += 8
-            if raw_vr in _ENCODED_VR:
-                vr = raw_vr.decode(default_encoding)
-                if vr in _LENGTH_32:
-                    value_length = uint4(data, pos)[0]      # struct.error when cut short, as pydicom
-                    pos += 4
-            elif not (b"AA" <= raw_vr <= b"ZZ") and config.assume_implicit_vr_switch:
-                vr = None                                    # this element only is in implicit VR
-                group, elem, value_length = implicit_header(data, pos - 8)
-            else:
-                vr = raw_vr.decode(default_encoding)
-        tag = group << 16 | elem
+        tag, vr, value_length, pos = _element_header(data, pos, implicit, little)
         value_pos = pos
         if tag == _ITEM_END:
             break
@@ -162,6 +144,25 @@ def _elements(reader: _Reader, pos: int, length: int | None, implicit: bool
     return elements, pos
 
 
+def _element_header(data: bytes, pos: int, implicit: bool, little: bool) -> tuple[int, str | None, int, int]:
+    """The element header at ``pos`` as data_element_generator reads it: (tag, VR, length, value position).
+    In explicit VR, a VR that is no two capitals means this element alone is in implicit VR (pydicom's
+    assume_implicit_vr_switch); a 4-byte length cut short raises struct.error, as in pydicom."""
+    if implicit:
+        group, elem, length = _IMPLICIT[little](data, pos)
+        return group << 16 | elem, None, length, pos + 8
+    group, elem, raw_vr, length = _EXPLICIT[little](data, pos)
+    if raw_vr in _ENCODED_VR:
+        vr = raw_vr.decode(default_encoding)
+        if vr in _LENGTH_32:
+            return group << 16 | elem, vr, _UINT4[little](data, pos + 8)[0], pos + 12
+        return group << 16 | elem, vr, length, pos + 8
+    if not (b"AA" <= raw_vr <= b"ZZ") and config.assume_implicit_vr_switch:
+        group, elem, length = _IMPLICIT[little](data, pos)
+        return group << 16 | elem, None, length, pos + 8
+    return group << 16 | elem, raw_vr.decode(default_encoding), length, pos + 8
+
+
 def _undefined_length_vr(vr: str | None, tag: int, data: bytes, pos: int, little: bool) -> str | None:
     """The VR pydicom reads an element of undefined length with: UN is a sequence (PS3.5 6.2.2), an unknown
     VR the dictionary's, or a sequence when items follow."""
@@ -181,24 +182,7 @@ def undefined_length_sequence(data: bytes, pos: int, *, implicit: bool, little: 
                               ) -> tuple[RawDataElement, int] | None:
     """The element of undefined length that starts at ``pos`` of a dataset, with its items, and where it ends;
     None when it is no sequence (encapsulated pixel data...)."""
-    if implicit:
-        vr = None
-        group, elem, length = _IMPLICIT[little](data, pos)
-        value_pos = pos + 8
-    else:
-        group, elem, raw_vr, length = _EXPLICIT[little](data, pos)
-        value_pos = pos + 8
-        if raw_vr in _ENCODED_VR:
-            vr = raw_vr.decode(default_encoding)
-            if vr in _LENGTH_32:
-                length = _UINT4[little](data, value_pos)[0]
-                value_pos += 4
-        elif not (b"AA" <= raw_vr <= b"ZZ") and config.assume_implicit_vr_switch:
-            vr = None
-            group, elem, length = _IMPLICIT[little](data, pos)
-        else:
-            vr = raw_vr.decode(default_encoding)
-    tag = group << 16 | elem
+    tag, vr, length, value_pos = _element_header(data, pos, implicit, little)
     if length != _UNDEFINED or _undefined_length_vr(vr, tag, data, value_pos, little) != VR_.SQ:
         return None
     items, end = _sequence(_Reader(data, little), value_pos, _UNDEFINED, implicit)
