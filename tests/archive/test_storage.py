@@ -1,8 +1,13 @@
 """The local-disk storage area: two-phase writes, bytes kept exactly."""
 
+import ctypes
+import errno
+import mmap
 import os
 
-from archive.storage import INCOMING, WRITE_PIECE, DicomFileStorage
+import pytest
+
+from archive.storage import DIRECT_ALIGN, DIRECT_PIECE, INCOMING, WRITE_PIECE, DicomFileStorage
 
 
 def test_a_file_bigger_than_one_write_piece_is_stored_byte_for_byte(tmp_path):
@@ -82,3 +87,83 @@ def test_where_proc_cannot_name_an_unnamed_file_staging_falls_back_to_a_named_fi
     assert archive.storage._unnamed_files == [False]      # and so for the next ones
     storage.stage("fa11bacd-uuid", b"more")
     assert sorted(storage.staged()) == ["fa11bacc-uuid", "fa11bacd-uuid"]
+
+
+def _resident_pages(path) -> list[bool]:
+    """Which of the file's pages are in the page cache (mincore(2) on a read-only mapping, which faults none in)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    with open(path, "rb") as f:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+    try:
+        vector = ctypes.create_string_buffer(pages)
+        assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+        return [bool(byte & 1) for byte in vector.raw]
+    finally:
+        libc.munmap(address, size)
+
+
+def _direct_io_refused(folder) -> bool:
+    try:
+        os.close(os.open(folder / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644))
+    except OSError:
+        return True
+    os.unlink(folder / "probe")
+    return False
+
+
+@pytest.mark.parametrize("size", [0, 1, DIRECT_ALIGN - 1, DIRECT_ALIGN, DIRECT_ALIGN + 1, 130_000,
+                                  DIRECT_PIECE, 2 * DIRECT_PIECE + 12_345])
+def test_a_synced_area_writes_with_direct_io_byte_for_byte(tmp_path, monkeypatch, size):
+    """SyncStorageArea: the bytes skip the page cache (only the last partial page goes through it)."""
+    if _direct_io_refused(tmp_path):
+        pytest.skip(f"the file system of {tmp_path} refuses O_DIRECT (CI's does not)")
+    monkeypatch.setattr("archive.storage._direct_files", [True])
+    storage = DicomFileStorage(str(tmp_path), sync=True)
+    data = os.urandom(size)
+    storage.stage("d1ec0000-uuid", data)
+    storage.publish("d1ec0000-uuid")
+    path = tmp_path / "d1" / "ec" / "d1ec0000-uuid"
+    if size >= DIRECT_ALIGN:
+        resident = _resident_pages(path)
+        assert not any(resident[:size // DIRECT_ALIGN]), "the aligned bulk went through the page cache"
+    assert path.read_bytes() == data and storage.read("d1ec0000-uuid") == data and storage.staged() == []
+
+
+def test_an_area_that_is_not_synced_writes_through_the_page_cache(tmp_path):
+    storage = DicomFileStorage(str(tmp_path), sync=False)
+    data = os.urandom(130_000)
+    storage.stage("cace0000-uuid", data)
+    storage.publish("cace0000-uuid")
+    path = tmp_path / "ca" / "ce" / "cace0000-uuid"
+    assert all(_resident_pages(path)) and path.read_bytes() == data
+
+
+def test_a_file_system_refusing_direct_io_gets_buffered_writes(tmp_path, monkeypatch):
+    """No file system at hand refuses O_DIRECT (tmpfs accepts it since Linux 6.6): open(2) is made to answer
+    EINVAL for it, as such a file system does; the write falls back, and so do the next ones."""
+    import archive.storage
+
+    monkeypatch.setattr("archive.storage._direct_files", [True])
+    real_open = os.open
+
+    def no_direct_io(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(archive.storage.os, "open", no_direct_io)
+    storage = DicomFileStorage(str(tmp_path), sync=True)
+    data = os.urandom(DIRECT_ALIGN * 3)
+    storage.stage("b0ff0000-uuid", data)
+    assert archive.storage._direct_files == [False]
+    storage.stage("b0ff0001-uuid", data[::-1])
+    storage.publish("b0ff0000-uuid")
+    storage.publish("b0ff0001-uuid")
+    assert storage.read("b0ff0000-uuid") == data and storage.read("b0ff0001-uuid") == data[::-1]
