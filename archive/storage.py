@@ -71,7 +71,13 @@ def _write_direct(fd: int, data: bytes) -> None:
             while pos < bulk:
                 size = min(DIRECT_PIECE, bulk - pos)
                 target[:size] = view[pos:pos + size]
-                written = os.write(fd, target[:size])
+                try:
+                    written = os.write(fd, target[:size])
+                except OSError as error:
+                    if error.errno != errno.EINVAL:
+                        raise
+                    _direct_files[0] = False    # a file system that opens with O_DIRECT but cannot write so
+                    break
                 pos += written
                 if written % DIRECT_ALIGN:
                     break           # a short write off the alignment: the rest through the page cache

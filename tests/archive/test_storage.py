@@ -167,3 +167,28 @@ def test_a_file_system_refusing_direct_io_gets_buffered_writes(tmp_path, monkeyp
     storage.publish("b0ff0000-uuid")
     storage.publish("b0ff0001-uuid")
     assert storage.read("b0ff0000-uuid") == data and storage.read("b0ff0001-uuid") == data[::-1]
+
+
+def test_a_file_system_refusing_direct_writes_after_the_open_gets_buffered_writes(tmp_path, monkeypatch):
+    """Some file systems (FUSE ones) accept O_DIRECT at open(2) and refuse the writes (EINVAL): write(2) is made
+    to answer so on a descriptor in direct mode. The file is written whole all the same, and the next ones
+    are opened without O_DIRECT."""
+    import fcntl
+
+    import archive.storage
+
+    monkeypatch.setattr("archive.storage._direct_files", [True])
+    real_write = os.write
+
+    def no_direct_write(fd, data):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(archive.storage.os, "write", no_direct_write)
+    storage = DicomFileStorage(str(tmp_path), sync=True)
+    data = os.urandom(DIRECT_PIECE + 3 * DIRECT_ALIGN + 5)
+    storage.stage("fa5e0000-uuid", data)
+    assert archive.storage._direct_files == [False]
+    storage.publish("fa5e0000-uuid")
+    assert storage.read("fa5e0000-uuid") == data
