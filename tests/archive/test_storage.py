@@ -192,3 +192,16 @@ def test_a_file_system_refusing_direct_writes_after_the_open_gets_buffered_write
     assert archive.storage._direct_files == [False]
     storage.publish("fa5e0000-uuid")
     assert storage.read("fa5e0000-uuid") == data
+
+
+def test_a_folder_removed_after_its_first_file_is_made_again_for_the_next(tmp_path):
+    storage = DicomFileStorage(str(tmp_path))
+    storage.stage("abab0001-uuid", b"one")
+    storage.publish("abab0001-uuid")
+    storage.remove("abab0001-uuid")
+    folder = tmp_path / "ab" / "ab"
+    if folder.exists():
+        folder.rmdir()          # as a deletion that removes the folders it empties (another process's)
+    storage.stage("abab0002-uuid", b"two")
+    storage.publish("abab0002-uuid")
+    assert storage.read("abab0002-uuid") == b"two" and (folder / "abab0002-uuid").is_file()
