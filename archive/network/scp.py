@@ -261,6 +261,18 @@ def _supported_context(uid: str, transfer_syntaxes: tuple[str, ...], *, storage:
     return context
 
 
+def contexts_build(scp: ScpSettings) -> None:
+    """Build the contexts of every accepted SOP class now (~30 ms for ~200 classes), not on the first association
+    that proposes them: a storescu proposing ~120 classes waited ~20 ms more on each DICOM process's first
+    association. Called before the worker processes fork, which share what it built."""
+    accepted_ts = storage_preference(runtime.accepted_transfer_syntaxes())
+    for uid in _NON_STORAGE:
+        _supported_context(uid, GENERIC_TRANSFER_SYNTAXES, storage=False)
+    if accepted_ts:
+        for uid in scp.storage_classes:
+            _supported_context(uid, accepted_ts, storage=True)
+
+
 def _register_storage(uid: str) -> None:
     """Make pynetdicom dispatch C-STORE of an unknown SOP class to the storage service (promiscuous mode)."""
     with _register_lock:
@@ -1054,6 +1066,7 @@ def server_build(*, scp: ScpSettings | None = None, host: str = "0.0.0.0", port:
     ae = ae_build(scp)
     server = DicomServer(ae, scp, host=host, port=port, loads=loads, slot=slot)
     ae._servers.append(server)
+    contexts_build(scp)
     return server
 
 

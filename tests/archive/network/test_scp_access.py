@@ -41,3 +41,27 @@ def test_with_the_host_checked_one_at_the_callers_ip_is_enough() -> None:
     allowing = Modality(aet="DUP", host="127.0.0.1", port=2)
     assert request_allowed("Find", _caller(refusing, allowing), settings)
     assert not request_allowed("Find", _caller(refusing), settings)
+
+
+@pytest.mark.django_db
+def test_the_contexts_of_the_accepted_classes_are_built_with_the_server():
+    """A caller's first association finds the contexts of what it proposes built (storescu proposes ~120)."""
+    from pynetdicom.presentation import build_context
+    from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
+
+    from archive.network import scp as module
+
+    module._supported_context.cache_clear()
+    server = module.server_build(scp=module.ScpSettings.from_configuration(), host="127.0.0.1", port=0)
+    try:
+        built = module._supported_context.cache_info()
+        assert built.currsize >= len(server.scp.storage_classes)
+        proposed = [build_context(CTImageStorage, ["1.2.840.10008.1.2.1"]), build_context(MRImageStorage),
+                    build_context(Verification)]
+        supported = module.contexts_for(proposed, server.scp)
+        assert sorted(str(cx.abstract_syntax) for cx in supported) == sorted([CTImageStorage, MRImageStorage,
+                                                                               Verification])
+        after = module._supported_context.cache_info()
+        assert after.misses == built.misses and after.hits == built.hits + 3
+    finally:
+        server.server_close()
