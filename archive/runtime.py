@@ -78,8 +78,15 @@ _cache_lock = threading.Lock()
 
 # -- storage ------------------------------------------------------------------------------------------
 
-def _stamp_path() -> Path:
-    return Path(settings.ORTHANC.get("IndexDirectory", "OrthancStorage")) / "runtime.stamp"
+_stamp_paths: dict[str, str] = {}     # IndexDirectory -> its stamp file (read on every cached read: kept)
+
+
+def _stamp_path() -> str:
+    folder = settings.ORTHANC.get("IndexDirectory", "OrthancStorage")
+    path = _stamp_paths.get(folder)
+    if path is None:
+        path = _stamp_paths[folder] = os.path.join(folder, "runtime.stamp")
+    return path
 
 
 def _stamp() -> int:
@@ -93,7 +100,7 @@ def _stamp() -> int:
 def _stamp_touch() -> None:
     """Tell the processes of this machine that a value changed. An explicit time, not the file system's
     coarse clock, so that two changes in a row never leave the same stamp."""
-    path, now = _stamp_path(), time.time_ns()
+    path, now = Path(_stamp_path()), time.time_ns()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)
