@@ -59,6 +59,16 @@ _direct_buffers: list[mmap.mmap] = []     # page-aligned, reused: a fresh mappin
 _direct_buffers_lock = threading.Lock()
 
 
+def _locks_renew() -> None:
+    """A fork while another thread held one of these locks must not leave the child's locked for good (the
+    copies job forks its workers from a process whose stage threads may be writing)."""
+    global _proc_fd_lock, _direct_buffers_lock
+    _proc_fd_lock, _direct_buffers_lock = threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_locks_renew)
+
+
 def _write_direct(fd: int, data: bytes) -> None:
     """Write ``data`` to ``fd``, opened with O_DIRECT at offset 0: the aligned bulk directly from a page-aligned
     buffer, then the last partial block through the page cache (O_DIRECT dropped from the descriptor)."""

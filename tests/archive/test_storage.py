@@ -205,3 +205,38 @@ def test_a_folder_removed_after_its_first_file_is_made_again_for_the_next(tmp_pa
     storage.stage("abab0002-uuid", b"two")
     storage.publish("abab0002-uuid")
     assert storage.read("abab0002-uuid") == b"two" and (folder / "abab0002-uuid").is_file()
+
+
+def test_a_child_forked_while_a_stage_held_the_storage_locks_can_stage(tmp_path, monkeypatch):
+    """The copies job forks worker processes while this process's stage threads may be writing."""
+    import time
+
+    import archive.storage
+
+    monkeypatch.setattr("archive.storage._direct_files", [True])
+    storage = DicomFileStorage(str(tmp_path), sync=True)
+    held = (archive.storage._direct_buffers_lock, archive.storage._proc_fd_lock)
+    for lock in held:
+        lock.acquire()          # as a stage thread holds them in the middle of a write
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                archive.storage._proc_fd_dir = None      # as in a child: its /proc/self is not the parent's
+                storage.stage("f0f00000-uuid", os.urandom(3 * DIRECT_ALIGN + 1))
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the child hung on a lock held at the fork")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        for lock in held:
+            lock.release()
+    assert storage.staged() == ["f0f00000-uuid"]
