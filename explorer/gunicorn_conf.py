@@ -27,6 +27,28 @@ def _bind() -> list[str]:
 bind = _bind()
 
 
+def on_starting(server) -> None:
+    from explorer import http_worker
+
+    http_worker.loads_create(2 * max(1, server.num_workers))     # room for workers added by TTIN
+
+
+def pre_fork(server, worker) -> None:
+    # The worker's place in the shared connection counts (explorer.http_worker): one no live worker holds
+    from explorer import http_worker
+
+    worker.slot = http_worker.slot_free({w.slot for w in server.WORKERS.values() if getattr(w, "slot", None) is not None})
+    if worker.slot is not None:
+        http_worker.loads[worker.slot] = 0
+
+
+def child_exit(server, worker) -> None:
+    from explorer import http_worker
+
+    if getattr(worker, "slot", None) is not None and http_worker.loads is not None:
+        http_worker.loads[worker.slot] = -1
+
+
 def post_fork(server, worker) -> None:
     from archive.metrics import metrics_flusher_start, registry
 
